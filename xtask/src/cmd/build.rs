@@ -1,0 +1,23 @@
+use crate::cmd::Ctx;
+use crate::execute::execute;
+use crate::flags;
+use crate::plan::{self, BuildOptions};
+
+impl flags::Build {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        let images = plan::select(&inventory, &self.images)?;
+        let options = BuildOptions { pull: self.pull, no_cache: self.no_cache };
+        let plan = plan::build_plan(&inventory.registry, &images, options);
+        if self.dry_run {
+            print!("{}", plan.display(ctx.docker.program()));
+            return Ok(());
+        }
+        ctx.docker.check_engine()?;
+        execute(&ctx.docker, &plan, &ctx.log)?;
+        for step in &plan.builds {
+            ctx.log.info(&format!("built {}", step.reference));
+        }
+        Ok(())
+    }
+}

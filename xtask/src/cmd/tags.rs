@@ -1,0 +1,15 @@
+use crate::cmd::Ctx;
+use crate::flags;
+use crate::tags::{published_references, BuildId};
+
+impl flags::Tags {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        let image = inventory.image(&self.image)?;
+        let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        for reference in published_references(&inventory.registry, image, &build_id)? {
+            println!("{reference}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! A snapshot of the environment variables the tool reads, so that pure code can take them as a
+//! value and tests can set them without touching the process environment.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Env {
+        // Variables that are not UTF-8 cannot be any the tool reads; leave them out.
+        Env(std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect())
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
+        Env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    /// The value of `name`, treating an empty value as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn in_github_actions(&self) -> bool {
+        self.get("GITHUB_ACTIONS") == Some("true")
+    }
+}

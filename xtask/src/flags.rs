@@ -1,0 +1,70 @@
+//! The command line, declared in one place.
+
+use std::path::PathBuf;
+
+xflags::xflags! {
+    /// Build, tag, test and publish the base images listed in images/images.toml.
+    ///
+    /// Options go after the command name, e.g. `cargo xtask build alpine --dry-run`.
+    cmd xtask {
+        /// The image inventory (default: images/images.toml at the workspace root).
+        optional --inventory path: PathBuf
+        /// Registry host and namespace every image lives under, e.g. 127.0.0.1:5000/sbl
+        /// (overrides the inventory's `registry`).
+        optional --registry registry: String
+
+        /// List images, versions, tags, push flag and dependencies.
+        cmd list {
+            /// Print JSON instead of a table.
+            optional --json
+        }
+
+        /// Validate the inventory and the Dockerfiles; exit 1 on any problem.
+        cmd check {}
+
+        /// Print the full references IMAGE would be pushed as, one per line, in push order.
+        cmd tags {
+            /// An image name from the inventory.
+            required image: String
+            /// Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
+            optional --build-id id: String
+        }
+
+        /// Build images (all when none are named) and what they depend on, in dependency order,
+        /// with local-only tags that are never pushed.
+        cmd build {
+            /// Image names from the inventory.
+            repeated images: String
+            /// Always try to pull a newer version of base images.
+            optional --pull
+            /// Do not use the build cache.
+            optional --no-cache
+            /// Print each docker command exactly as it would run; run nothing.
+            optional --dry-run
+        }
+
+        /// Build every selected image, then tag and push each one's three tags
+        /// (unique, version, latest). Nothing is pushed unless every selected image built.
+        cmd publish {
+            /// Image names from the inventory (default: all).
+            repeated images: String
+            /// Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
+            optional --build-id id: String
+            /// Always try to pull a newer version of base images.
+            optional --pull
+            /// Do not use the build cache.
+            optional --no-cache
+            /// Print each docker command exactly as it would run; run nothing.
+            optional --dry-run
+        }
+
+        /// Log in to the registry with a personal access token read from $CR_PAT
+        /// (passed to docker on stdin, never in arguments).
+        cmd login {
+            /// Registry user name (default: $GITHUB_ACTOR).
+            optional --username user: String
+            /// Print the docker command that would run (without the token); run nothing.
+            optional --dry-run
+        }
+    }
+}

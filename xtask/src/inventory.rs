@@ -1,0 +1,619 @@
+//! images.toml -> a validated `Inventory`. Every rule of the inventory lives here.
+//!
+//! Paths are relative to the inventory's folder, so an inventory anywhere on disk works. Every
+//! problem names the file, the key and, where TOML gives it, the line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::oci;
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file as the user named it, for messages.
+    pub path: PathBuf,
+    pub registry: String,
+    pub test_package: Option<TestPackage>,
+    pub images: BTreeMap<String, Image>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub name: String,
+    pub version: semver::Version,
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub push: bool,
+    pub depends_on: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub platforms: Vec<String>,
+}
+
+/// What ci-pr pushes to prove the workflow may write packages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestPackage {
+    pub name: String,
+    pub tag: String,
+    /// The inventory image whose Dockerfile and context it is built from.
+    pub image: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    registry: Spanned<String>,
+    test_package: Option<Spanned<RawTestPackage>>,
+    #[serde(default)]
+    images: BTreeMap<String, Spanned<RawImage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestPackage {
+    name: Spanned<String>,
+    tag: Spanned<String>,
+    image: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    version: Spanned<String>,
+    dockerfile: Spanned<String>,
+    context: Option<Spanned<String>>,
+    push: Option<bool>,
+    depends_on: Option<Spanned<Vec<String>>>,
+    build_args: Option<Spanned<BTreeMap<String, String>>>,
+    platforms: Option<Spanned<Vec<String>>>,
+}
+
+/// The value of an optional list or table key, empty when absent.
+fn or_empty<T: Default + Clone>(value: &Option<Spanned<T>>) -> T {
+    value.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
+}
+
+/// Where an optional key stands, or its table when it is absent.
+fn span_or<T>(value: &Option<Spanned<T>>, table: &Spanned<RawImage>) -> Range<usize> {
+    value.as_ref().map_or_else(|| table.span(), |v| v.span())
+}
+
+/// One thing wrong with an inventory: where, which key, and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+/// All problems found in one inventory file.
+#[derive(Debug)]
+pub struct InvalidInventory {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for InvalidInventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.path.display();
+        if self.problems.len() > 1 {
+            writeln!(f, "{file} has {} problems:", self.problems.len())?;
+        }
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            match p.line {
+                Some(line) => write!(f, "{file}:{line}: {}: {}", p.key, p.message)?,
+                None => write!(f, "{file}: {}: {}", p.key, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidInventory {}
+
+impl Inventory {
+    /// Reads and validates the inventory at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Inventory> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the inventory {}: pass an existing file with --inventory PATH",
+                path.display()
+            )
+        })?;
+        Ok(Inventory::parse(path, &text)?)
+    }
+
+    /// Validates inventory `text` as if read from `path`; file references are checked on disk
+    /// relative to `path`'s folder.
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InvalidInventory> {
+        let invalid = |problems| InvalidInventory { path: path.to_path_buf(), problems };
+        let raw: RawInventory = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, &s));
+            invalid(vec![Problem { line, key: "TOML".into(), message: e.message().trim_end().to_string() }])
+        })?;
+        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut v = Validator { text, dir: &dir, problems: Vec::new() };
+        let inventory = v.inventory(path, raw);
+        if v.problems.is_empty() {
+            Ok(inventory)
+        } else {
+            Err(invalid(v.problems))
+        }
+    }
+
+    /// The same inventory published under another registry (from `--registry`).
+    pub fn with_registry(mut self, registry: Option<&str>) -> anyhow::Result<Inventory> {
+        if let Some(registry) = registry {
+            let registry = registry.trim_end_matches('/');
+            if let Some(problem) = oci::registry_problem(registry) {
+                bail!("--registry: {problem}");
+            }
+            self.registry = registry.to_string();
+        }
+        Ok(self)
+    }
+
+    /// Looks up an image named on the command line; the error lists the known ones.
+    pub fn image(&self, name: &str) -> anyhow::Result<&Image> {
+        match self.images.get(name) {
+            Some(image) => Ok(image),
+            None => bail!("unknown image `{name}`: {} defines {}", self.path.display(), self.known_names()),
+        }
+    }
+
+    fn known_names(&self) -> String {
+        let names: Vec<&str> = self.images.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "no images".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, span: &Range<usize>) -> usize {
+    let end = span.start.min(text.len());
+    text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    dir: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn report(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) {
+        let line = span.map(|s| line_of(self.text, &s));
+        self.problems.push(Problem { line, key: key.into(), message: message.into() });
+    }
+
+    fn inventory(&mut self, path: &Path, raw: RawInventory) -> Inventory {
+        let registry = raw.registry.get_ref().trim_end_matches('/').to_string();
+        if let Some(problem) = oci::registry_problem(&registry) {
+            self.report(Some(raw.registry.span()), "registry", problem);
+        }
+        let mut images = BTreeMap::new();
+        for (name, image) in &raw.images {
+            if let Some(image) = self.image(name, image) {
+                images.insert(name.clone(), image);
+            }
+        }
+        for (name, image) in &raw.images {
+            let key = format!("images.{name}.depends_on");
+            for parent in or_empty(&image.get_ref().depends_on) {
+                let parent = &parent;
+                let span = Some(span_or(&image.get_ref().depends_on, image));
+                if parent == name {
+                    self.report(span, &key, format!("`{name}` cannot depend on itself"));
+                } else if !raw.images.contains_key(parent) {
+                    self.report(span, &key, format!("`{parent}` is not an image in this inventory"));
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&raw.images) {
+            let table = &raw.images[&cycle[0]];
+            let span = Some(span_or(&table.get_ref().depends_on, table));
+            let key = format!("images.{}.depends_on", cycle[0]);
+            self.report(span, key, format!("dependency cycle: {}", cycle.join(" -> ")));
+        }
+        let test_package = raw.test_package.as_ref().map(|tp| self.test_package(tp, &raw.images));
+        Inventory { path: path.to_path_buf(), registry, test_package, images }
+    }
+
+    fn image(&mut self, name: &str, raw: &Spanned<RawImage>) -> Option<Image> {
+        let key = |field: &str| format!("images.{name}.{field}");
+        let before = self.problems.len();
+        if let Some(problem) = oci::name_problem(name) {
+            self.report(Some(raw.span()), format!("images.{name}"), problem);
+        }
+        let r = raw.get_ref();
+        let version = match semver::Version::parse(r.version.get_ref()) {
+            Ok(v) if !v.build.is_empty() => {
+                self.report(
+                    Some(r.version.span()),
+                    key("version"),
+                    format!(
+                        "`{v}` has build metadata (`+{}`), which cannot be part of a tag: drop it",
+                        v.build
+                    ),
+                );
+                None
+            }
+            Ok(v) => {
+                if let Some(problem) = oci::tag_problem(&format!("v{v}")) {
+                    self.report(Some(r.version.span()), key("version"), problem);
+                }
+                Some(v)
+            }
+            Err(e) => {
+                self.report(
+                    Some(r.version.span()),
+                    key("version"),
+                    format!(
+                        "`{}` is not a semantic version (MAJOR.MINOR.PATCH, e.g. 3.18.0): {e}",
+                        r.version.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let dockerfile = self.existing_path(&r.dockerfile, key("dockerfile"), PathKind::File);
+        let context = match &r.context {
+            Some(context) => self.existing_path(context, key("context"), PathKind::Dir),
+            None => Some(self.dir.to_path_buf()),
+        };
+        for arg in or_empty(&r.build_args).keys() {
+            let valid = arg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.report(
+                    Some(span_or(&r.build_args, raw)),
+                    key("build_args"),
+                    format!("`{arg}` is not a build argument name (letters, digits and `_`)"),
+                );
+            }
+        }
+        for platform in or_empty(&r.platforms) {
+            let parts: Vec<&str> = platform.split('/').collect();
+            let valid = (2..=3).contains(&parts.len())
+                && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric()));
+            if !valid {
+                self.report(
+                    Some(span_or(&r.platforms, raw)),
+                    key("platforms"),
+                    format!("`{platform}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64"),
+                );
+            }
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Image {
+            name: name.to_string(),
+            version: version?,
+            dockerfile: dockerfile?,
+            context: context?,
+            push: r.push.unwrap_or(true),
+            depends_on: or_empty(&r.depends_on),
+            build_args: or_empty(&r.build_args),
+            platforms: or_empty(&r.platforms),
+        })
+    }
+
+    fn existing_path(&mut self, value: &Spanned<String>, key: String, kind: PathKind) -> Option<PathBuf> {
+        let path = self.dir.join(value.get_ref());
+        let found = match kind {
+            PathKind::File => path.is_file(),
+            PathKind::Dir => path.is_dir(),
+        };
+        if found {
+            return Some(path);
+        }
+        let what = match kind {
+            PathKind::File => "file",
+            PathKind::Dir => "folder",
+        };
+        self.report(
+            Some(value.span()),
+            key,
+            format!("no {what} at {} (paths are relative to the inventory's folder)", path.display()),
+        );
+        None
+    }
+
+    fn test_package(
+        &mut self,
+        raw: &Spanned<RawTestPackage>,
+        images: &BTreeMap<String, Spanned<RawImage>>,
+    ) -> TestPackage {
+        let r = raw.get_ref();
+        if let Some(problem) = oci::name_problem(r.name.get_ref()) {
+            self.report(Some(r.name.span()), "test_package.name", problem);
+        }
+        if let Some(problem) = oci::tag_problem(r.tag.get_ref()) {
+            self.report(Some(r.tag.span()), "test_package.tag", problem);
+        }
+        if images.contains_key(r.name.get_ref()) {
+            self.report(
+                Some(r.name.span()),
+                "test_package.name",
+                format!(
+                    "`{}` is also an image of the inventory: the test package must not overwrite it",
+                    r.name.get_ref()
+                ),
+            );
+        }
+        if !images.contains_key(r.image.get_ref()) {
+            self.report(
+                Some(r.image.span()),
+                "test_package.image",
+                format!("`{}` is not an image in this inventory", r.image.get_ref()),
+            );
+        }
+        TestPackage {
+            name: r.name.get_ref().clone(),
+            tag: r.tag.get_ref().clone(),
+            image: r.image.get_ref().clone(),
+        }
+    }
+}
+
+enum PathKind {
+    File,
+    Dir,
+}
+
+/// The first dependency cycle, as the names along it with the first repeated at the end.
+fn find_cycle(images: &BTreeMap<String, Spanned<RawImage>>) -> Option<Vec<String>> {
+    fn visit(
+        name: &str,
+        images: &BTreeMap<String, Spanned<RawImage>>,
+        done: &mut Vec<String>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|n| n == name) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(name.to_string());
+            return Some(cycle);
+        }
+        if done.iter().any(|n| n == name) {
+            return None;
+        }
+        stack.push(name.to_string());
+        if let Some(image) = images.get(name) {
+            for parent in &or_empty(&image.get_ref().depends_on) {
+                if parent != name {
+                    if let Some(cycle) = visit(parent, images, done, stack) {
+                        return Some(cycle);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        done.push(name.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    images.keys().find_map(|name| visit(name, images, &mut done, &mut Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    const GOOD: &str = r#"
+registry = "ghcr.io/cfpb/regtech/sbl"
+
+[test_package]
+name = "test"
+tag = "do_not_use"
+image = "alpine"
+
+[images.alpine]
+version = "3.18.0"
+dockerfile = "Dockerfile-alpine"
+
+[images.python-alpine]
+version = "3.12.0-rc.1"
+dockerfile = "Dockerfile-python-alpine"
+context = "ctx"
+push = false
+depends_on = ["alpine"]
+build_args = { PY = "3.12" }
+platforms = ["linux/amd64", "linux/arm64/v8"]
+"#;
+
+    fn dir() -> TestDir {
+        let dir = TestDir::new("inventory");
+        dir.write("Dockerfile-alpine", "FROM scratch\n");
+        dir.write("Dockerfile-python-alpine", "FROM scratch\n");
+        dir.write("ctx/.keep", "");
+        dir
+    }
+
+    fn parse(dir: &TestDir, text: &str) -> Result<Inventory, InvalidInventory> {
+        Inventory::parse(&dir.path().join("images.toml"), text)
+    }
+
+    /// The single problem reported for `text` (the good inventory with one edit).
+    fn problem(text: &str) -> Problem {
+        let d = dir();
+        let err = parse(&d, text).expect_err("inventory should be rejected");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        err.problems[0].clone()
+    }
+
+    #[test]
+    fn good_inventory_loads_with_defaults() {
+        let d = dir();
+        let inv = parse(&d, GOOD).unwrap();
+        assert_eq!(inv.registry, "ghcr.io/cfpb/regtech/sbl");
+        let alpine = &inv.images["alpine"];
+        assert_eq!(alpine.version, semver::Version::new(3, 18, 0));
+        assert!(alpine.push);
+        assert_eq!(alpine.context, d.path());
+        assert_eq!(alpine.dockerfile, d.path().join("Dockerfile-alpine"));
+        let py = &inv.images["python-alpine"];
+        assert!(!py.push);
+        assert_eq!(py.context, d.path().join("ctx"));
+        assert_eq!(py.depends_on, ["alpine"]);
+        assert_eq!(py.build_args["PY"], "3.12");
+        assert_eq!(py.platforms, ["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(
+            inv.test_package,
+            Some(TestPackage { name: "test".into(), tag: "do_not_use".into(), image: "alpine".into() })
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let p = problem(&GOOD.replace("push = false", "push = false\npsuh = true"));
+        assert_eq!(p.line, Some(18));
+        assert!(p.message.contains("unknown field `psuh`"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let p = problem(&format!("regsitry = \"x\"\n{GOOD}"));
+        assert!(p.message.contains("unknown field `regsitry`"), "{}", p.message);
+        assert_eq!(p.line, Some(1));
+    }
+
+    #[test]
+    fn malformed_toml_and_wrong_types() {
+        let p = problem(&GOOD.replace("push = false", "push = \"no\""));
+        assert_eq!(p.key, "TOML");
+        assert_eq!(p.line, Some(17));
+        assert!(p.message.contains("bool"), "{}", p.message);
+        let p = problem("registry = [");
+        assert_eq!(p.line, Some(1));
+        let p = problem(&GOOD.replace("[images.alpine]\n", "[images.alpine\n"));
+        assert_eq!(p.line, Some(9));
+    }
+
+    #[test]
+    fn missing_required_key() {
+        let p = problem(&GOOD.replace("dockerfile = \"Dockerfile-alpine\"\n", ""));
+        assert!(p.message.contains("missing field `dockerfile`"), "{}", p.message);
+    }
+
+    #[test]
+    fn bad_versions() {
+        let p = problem(&GOOD.replace("\"3.18.0\"", "\"3.18\""));
+        assert_eq!((p.key.as_str(), p.line), ("images.alpine.version", Some(10)));
+        assert!(p.message.contains("not a semantic version"), "{}", p.message);
+        let p = problem(&GOOD.replace("\"3.18.0\"", "\"1.2.3+x\""));
+        assert!(p.message.contains("build metadata"), "{}", p.message);
+        let p = problem(&GOOD.replace("\"3.18.0\"", &format!("\"1.2.3-{}\"", "a".repeat(130))));
+        assert!(p.message.contains("at most 128"), "{}", p.message);
+    }
+
+    #[test]
+    fn bad_names() {
+        let p = problem(
+            &GOOD
+                .replace("[images.alpine]", "[images.Alpine]")
+                .replace("image = \"alpine\"", "image = \"Alpine\"")
+                .replace("depends_on = [\"alpine\"]", "depends_on = [\"Alpine\"]"),
+        );
+        assert_eq!(p.key, "images.Alpine");
+        assert!(p.message.contains("lowercase"), "{}", p.message);
+        let p = problem(
+            &GOOD
+                .replace("[images.alpine]", "[images.\"a b\"]")
+                .replace("image = \"alpine\"", "image = \"a b\"")
+                .replace("depends_on = [\"alpine\"]", "depends_on = []"),
+        );
+        assert_eq!(p.key, "images.a b");
+    }
+
+    #[test]
+    fn missing_files() {
+        let p = problem(&GOOD.replace("\"Dockerfile-alpine\"", "\"Dockerfile-nope\""));
+        assert_eq!((p.key.as_str(), p.line), ("images.alpine.dockerfile", Some(11)));
+        assert!(p.message.contains("Dockerfile-nope"), "{}", p.message);
+        let p = problem(&GOOD.replace("context = \"ctx\"", "context = \"nowhere\""));
+        assert_eq!(p.key, "images.python-alpine.context");
+        assert!(p.message.contains("no folder"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_dependency_self_dependency_and_cycle() {
+        let p = problem(&GOOD.replace("depends_on = [\"alpine\"]", "depends_on = [\"ghost\"]"));
+        assert_eq!((p.key.as_str(), p.line), ("images.python-alpine.depends_on", Some(18)));
+        assert!(p.message.contains("`ghost` is not an image"), "{}", p.message);
+
+        let d = dir();
+        let cyclic = GOOD.replace(
+            "dockerfile = \"Dockerfile-alpine\"",
+            "dockerfile = \"Dockerfile-alpine\"\ndepends_on = [\"python-alpine\"]",
+        );
+        let err = parse(&d, &cyclic).unwrap_err();
+        assert!(err.to_string().contains("dependency cycle: alpine -> python-alpine -> alpine"), "{err}");
+
+        let selfish = GOOD.replace("depends_on = [\"alpine\"]", "depends_on = [\"python-alpine\"]");
+        let err = parse(&d, &selfish).unwrap_err();
+        assert!(err.to_string().contains("cannot depend on itself"), "{err}");
+    }
+
+    #[test]
+    fn test_package_rules() {
+        let p = problem(&GOOD.replace("image = \"alpine\"", "image = \"ghost\""));
+        assert_eq!((p.key.as_str(), p.line), ("test_package.image", Some(7)));
+        let p = problem(&GOOD.replace("tag = \"do_not_use\"", "tag = \"no way\""));
+        assert_eq!(p.key, "test_package.tag");
+        let p = problem(&GOOD.replace("name = \"test\"", "name = \"alpine\""));
+        assert!(p.message.contains("must not overwrite"), "{}", p.message);
+    }
+
+    #[test]
+    fn bad_registry_build_args_and_platforms() {
+        let p = problem(&GOOD.replace("ghcr.io/cfpb/regtech/sbl", "cfpb/sbl"));
+        assert_eq!((p.key.as_str(), p.line), ("registry", Some(2)));
+        let p = problem(&GOOD.replace("PY = ", "\"P-Y\" = "));
+        assert_eq!(p.key, "images.python-alpine.build_args");
+        let p = problem(&GOOD.replace("\"linux/amd64\"", "\"amd64\""));
+        assert_eq!(p.key, "images.python-alpine.platforms");
+    }
+
+    #[test]
+    fn several_problems_are_all_reported_with_the_file_name() {
+        let d = dir();
+        let text = GOOD.replace("\"3.18.0\"", "\"x\"").replace("\"Dockerfile-python-alpine\"", "\"nope\"");
+        let err = parse(&d, &text).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with(&format!("{} has 2 problems:", d.path().join("images.toml").display())));
+        assert!(shown.contains("images.toml:10: images.alpine.version"), "{shown}");
+        assert!(shown.contains("images.toml:15: images.python-alpine.dockerfile"), "{shown}");
+    }
+
+    #[test]
+    fn registry_override_is_validated() {
+        let d = dir();
+        let inv = parse(&d, GOOD).unwrap();
+        let inv = inv.with_registry(Some("127.0.0.1:5000/x/")).unwrap();
+        assert_eq!(inv.registry, "127.0.0.1:5000/x");
+        let err = inv.with_registry(Some("Nope")).unwrap_err().to_string();
+        assert!(err.starts_with("--registry: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_image_lists_known_ones() {
+        let d = dir();
+        let inv = parse(&d, GOOD).unwrap();
+        let err = inv.image("alpin").unwrap_err().to_string();
+        assert!(err.contains("unknown image `alpin`"), "{err}");
+        assert!(err.ends_with("defines alpine, python-alpine"), "{err}");
+    }
+}

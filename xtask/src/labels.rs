@@ -1,0 +1,86 @@
+//! The OCI labels every published image carries (org.opencontainers.image.*). Pure.
+
+use crate::env::Env;
+use crate::inventory::Image;
+
+/// Labels for `image`, built at `created` (RFC 3339). Source and revision come from the GitHub
+/// Actions environment when it is there.
+pub fn oci_labels(image: &Image, env: &Env, created: &str) -> Vec<(String, String)> {
+    let mut labels = vec![
+        ("org.opencontainers.image.title", image.name.clone()),
+        ("org.opencontainers.image.version", image.version.to_string()),
+        ("org.opencontainers.image.created", created.to_string()),
+    ];
+    if let (Some(server), Some(repo)) = (env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")) {
+        labels.push(("org.opencontainers.image.source", format!("{}/{repo}", server.trim_end_matches('/'))));
+    }
+    if let Some(sha) = env.get("GITHUB_SHA") {
+        labels.push(("org.opencontainers.image.revision", sha.to_string()));
+    }
+    labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The build time: $SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+pub fn created(env: &Env) -> String {
+    let secs = env.get("SOURCE_DATE_EPOCH").and_then(|s| s.parse::<u64>().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    });
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_737_600 + 3_723), "2026-11-27T01:02:03Z");
+        let env = Env::from_pairs(&[("SOURCE_DATE_EPOCH", "0")]);
+        assert_eq!(created(&env), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn labels_from_github_environment() {
+        let image = crate::inventory::Image {
+            name: "alpine".into(),
+            version: semver::Version::new(3, 18, 0),
+            dockerfile: "D".into(),
+            context: ".".into(),
+            push: true,
+            depends_on: vec![],
+            build_args: Default::default(),
+            platforms: vec![],
+        };
+        let env = Env::from_pairs(&[
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "cfpb/sbl-base-images"),
+            ("GITHUB_SHA", "abc123"),
+        ]);
+        let labels = oci_labels(&image, &env, "2026-11-27T00:00:00Z");
+        let get = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("org.opencontainers.image.source"), Some("https://github.com/cfpb/sbl-base-images"));
+        assert_eq!(get("org.opencontainers.image.revision"), Some("abc123"));
+        assert_eq!(get("org.opencontainers.image.version"), Some("3.18.0"));
+        assert_eq!(get("org.opencontainers.image.title"), Some("alpine"));
+        assert_eq!(get("org.opencontainers.image.created"), Some("2026-11-27T00:00:00Z"));
+        assert_eq!(oci_labels(&image, &Env::default(), "t").len(), 3);
+    }
+}

@@ -1,0 +1,46 @@
+//! `cargo xtask`: build, tag, test and publish the base images of images/images.toml.
+
+mod cmd;
+mod docker;
+mod env;
+mod execute;
+mod flags;
+mod gha;
+mod inventory;
+mod json;
+mod labels;
+mod oci;
+mod plan;
+mod preflight;
+mod tags;
+#[cfg(test)]
+mod testdir;
+
+use std::process::ExitCode;
+
+use flags::XtaskCmd;
+
+fn main() -> ExitCode {
+    let flags = flags::Xtask::from_env_or_exit();
+    let env = env::Env::from_process();
+    let log = gha::Log::new(&env);
+    match run(flags, env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log.error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
+    let ctx = cmd::Ctx::new(env, flags.inventory, flags.registry)?;
+    match flags.subcommand {
+        XtaskCmd::List(c) => c.run(&ctx),
+        XtaskCmd::Check(c) => c.run(&ctx),
+        XtaskCmd::Tags(c) => c.run(&ctx),
+        XtaskCmd::Build(c) => c.run(&ctx),
+        XtaskCmd::Publish(c) => c.run(&ctx),
+        XtaskCmd::Login(c) => c.run(&ctx),
+    }
+}

@@ -1,0 +1,162 @@
+//! The OCI distribution grammar for repository names and tags, without a regex engine.
+//!
+//! path-component := [a-z0-9]+ ( separator [a-z0-9]+ )*   separator := "." | "_" | "__" | "-"+
+//! tag            := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
+
+pub const MAX_TAG_LEN: usize = 128;
+
+/// Why a string is not a valid tag, or `None` when it is one.
+pub fn tag_problem(tag: &str) -> Option<String> {
+    let mut chars = tag.chars();
+    let Some(first) = chars.next() else {
+        return Some("a tag cannot be empty".into());
+    };
+    if tag.len() > MAX_TAG_LEN {
+        return Some(format!("a tag is at most {MAX_TAG_LEN} characters, this one has {}", tag.len()));
+    }
+    if !(first.is_ascii_alphanumeric() || first == '_') {
+        return Some(format!("a tag must start with a letter, digit or `_`, not {first:?}"));
+    }
+    if let Some(bad) = tag.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
+        return Some(format!("a tag may only hold letters, digits, `_`, `.` and `-`, not {bad:?}"));
+    }
+    None
+}
+
+/// Whether `s` is one path component of a repository name (`alpine`, `python-ubi8`, `a__b`).
+pub fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: ".", "_", "__" or any number of "-", then an alphanumeric.
+        let run = b[i..].iter().take_while(|c| !alnum(**c)).count();
+        let sep = &s[i..i + run];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return false;
+        }
+        i += run;
+    }
+    true
+}
+
+/// Why `name` is not a repository path (components joined by `/`), or `None`.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a name cannot be empty".into());
+    }
+    name.split('/').find(|c| !is_path_component(c)).map(|c| {
+        format!(
+            "`{c}` is not a valid repository name component: use lowercase letters and digits, \
+             separated by `.`, `_`, `__` or dashes"
+        )
+    })
+}
+
+/// Why `registry` is not `HOST[:PORT][/NAMESPACE...]`, or `None`.
+pub fn registry_problem(registry: &str) -> Option<String> {
+    let (host, namespace) = match registry.split_once('/') {
+        Some((h, ns)) => (h, Some(ns)),
+        None => (registry, None),
+    };
+    if !looks_like_host(host) {
+        return Some(format!(
+            "`{registry}` must start with a registry host (containing `.` or `:`, or `localhost`), \
+             e.g. ghcr.io/org or 127.0.0.1:5000/org"
+        ));
+    }
+    let (hostname, port) = match host.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    };
+    let host_ok = !hostname.is_empty()
+        && hostname.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !host_ok {
+        return Some(format!("`{hostname}` is not a valid registry host name"));
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Some(format!("`{port}` is not a valid port in `{host}`"));
+        }
+    }
+    namespace.and_then(name_problem)
+}
+
+fn looks_like_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// The host part of a registry (`ghcr.io/cfpb/x` -> `ghcr.io`), which is what `docker login` takes.
+pub fn registry_host(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+/// Whether the engine treats this host as a plain-HTTP registry without configuration.
+/// `docker manifest inspect` then needs `--insecure` or it reports every tag as absent.
+pub fn is_loopback_host(host: &str) -> bool {
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    hostname == "localhost" || hostname.starts_with("127.") || hostname == "[::1]"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_components() {
+        for good in ["alpine", "python-alpine", "a.b", "a_b", "a__b", "a---b", "ubi8", "0"] {
+            assert!(is_path_component(good), "{good} should be valid");
+        }
+        for bad in ["", "Alpine", "-a", "a-", "a..b", "a___b", "a_-b", "a b", "a/b", ".a", "é"] {
+            assert!(!is_path_component(bad), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(tag_problem("v3.18.0_42.2"), None);
+        assert_eq!(tag_problem("_x"), None);
+        assert_eq!(tag_problem(&"a".repeat(128)), None);
+        assert!(tag_problem(&"a".repeat(129)).unwrap().contains("at most 128"));
+        assert!(tag_problem("").is_some());
+        assert!(tag_problem(".x").unwrap().contains("must start"));
+        assert!(tag_problem("-x").is_some());
+        assert!(tag_problem("a b").unwrap().contains("' '"));
+        assert!(tag_problem("../x").is_some());
+        assert!(tag_problem("v1+meta").is_some());
+    }
+
+    #[test]
+    fn registries() {
+        for good in ["ghcr.io/cfpb/regtech/sbl", "127.0.0.1:5000", "localhost:5000/x", "ghcr.io"] {
+            assert_eq!(registry_problem(good), None, "{good}");
+        }
+        assert!(registry_problem("cfpb/sbl").unwrap().contains("must start with a registry host"));
+        assert!(registry_problem("ghcr.io/CFPB").unwrap().contains("`CFPB`"));
+        assert!(registry_problem("127.0.0.1:99999/x").unwrap().contains("port"));
+        assert!(registry_problem("bad_host.io/x").unwrap().contains("host name"));
+        assert!(registry_problem("ghcr.io/").is_some());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(registry_host("ghcr.io/cfpb/regtech/sbl"), "ghcr.io");
+        assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("localhost"));
+        assert!(!is_loopback_host("ghcr.io"));
+    }
+}

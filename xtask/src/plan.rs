@@ -1,0 +1,376 @@
+//! Which images to build, in which order, and the docker commands that do it. Pure: a plan is
+//! computed first, then either printed (--dry-run) or handed to docker.rs to run.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use crate::inventory::{Image, Inventory};
+use crate::tags::{self, BuildId};
+
+/// One docker CLI invocation, as an argument vector (never a shell string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerCommand {
+    pub args: Vec<String>,
+}
+
+impl DockerCommand {
+    pub fn new<I, S>(args: I) -> DockerCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        DockerCommand { args: args.into_iter().map(Into::into).collect() }
+    }
+
+    /// The command as a user would type it, quoted where a shell needs it.
+    pub fn display(&self, program: &str) -> String {
+        std::iter::once(program)
+            .chain(self.args.iter().map(String::as_str))
+            .map(shell_quote)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain =
+        !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Build,
+    Tag,
+    Push,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub image: String,
+    pub action: Action,
+    pub command: DockerCommand,
+    /// The reference this step produces or pushes.
+    pub reference: String,
+}
+
+/// The docker steps of one command, in three phases. Nothing of a later phase runs unless every
+/// step of the earlier ones succeeded: that is what keeps a failed build from pushing anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub builds: Vec<Step>,
+    pub tags: Vec<Step>,
+    pub pushes: Vec<Step>,
+}
+
+impl Plan {
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.builds.iter().chain(&self.tags).chain(&self.pushes)
+    }
+
+    /// One line per docker command, exactly as it would run.
+    pub fn display(&self, program: &str) -> String {
+        self.steps().map(|s| s.command.display(program) + "\n").collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    pub pull: bool,
+    pub no_cache: bool,
+}
+
+/// The named images (all when none are named) plus everything they depend on, parents first.
+/// Ties are broken by name so the order is stable.
+pub fn select<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<&'a Image>> {
+    let roots: Vec<&Image> = if names.is_empty() {
+        inventory.images.values().collect()
+    } else {
+        names.iter().map(|n| inventory.image(n)).collect::<anyhow::Result<_>>()?
+    };
+    let mut ordered = Vec::new();
+    let mut seen = BTreeSet::new();
+    for root in roots {
+        visit(inventory, root, &mut seen, &mut ordered);
+    }
+    Ok(ordered)
+}
+
+// The inventory has been checked for cycles and unknown parents, so a plain DFS terminates.
+fn visit<'a>(
+    inventory: &'a Inventory,
+    image: &'a Image,
+    seen: &mut BTreeSet<&'a str>,
+    out: &mut Vec<&'a Image>,
+) {
+    if !seen.insert(&image.name) {
+        return;
+    }
+    let mut parents: Vec<&String> = image.depends_on.iter().collect();
+    parents.sort();
+    for parent in parents {
+        if let Some(p) = inventory.images.get(parent) {
+            visit(inventory, p, seen, out);
+        }
+    }
+    out.push(image);
+}
+
+/// The build argument through which an image receives the reference of an inventory parent
+/// built in the same run: `alpine` -> `ALPINE_IMAGE`, `python-alpine` -> `PYTHON_ALPINE_IMAGE`.
+/// Its Dockerfile declares `ARG ALPINE_IMAGE=...` and starts `FROM ${ALPINE_IMAGE}`.
+pub fn parent_build_arg(parent: &str) -> String {
+    let mut arg: String = parent
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    arg.push_str("_IMAGE");
+    arg
+}
+
+/// The `docker build` arguments shared by local and published builds.
+fn build_command(
+    image: &Image,
+    reference: &str,
+    parent_refs: &[(String, String)],
+    labels: &[(String, String)],
+    options: BuildOptions,
+) -> DockerCommand {
+    let mut args = vec!["build".to_string()];
+    if options.pull {
+        args.push("--pull".into());
+    }
+    if options.no_cache {
+        args.push("--no-cache".into());
+    }
+    if !image.platforms.is_empty() {
+        args.push("--platform".into());
+        args.push(image.platforms.join(","));
+    }
+    args.push("--file".into());
+    args.push(path_arg(&image.dockerfile));
+    args.push("--tag".into());
+    args.push(reference.to_string());
+    for (key, value) in image.build_args.iter().chain(parent_refs.iter().map(|(k, v)| (k, v))) {
+        args.push("--build-arg".into());
+        args.push(format!("{key}={value}"));
+    }
+    for (key, value) in labels {
+        args.push("--label".into());
+        args.push(format!("{key}={value}"));
+    }
+    args.push(path_arg(&image.context));
+    DockerCommand { args }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Builds `images` (already in dependency order) with local-only tags; pushes nothing.
+pub fn build_plan(registry: &str, images: &[&Image], options: BuildOptions) -> Plan {
+    let reference = |image: &Image| tags::local_reference(registry, image);
+    Plan { builds: build_steps(images, &reference, &|_| Vec::new(), options), ..Plan::default() }
+}
+
+fn build_steps(
+    images: &[&Image],
+    reference: &dyn Fn(&Image) -> String,
+    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
+    options: BuildOptions,
+) -> Vec<Step> {
+    images
+        .iter()
+        .map(|image| {
+            let parents: Vec<(String, String)> = image
+                .depends_on
+                .iter()
+                .filter_map(|p| images.iter().find(|i| &i.name == p))
+                .map(|p| (parent_build_arg(&p.name), reference(p)))
+                .collect();
+            let own = reference(image);
+            Step {
+                image: image.name.clone(),
+                action: Action::Build,
+                command: build_command(image, &own, &parents, &labels(image), options),
+                reference: own,
+            }
+        })
+        .collect()
+}
+
+/// Builds every image under its unique tag, then tags and pushes the three published tags of
+/// each image whose `push` is true (unique, version, latest), per image in dependency order.
+pub fn publish_plan(
+    registry: &str,
+    images: &[&Image],
+    build_id: &BuildId,
+    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
+    options: BuildOptions,
+) -> anyhow::Result<Plan> {
+    let mut refs = Vec::new();
+    for image in images {
+        refs.push((image.name.as_str(), tags::published_references(registry, image, build_id)?));
+    }
+    let unique = |image: &Image| {
+        refs.iter().find(|(n, _)| *n == image.name).map(|(_, r)| r[0].clone()).unwrap_or_default()
+    };
+    let mut plan = Plan { builds: build_steps(images, &unique, labels, options), ..Plan::default() };
+    for (image, (_, [unique, version, latest])) in images.iter().zip(&refs) {
+        for target in [version, latest] {
+            plan.tags.push(Step {
+                image: image.name.clone(),
+                action: Action::Tag,
+                command: DockerCommand::new(["tag", unique.as_str(), target.as_str()]),
+                reference: target.clone(),
+            });
+        }
+        if image.push {
+            for reference in [unique, version, latest] {
+                plan.pushes.push(Step {
+                    image: image.name.clone(),
+                    action: Action::Push,
+                    command: DockerCommand::new(["push", reference.as_str()]),
+                    reference: reference.clone(),
+                });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Build => "build",
+            Action::Tag => "tag",
+            Action::Push => "push",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    fn inventory(dir: &TestDir) -> Inventory {
+        for f in ["Dockerfile-base", "Dockerfile-mid", "Dockerfile-leaf", "Dockerfile-other"] {
+            dir.write(f, "FROM scratch\n");
+        }
+        let text = r#"
+registry = "reg.example/ns"
+[images.base]
+version = "1.0.0"
+dockerfile = "Dockerfile-base"
+[images.mid]
+version = "2.0.0"
+dockerfile = "Dockerfile-mid"
+depends_on = ["base"]
+build_args = { A = "1" }
+[images.leaf]
+version = "3.0.0"
+dockerfile = "Dockerfile-leaf"
+depends_on = ["mid", "base"]
+push = false
+[images.other]
+version = "4.0.0"
+dockerfile = "Dockerfile-other"
+"#;
+        Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
+    }
+
+    fn names(images: &[&Image]) -> Vec<String> {
+        images.iter().map(|i| i.name.clone()).collect()
+    }
+
+    #[test]
+    fn selection_puts_parents_first_and_adds_them() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let all = names(&select(&inv, &[]).unwrap());
+        assert_eq!(all, ["base", "mid", "leaf", "other"]);
+        assert_eq!(names(&select(&inv, &["leaf".into()]).unwrap()), ["base", "mid", "leaf"]);
+        assert_eq!(names(&select(&inv, &["other".into(), "mid".into()]).unwrap()), ["other", "base", "mid"]);
+        let err = select(&inv, &["nope".into()]).unwrap_err().to_string();
+        assert!(err.contains("unknown image `nope`") && err.contains("base, leaf, mid, other"), "{err}");
+    }
+
+    #[test]
+    fn parent_arg_names() {
+        assert_eq!(parent_build_arg("alpine"), "ALPINE_IMAGE");
+        assert_eq!(parent_build_arg("python-alpine"), "PYTHON_ALPINE_IMAGE");
+        assert_eq!(parent_build_arg("a.b_c"), "A_B_C_IMAGE");
+    }
+
+    #[test]
+    fn local_build_plan_passes_parents_and_never_pushes() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let images = select(&inv, &["mid".into()]).unwrap();
+        let plan = build_plan(&inv.registry, &images, BuildOptions { pull: true, no_cache: true });
+        assert!(plan.tags.is_empty() && plan.pushes.is_empty());
+        let dir = d.path().display();
+        assert_eq!(
+            plan.display("docker"),
+            format!(
+                "docker build --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:local-v1.0.0 {dir}\n\
+                 docker build --pull --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:local-v2.0.0 \
+                 --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:local-v1.0.0 {dir}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn publish_plan_tags_then_pushes_unique_version_latest() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let images = select(&inv, &["leaf".into()]).unwrap();
+        let id = BuildId::parse("42.2").unwrap();
+        let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
+        let plan = publish_plan(&inv.registry, &images, &id, &labels, BuildOptions::default()).unwrap();
+        let builds: Vec<&str> = plan.builds.iter().map(|s| s.reference.as_str()).collect();
+        assert_eq!(
+            builds,
+            [
+                "reg.example/ns/base:v1.0.0_42.2",
+                "reg.example/ns/mid:v2.0.0_42.2",
+                "reg.example/ns/leaf:v3.0.0_42.2"
+            ]
+        );
+        let leaf = &plan.builds[2].command.args;
+        assert!(leaf.contains(&"BASE_IMAGE=reg.example/ns/base:v1.0.0_42.2".to_string()), "{leaf:?}");
+        assert!(leaf.contains(&"MID_IMAGE=reg.example/ns/mid:v2.0.0_42.2".to_string()), "{leaf:?}");
+        assert!(leaf.contains(&"org.opencontainers.image.title=leaf".to_string()), "{leaf:?}");
+        assert_eq!(plan.tags.len(), 6, "every built image gets its version and latest tags");
+        assert_eq!(
+            plan.tags[0].command.args,
+            ["tag", "reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/base:v1.0.0"]
+        );
+        // leaf has push = false: built and tagged, never pushed.
+        let pushes: Vec<String> = plan.pushes.iter().map(|s| s.command.args.join(" ")).collect();
+        assert_eq!(
+            pushes,
+            [
+                "push reg.example/ns/base:v1.0.0_42.2",
+                "push reg.example/ns/base:v1.0.0",
+                "push reg.example/ns/base:latest",
+                "push reg.example/ns/mid:v2.0.0_42.2",
+                "push reg.example/ns/mid:v2.0.0",
+                "push reg.example/ns/mid:latest",
+            ]
+        );
+        assert!(!plan.steps().any(|s| s.command.args.contains(&"--all-tags".to_string())));
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let cmd = DockerCommand::new(["build", "--build-arg", "X=a b", "it's"]);
+        assert_eq!(cmd.display("docker"), r"docker build --build-arg 'X=a b' 'it'\''s'");
+    }
+}

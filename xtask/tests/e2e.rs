@@ -1,0 +1,143 @@
+//! End to end: the real Docker engine and a real registry started by the test itself.
+//! These tests fail (never skip) when no engine answers; see support::require_engine.
+
+mod support;
+
+use support::{busybox_base, docker_cli, fixture_inventory, require_engine, run, xtask, Registry, TempDir};
+
+/// Images unique to one test, so tests sharing the engine never see each other's tags.
+fn fixture(dir: &TempDir, registry: &Registry, prefix: &str) -> std::path::PathBuf {
+    let names = [format!("{prefix}-base"), format!("{prefix}-child"), format!("{prefix}-quiet")];
+    let child_parent = [names[0].as_str()];
+    fixture_inventory(
+        dir,
+        &format!("{}/x", registry.host()),
+        busybox_base(),
+        &[(&names[0], &[], true), (&names[1], &child_parent, true), (&names[2], &[], false)],
+    )
+}
+
+#[test]
+fn publish_leaves_exactly_three_tags_with_one_digest_per_pushed_image() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "pub");
+    let out = run(xtask()
+        .args(["publish", "--build-id", "7", "--registry", &format!("{}/x", registry.host()), "--inventory"])
+        .arg(&inv)
+        .env("GITHUB_SHA", "0123abc"))
+    .ok();
+
+    for name in ["pub-base", "pub-child"] {
+        let repo = format!("x/{name}");
+        assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_7"], "{name}");
+        let digests: Vec<String> =
+            ["v1.0.0_7", "v1.0.0", "latest"].iter().map(|t| registry.digest(&repo, t)).collect();
+        assert!(digests.iter().all(|d| d == &digests[0]), "{name}: {digests:?}");
+        assert!(out.stdout.contains(&digests[0]), "the report shows the pushed digest:\n{}", out.stdout);
+        let config = registry.config(&repo, "v1.0.0_7");
+        let labels = &config["config"]["Labels"];
+        assert_eq!(labels["org.opencontainers.image.version"], "1.0.0");
+        assert_eq!(labels["org.opencontainers.image.title"], name);
+        assert_eq!(labels["org.opencontainers.image.revision"], "0123abc");
+    }
+    assert!(registry.tags("x/pub-quiet").is_empty(), "push = false images are never pushed");
+    assert!(registry.tags("x/test").is_empty(), "publish does not push the test package");
+    assert!(out.stdout.contains("pub-quiet: built and tagged, not pushed (push = false)"), "{}", out.stdout);
+
+    // The child was built FROM the parent built in this run.
+    let child = format!("{}/x/pub-child:v1.0.0_7", registry.host());
+    let cat = std::process::Command::new(docker_cli())
+        .args(["run", "--rm", &child, "cat", "/pub-base.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cat.stdout).trim(),
+        "pub-base",
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+}
+
+#[test]
+fn build_makes_local_images_and_pushes_nothing() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "loc");
+    run(xtask().args(["build", "loc-child", "--inventory"]).arg(&inv)).ok();
+    let reference = format!("{}/x/loc-child:local-v1.0.0", registry.host());
+    let inspect =
+        std::process::Command::new(docker_cli()).args(["image", "inspect", &reference]).output().unwrap();
+    assert!(inspect.status.success(), "{reference} was not built");
+    assert!(registry.tags("x/loc-base").is_empty() && registry.tags("x/loc-child").is_empty());
+}
+
+#[test]
+fn login_then_publish_to_a_registry_with_auth() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start_with_auth("robot", "pa55-word");
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "auth");
+    // Credentials go to a config folder of this test's own, not the machine's.
+    let config = TempDir::new("docker-config");
+    let with_config = |cmd: &mut std::process::Command| {
+        cmd.env("DOCKER_CONFIG", config.path());
+    };
+
+    // Not logged in: one clear error before anything builds.
+    let mut publish = xtask();
+    publish.args(["publish", "auth-base", "--build-id", "1", "--inventory"]).arg(&inv);
+    with_config(&mut publish);
+    let out = run(&mut publish).fails();
+    assert!(out.stderr.contains("cargo xtask login"), "{}", out.stderr);
+    assert!(!out.stdout.contains("==> build"), "nothing may build before access is known:\n{}", out.stdout);
+
+    // A wrong token is refused and not echoed.
+    let mut login = xtask();
+    login.args(["login", "--username", "robot", "--inventory"]).arg(&inv).env("CR_PAT", "wrong-token");
+    with_config(&mut login);
+    let out = run(&mut login).fails();
+    assert!(out.stderr.contains("docker login to"), "{}", out.stderr);
+    assert!(!out.all().contains("wrong-token"));
+
+    let mut login = xtask();
+    login.args(["login", "--username", "robot", "--inventory"]).arg(&inv).env("CR_PAT", "pa55-word");
+    with_config(&mut login);
+    let out = run(&mut login).ok();
+    assert!(!out.all().contains("pa55-word"));
+
+    let mut publish = xtask();
+    publish.args(["publish", "auth-base", "--build-id", "1", "--inventory"]).arg(&inv);
+    with_config(&mut publish);
+    run(&mut publish).ok();
+    assert_eq!(registry.tags("x/auth-base"), ["latest", "v1.0.0", "v1.0.0_1"]);
+}
+
+#[test]
+fn republishing_a_build_id_is_refused_and_changes_nothing() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "imm");
+    run(xtask().args(["publish", "imm-base", "--build-id", "5", "--inventory"]).arg(&inv)).ok();
+    let before = registry.digest("x/imm-base", "latest");
+    // Change the image so a rebuild would produce a new digest.
+    let dockerfile = dir.path().join("Dockerfile-imm-base");
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "RUN echo changed > /changed\n";
+    std::fs::write(&dockerfile, text).unwrap();
+    let out = run(xtask().args(["publish", "imm-base", "--build-id", "5", "--inventory"]).arg(&inv)).fails();
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    for tag in ["v1.0.0_5", "v1.0.0", "latest"] {
+        assert_eq!(registry.digest("x/imm-base", tag), before, "{tag} moved");
+    }
+}

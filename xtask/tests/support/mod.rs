@@ -1,0 +1,467 @@
+//! Shared pieces of the integration tests: running the built binary, a fake docker that records
+//! what it was asked, and a real Docker engine and registry for the end-to-end tests.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+#[path = "../../src/testdir.rs"]
+mod testdir;
+pub use testdir::TestDir as TempDir;
+
+/// The built `xtask` binary with a clean environment: no GitHub Actions variables, no tokens,
+/// unless a test sets them.
+pub fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("GITHUB_") || ["CR_PAT", "DOCKER", "RUNNER_TEMP"].contains(&key.as_str()) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(output: Output) -> Run {
+        Run {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    pub fn ok(self) -> Run {
+        assert!(
+            self.status.success(),
+            "expected success:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn fails(self) -> Run {
+        assert!(
+            !self.status.success(),
+            "expected failure:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    Run::of(cmd.output().expect("run xtask"))
+}
+
+/// A `docker` stand-in that appends each invocation's arguments (one per line, then a line
+/// `--`) to `calls`, and what it read on stdin for `login` to `stdin`.
+///
+/// Behaviour knobs (environment of the xtask process): FAKE_FAIL_BUILD=<substring> fails a build
+/// whose arguments contain it; FAKE_MANIFEST=present makes every manifest exist;
+/// FAKE_MANIFEST=unauthorized answers 401.
+pub struct FakeDocker {
+    dir: TempDir,
+}
+
+impl FakeDocker {
+    pub fn new() -> FakeDocker {
+        let dir = TempDir::new("fake-docker");
+        let script = r#"#!/bin/sh
+here=$(dirname "$0")
+for a in "$@"; do printf '%s\n' "$a"; done >> "$here/calls"
+echo -- >> "$here/calls"
+case "$1" in
+  version) echo 20.10.24 ;;
+  login) cat > "$here/stdin"; echo "Login Succeeded" ;;
+  logout) echo "Removing login credentials" ;;
+  manifest)
+    case "$FAKE_MANIFEST" in
+      present) echo '{}' ;;
+      unauthorized) echo "unauthorized: authentication required" >&2; exit 1 ;;
+      *) echo "no such manifest: $4" >&2; exit 1 ;;
+    esac ;;
+  build)
+    if [ -n "$FAKE_FAIL_BUILD" ]; then
+      case "$*" in *"$FAKE_FAIL_BUILD"*) echo "build failed on purpose" >&2; exit 1 ;; esac
+    fi
+    echo "Successfully built" ;;
+  push)
+    tag=${2##*:}
+    echo "$tag: digest: sha256:$(printf '%s' "$2" | sha256sum | cut -c1-64) size: 528" ;;
+esac
+"#;
+        let path = dir.write("docker", script);
+        make_executable(&path);
+        FakeDocker { dir }
+    }
+
+    pub fn program(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
+    /// Every recorded invocation, as its argument vector.
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default();
+        let mut calls = Vec::new();
+        let mut current = Vec::new();
+        for line in text.lines() {
+            if line == "--" {
+                calls.push(std::mem::take(&mut current));
+            } else {
+                current.push(line.to_string());
+            }
+        }
+        calls
+    }
+
+    /// Invocations of one docker subcommand (`build`, `push`, ...).
+    pub fn calls_of(&self, subcommand: &str) -> Vec<Vec<String>> {
+        self.calls().into_iter().filter(|c| c.first().map(String::as_str) == Some(subcommand)).collect()
+    }
+
+    pub fn stdin(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdin")).unwrap_or_default()
+    }
+
+    pub fn raw_calls(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
+    }
+}
+
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes a small inventory of busybox-based fixture images into `dir` and returns its path.
+/// `base` is the local base image every fixture starts FROM.
+pub fn fixture_inventory(
+    dir: &TempDir,
+    registry: &str,
+    base: &str,
+    images: &[(&str, &[&str], bool)],
+) -> PathBuf {
+    let mut toml = format!("registry = \"{registry}\"\n\n[test_package]\nname = \"test\"\ntag = \"do_not_use\"\nimage = \"{}\"\n", images[0].0);
+    for (name, parents, push) in images {
+        let mut dockerfile = String::new();
+        match parents.first() {
+            Some(parent) => {
+                let arg = format!("{}_IMAGE", parent.to_uppercase().replace('-', "_"));
+                dockerfile.push_str(&format!("ARG {arg}\nFROM ${{{arg}}}\n"));
+            }
+            None => dockerfile.push_str(&format!("FROM {base}\n")),
+        }
+        dockerfile.push_str(&format!("RUN echo {name} > /{name}.txt\n"));
+        dir.write(&format!("Dockerfile-{name}"), &dockerfile);
+        let deps: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+        toml.push_str(&format!(
+            "\n[images.{name}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-{name}\"\npush = {push}\ndepends_on = [{}]\n",
+            deps.join(", ")
+        ));
+    }
+    dir.write("images.toml", &toml)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real engine and registry.
+
+/// The docker CLI the end-to-end tests drive (the same one the tool will run).
+pub fn docker_cli() -> String {
+    std::env::var("DOCKER").unwrap_or_else(|_| "docker".into())
+}
+
+/// Fails the test unless a Docker engine answers. The end-to-end tests never skip silently:
+/// a developer without an engine may set XTASK_SKIP_E2E=1, which CI never does.
+pub fn require_engine() -> bool {
+    let answers = Command::new(docker_cli())
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if answers {
+        return true;
+    }
+    let skip = std::env::var("XTASK_SKIP_E2E").is_ok_and(|v| v == "1");
+    if skip && std::env::var("CI").is_err() {
+        eprintln!("SKIPPED: no Docker engine answers and XTASK_SKIP_E2E=1 is set");
+        return false;
+    }
+    panic!(
+        "the end-to-end tests need a Docker engine and none answers `docker version`. Start dockerd \
+         (bash .ci/run does it on Debian), or set XTASK_SKIP_E2E=1 outside CI to skip them knowingly"
+    );
+}
+
+/// A local base image made from the host's static busybox, since nothing can be pulled.
+pub fn busybox_base() -> &'static str {
+    const TAG: &str = "xtask-test/busybox:base";
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let dir = TempDir::new("rootfs");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("the end-to-end tests need a static busybox (Debian: apt-get install busybox-static)");
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        for applet in ["sh", "echo", "cat", "ls", "id", "find", "stat"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let tar = Command::new("tar").arg("-C").arg(dir.path()).args(["-c", "."]).output().unwrap();
+        assert!(tar.status.success());
+        let mut import = Command::new(docker_cli())
+            .args(["import", "-", TAG])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+        assert!(import.wait().unwrap().success(), "docker import of the busybox base failed");
+    });
+    TAG
+}
+
+/// A throwaway registry on its own port and data folder, stopped when dropped: the
+/// `docker-registry` (Debian) or `registry` binary when on PATH.
+pub struct Registry {
+    pub port: u16,
+    child: Child,
+    /// Set when the registry runs as a registry:2 container rather than a local binary.
+    container: Option<String>,
+    _dir: TempDir,
+    pub auth: Option<(String, String)>,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    pub fn start_with_auth(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user.to_string(), password.to_string())))
+    }
+
+    fn start_with(auth: Option<(String, String)>) -> Registry {
+        let dir = TempDir::new("registry");
+        let port = free_port();
+        Registry::spawn(dir, port, auth)
+    }
+
+    fn spawn(dir: TempDir, port: u16, auth: Option<(String, String)>) -> Registry {
+        let data = dir.path().join("data");
+        let mut config = format!(
+            "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
+            data.display()
+        );
+        if let Some((user, password)) = &auth {
+            let htpasswd = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("a registry with auth needs htpasswd (Debian: apt-get install apache2-utils)");
+            assert!(htpasswd.status.success());
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, htpasswd.stdout).unwrap();
+            config.push_str(&format!("auth: {{ htpasswd: {{ realm: test, path: {} }} }}\n", path.display()));
+        }
+        let config_path = dir.path().join("config.yml");
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let binary = ["docker-registry", "registry"].into_iter().find(|p| on_path(p));
+        let container = binary.is_none().then(|| format!("xtask-test-registry-{port}"));
+        let child = match binary {
+            Some(program) => {
+                std::fs::write(&config_path, config).unwrap();
+                Command::new(program)
+                    .arg("serve")
+                    .arg(&config_path)
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap()
+            }
+            // Docker Desktop and similar: the same registry as a container, its folder mounted
+            // at the same path so the config's paths hold inside it too.
+            None => {
+                let config = config.replace(&format!("addr: 127.0.0.1:{port}"), "addr: 0.0.0.0:5000");
+                std::fs::write(&config_path, config).unwrap();
+                let folder = dir.path().display().to_string();
+                Command::new(docker_cli())
+                    .args(["run", "--rm", "--name", container.as_deref().unwrap_or_default()])
+                    .args(["-p", &format!("127.0.0.1:{port}:5000"), "-v", &format!("{folder}:{folder}")])
+                    // The image's entrypoint serves a config named by its .yml path.
+                    .arg("registry:2")
+                    .arg(&config_path)
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap()
+            }
+        };
+        let registry = Registry { port, child, container, _dir: dir, auth };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.answers() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("registry on port {} did not start", self.port);
+    }
+
+    /// Whether `GET /v2/` gets an HTTP answer (200 open, 401 with auth).
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host());
+        let mut head = [0u8; 12];
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_exact(&mut head).is_ok()
+            && head.starts_with(b"HTTP/1.1 ")
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The tags of `repository`, sorted; empty when the repository does not exist.
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        let (status, _, body) = self.get(&format!("/v2/{repository}/tags/list"));
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "tags/list of {repository}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut tags: Vec<String> = json["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+
+    /// The digest the registry serves for `repository:tag`.
+    pub fn digest(&self, repository: &str, tag: &str) -> String {
+        let (status, headers, body) = self.get(&format!("/v2/{repository}/manifests/{tag}"));
+        assert_eq!(status, 200, "manifest of {repository}:{tag}: {body}");
+        header(&headers, "docker-content-digest").expect("Docker-Content-Digest header")
+    }
+
+    /// Labels of the image config behind `repository:tag`.
+    pub fn config(&self, repository: &str, tag: &str) -> serde_json::Value {
+        let (_, _, body) = self.get(&format!("/v2/{repository}/manifests/{tag}"));
+        let manifest: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+        let (status, _, body) = self.get(&format!("/v2/{repository}/blobs/{digest}"));
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n",
+            self.host()
+        );
+        if let Some((user, password)) = &self.auth {
+            request.push_str(&format!("Authorization: Basic {}\r\n", base64(&format!("{user}:{password}"))));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = if header(head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        (status, head.to_string(), body)
+    }
+
+    /// Stops the registry (keeping its data) to simulate an outage.
+    pub fn stop(&mut self) {
+        if let Some(name) = &self.container {
+            let _ = Command::new(docker_cli()).args(["rm", "-f", name]).output();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn base64(input: &str) -> String {
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = input.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
