@@ -18,6 +18,11 @@ impl Secret {
     pub fn new(value: String) -> Secret {
         Secret(value)
     }
+
+    /// The value, for the one place that hands it to a child process's stdin.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -118,7 +123,7 @@ impl Docker {
     /// `docker login HOST -u USER --password-stdin`, the token on stdin.
     pub fn login(&self, host: &str, username: &str, token: &Secret) -> anyhow::Result<()> {
         let out = duct::cmd(&self.program, login_args(host, username))
-            .stdin_bytes(token.0.as_bytes())
+            .stdin_bytes(token.expose().as_bytes())
             .stdout_capture()
             .stderr_capture()
             .unchecked()
@@ -126,9 +131,17 @@ impl Docker {
             .with_context(|| format!("cannot run `{}`", self.program))?;
         if !out.status.success() {
             // docker does not echo the password, but scrub it anyway in case a client ever does.
-            let said = String::from_utf8_lossy(&out.stderr).replace(&token.0, "***");
+            let said = String::from_utf8_lossy(&out.stderr).replace(token.expose(), "***");
             bail!("docker login to {host} as {username} failed: {}", last_line(&said));
         }
+        Ok(())
+    }
+
+    /// `docker logout HOST`, so credentials do not outlive the job on a reused runner.
+    pub fn logout(&self, host: &str) -> anyhow::Result<()> {
+        let sh = xshell::Shell::new()?;
+        let program = &self.program;
+        xshell::cmd!(sh, "{program} logout {host}").quiet().ignore_stdout().run()?;
         Ok(())
     }
 

@@ -66,5 +66,34 @@ xflags::xflags! {
             /// Print the docker command that would run (without the token); run nothing.
             optional --dry-run
         }
+
+        /// What the pull-request workflow runs: log in with $GITHUB_TOKEN when present, build and
+        /// push the test package (proof the token may write packages), build every image
+        /// with local-only tags and push none of them.
+        cmd ci-pr {
+            /// Print each docker command exactly as it would run; run nothing.
+            optional --dry-run
+        }
+
+        /// What the main / schedule / dispatch workflow runs: log in, build every image in
+        /// dependency order, push the three tags of each image with push = true, report digests,
+        /// log out. A scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache.
+        cmd ci-main {
+            /// Build id for the unique tags (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
+            optional --build-id id: String
+            /// Always try to pull a newer version of base images.
+            optional --pull
+            /// Do not use the build cache.
+            optional --no-cache
+            /// Print each docker command exactly as it would run; run nothing.
+            optional --dry-run
+        }
+
+        /// Delete the test package through the GitHub REST API with an org-admin token from
+        /// $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.
+        cmd cleanup-test-package {
+            /// Print the request that would be sent (without the token); send nothing.
+            optional --dry-run
+        }
     }
 }

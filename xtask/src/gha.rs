@@ -1,6 +1,10 @@
 //! Where progress goes: plain lines on a terminal, workflow commands inside GitHub Actions
 //! (`::group::` folds, `::error::` / `::warning::` annotations).
 
+use std::io::Write;
+
+use anyhow::Context;
+
 use crate::env::Env;
 
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,14 @@ impl Log {
         println!("{message}");
     }
 
+    pub fn warning(&self, message: &str) {
+        self.annotate("warning", message);
+    }
+
+    pub fn notice(&self, message: &str) {
+        self.annotate("notice", message);
+    }
+
     pub fn error(&self, message: &str) {
         self.annotate("error", message);
     }
@@ -41,6 +53,27 @@ impl Log {
             eprintln!("{level}: {message}");
         }
     }
+}
+
+/// Appends Markdown to the job summary ($GITHUB_STEP_SUMMARY); nothing outside Actions.
+pub fn append_summary(env: &Env, markdown: &str) -> anyhow::Result<()> {
+    append_to(env, "GITHUB_STEP_SUMMARY", markdown)
+}
+
+/// Sets a step output ($GITHUB_OUTPUT). `value` must be one line (JSON without newlines is).
+pub fn set_output(env: &Env, name: &str, value: &str) -> anyhow::Result<()> {
+    debug_assert!(!value.contains('\n'));
+    append_to(env, "GITHUB_OUTPUT", &format!("{name}={value}\n"))
+}
+
+fn append_to(env: &Env, variable: &str, text: &str) -> anyhow::Result<()> {
+    let Some(path) = env.get(variable) else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open ${variable} ({path})"))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("cannot write ${variable} ({path})"))
 }
 
 /// Workflow command data must encode `%`, CR and LF or the runner cuts the message short.

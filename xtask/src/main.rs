@@ -6,6 +6,7 @@ mod env;
 mod execute;
 mod flags;
 mod gha;
+mod github;
 mod inventory;
 mod json;
 mod labels;
@@ -15,6 +16,7 @@ mod preflight;
 mod tags;
 #[cfg(test)]
 mod testdir;
+mod workflows;
 
 use std::process::ExitCode;
 
@@ -42,5 +44,8 @@ fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
         XtaskCmd::Build(c) => c.run(&ctx),
         XtaskCmd::Publish(c) => c.run(&ctx),
         XtaskCmd::Login(c) => c.run(&ctx),
+        XtaskCmd::CiPr(c) => c.run(&ctx),
+        XtaskCmd::CiMain(c) => c.run(&ctx),
+        XtaskCmd::CleanupTestPackage(c) => c.run(&ctx),
     }
 }

@@ -142,7 +142,9 @@ fn build_command(
     options: BuildOptions,
 ) -> DockerCommand {
     let mut args = vec!["build".to_string()];
-    if options.pull {
+    // An image built on an inventory parent must use the parent built in this run: --pull would
+    // fetch last week's parent from the registry, or fail for a tag that exists only here.
+    if options.pull && image.depends_on.is_empty() {
         args.push("--pull".into());
     }
     if options.no_cache {
@@ -222,26 +224,59 @@ pub fn publish_plan(
     };
     let mut plan = Plan { builds: build_steps(images, &unique, labels, options), ..Plan::default() };
     for (image, (_, [unique, version, latest])) in images.iter().zip(&refs) {
-        for target in [version, latest] {
-            plan.tags.push(Step {
-                image: image.name.clone(),
-                action: Action::Tag,
-                command: DockerCommand::new(["tag", unique.as_str(), target.as_str()]),
-                reference: target.clone(),
-            });
-        }
+        plan.tags.push(tag_step(&image.name, unique, version));
+        plan.tags.push(tag_step(&image.name, unique, latest));
         if image.push {
-            for reference in [unique, version, latest] {
-                plan.pushes.push(Step {
-                    image: image.name.clone(),
-                    action: Action::Push,
-                    command: DockerCommand::new(["push", reference.as_str()]),
-                    reference: reference.clone(),
-                });
-            }
+            plan.pushes.extend([unique, version, latest].map(|r| push_step(&image.name, r)));
         }
     }
     Ok(plan)
+}
+
+/// The plans ci-pr runs, in order. With `probe` (a write token is present) the first builds
+/// the test package's image and its parents, tags it as the test package and pushes it, so a
+/// missing permission shows before the long builds; the second builds every other image.
+/// Without it, one plan builds everything. Nothing but the test package is ever pushed.
+pub fn pull_request_plans(inventory: &Inventory, probe: bool) -> anyhow::Result<Vec<Plan>> {
+    let registry = &inventory.registry;
+    let all = select(inventory, &[])?;
+    let Some(package) = inventory.test_package.as_ref().filter(|_| probe) else {
+        return Ok(vec![build_plan(registry, &all, BuildOptions::default())]);
+    };
+    let first = select(inventory, std::slice::from_ref(&package.image))?;
+    let ordered: Vec<&Image> = first
+        .iter()
+        .copied()
+        .chain(all.into_iter().filter(|i| !first.iter().any(|f| f.name == i.name)))
+        .collect();
+    let mut builds = build_plan(registry, &ordered, BuildOptions::default()).builds;
+    let rest = builds.split_off(first.len());
+    let source = tags::local_reference(registry, inventory.image(&package.image)?);
+    let target = format!("{}:{}", tags::repository(registry, &package.name), package.tag);
+    let probe = Plan {
+        builds,
+        tags: vec![tag_step(&package.name, &source, &target)],
+        pushes: vec![push_step(&package.name, &target)],
+    };
+    Ok(vec![probe, Plan { builds: rest, ..Plan::default() }])
+}
+
+fn tag_step(image: &str, source: &str, target: &str) -> Step {
+    Step {
+        image: image.to_string(),
+        action: Action::Tag,
+        command: DockerCommand::new(["tag", source, target]),
+        reference: target.to_string(),
+    }
+}
+
+fn push_step(image: &str, reference: &str) -> Step {
+    Step {
+        image: image.to_string(),
+        action: Action::Push,
+        command: DockerCommand::new(["push", reference]),
+        reference: reference.to_string(),
+    }
 }
 
 impl fmt::Display for Action {
@@ -320,7 +355,7 @@ dockerfile = "Dockerfile-other"
             plan.display("docker"),
             format!(
                 "docker build --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:local-v1.0.0 {dir}\n\
-                 docker build --pull --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:local-v2.0.0 \
+                 docker build --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:local-v2.0.0 \
                  --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:local-v1.0.0 {dir}\n"
             )
         );
@@ -366,6 +401,52 @@ dockerfile = "Dockerfile-other"
             ]
         );
         assert!(!plan.steps().any(|s| s.command.args.contains(&"--all-tags".to_string())));
+    }
+
+    #[test]
+    fn pull_only_images_whose_base_is_outside_the_inventory() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let images = select(&inv, &["mid".into()]).unwrap();
+        let plan = build_plan(&inv.registry, &images, BuildOptions { pull: true, no_cache: false });
+        assert!(plan.builds[0].command.args.contains(&"--pull".to_string()), "base pulls its external base");
+        assert!(
+            !plan.builds[1].command.args.contains(&"--pull".to_string()),
+            "mid builds on this run's base"
+        );
+    }
+
+    #[test]
+    fn pull_request_plans_probe_first_and_push_only_the_test_package() {
+        let d = TestDir::new("plan");
+        let mut inv = inventory(&d);
+        inv.test_package = Some(crate::inventory::TestPackage {
+            name: "test".into(),
+            tag: "do_not_use".into(),
+            image: "mid".into(),
+        });
+        let plans = pull_request_plans(&inv, true).unwrap();
+        assert_eq!(plans.len(), 2);
+        let built = |p: &Plan| p.builds.iter().map(|s| s.image.clone()).collect::<Vec<_>>();
+        assert_eq!(built(&plans[0]), ["base", "mid"]);
+        assert_eq!(built(&plans[1]), ["leaf", "other"]);
+        // leaf is built on this run's mid, whose step lives in the first plan.
+        assert!(plans[1].builds[0]
+            .command
+            .args
+            .contains(&"MID_IMAGE=reg.example/ns/mid:local-v2.0.0".to_string()));
+        assert_eq!(
+            plans[0].tags[0].command.args,
+            ["tag", "reg.example/ns/mid:local-v2.0.0", "reg.example/ns/test:do_not_use"]
+        );
+        let pushes: Vec<&Step> = plans.iter().flat_map(|p| &p.pushes).collect();
+        assert_eq!(pushes.len(), 1);
+        assert_eq!(pushes[0].command.args, ["push", "reg.example/ns/test:do_not_use"]);
+
+        let plans = pull_request_plans(&inv, false).unwrap();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(built(&plans[0]), ["base", "mid", "leaf", "other"]);
+        assert!(plans[0].pushes.is_empty() && plans[0].tags.is_empty());
     }
 
     #[test]

@@ -3,49 +3,13 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{fixture_inventory, run, xtask, FakeDocker, Run, TempDir};
+use support::{run, xtask, Fixture};
 
 const TOKEN: &str = "ghp_s3cr3t_TOKEN_value";
 
-/// A three-image inventory (base, child FROM base, quiet with push = false) and a fake docker.
-struct Fixture {
-    dir: TempDir,
-    inventory: std::path::PathBuf,
-    docker: FakeDocker,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = TempDir::new("cli");
-        let images: &[(&str, &[&str], bool)] =
-            &[("base", &[], true), ("child", &["base"], true), ("quiet", &[], false)];
-        let inventory = fixture_inventory(&dir, "reg.example/ns", "base:1", images);
-        Fixture { dir, inventory, docker: FakeDocker::new() }
-    }
-
-    /// `xtask ARGS --inventory <fixture>` with the fake docker.
-    fn xtask(&self, args: &[&str]) -> Command {
-        let mut cmd = xtask();
-        cmd.args(args).arg("--inventory").arg(&self.inventory).env("DOCKER", self.docker.program());
-        cmd
-    }
-
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = self.xtask(args);
-        cmd.envs(env.iter().copied());
-        run(&mut cmd)
-    }
-
-    fn pushes(&self) -> Vec<String> {
-        self.docker.calls_of("push").iter().map(|c| c.join(" ")).collect()
-    }
-}
-
 #[test]
 fn publish_builds_all_then_tags_then_pushes_unique_version_latest() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     f.run(&["publish", "--build-id", "42.2"], &[]).ok();
     let calls = f.docker.calls();
     let kinds: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
@@ -82,7 +46,7 @@ fn publish_builds_all_then_tags_then_pushes_unique_version_latest() {
 
 #[test]
 fn a_failed_build_pushes_nothing_and_says_so() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_FAIL_BUILD", "Dockerfile-child")]).fails();
     assert!(f.pushes().is_empty() && f.docker.calls_of("tag").is_empty());
     assert!(out.stderr.contains("build of child"), "{}", out.stderr);
@@ -91,7 +55,7 @@ fn a_failed_build_pushes_nothing_and_says_so() {
 
 #[test]
 fn an_existing_unique_tag_stops_publish_before_any_build() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST", "present")]).fails();
     assert!(out.stderr.contains("reg.example/ns/base:v1.0.0_1 already exists"), "{}", out.stderr);
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
@@ -99,7 +63,7 @@ fn an_existing_unique_tag_stops_publish_before_any_build() {
 
 #[test]
 fn no_registry_access_names_the_login_command() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST", "unauthorized")]).fails();
     assert!(out.stderr.contains("cargo xtask login"), "{}", out.stderr);
     assert!(f.docker.calls_of("build").is_empty());
@@ -107,7 +71,7 @@ fn no_registry_access_names_the_login_command() {
 
 #[test]
 fn build_uses_local_tags_and_builds_parents_of_named_images() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     f.run(&["build", "child", "--pull", "--no-cache"], &[]).ok();
     let builds = f.docker.calls_of("build");
     assert_eq!(builds.len(), 2);
@@ -119,7 +83,7 @@ fn build_uses_local_tags_and_builds_parents_of_named_images() {
 
 #[test]
 fn dry_run_prints_the_commands_and_runs_none() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let args = ["publish", "base", "--build-id", "3", "--dry-run", "--registry", "127.0.0.1:5000/x"];
     let out = f.run(&args, &[]).ok();
     assert!(f.docker.calls().is_empty(), "dry-run ran {:?}", f.docker.calls());
@@ -136,7 +100,7 @@ fn dry_run_prints_the_commands_and_runs_none() {
 
 #[test]
 fn login_passes_the_token_on_stdin_only() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["login", "--username", "octo"], &[("CR_PAT", TOKEN)]).ok();
     assert_eq!(f.docker.calls(), [["login", "reg.example", "--username", "octo", "--password-stdin"]]);
     assert_eq!(f.docker.stdin(), TOKEN);
@@ -152,7 +116,7 @@ fn login_passes_the_token_on_stdin_only() {
 
 #[test]
 fn login_without_token_or_user_names_what_is_missing() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["login", "--username", "octo"], &[]).fails();
     assert!(out.stderr.contains("CR_PAT is not set"), "{}", out.stderr);
     let out = f.run(&["login"], &[("CR_PAT", TOKEN)]).fails();
@@ -163,7 +127,7 @@ fn login_without_token_or_user_names_what_is_missing() {
 
 #[test]
 fn publish_without_build_id_and_unknown_images_are_errors() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["publish"], &[]).fails();
     assert!(out.stderr.contains("pass --build-id ID"), "{}", out.stderr);
     let out = f.run(&["build", "nope"], &[]).fails();
@@ -179,7 +143,7 @@ fn publish_without_build_id_and_unknown_images_are_errors() {
 
 #[test]
 fn build_id_comes_from_github_actions() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_NUMBER", "42"), ("GITHUB_RUN_ATTEMPT", "2")];
     let out = f.run(&["tags", "child"], &env).ok();
     assert_eq!(
@@ -190,14 +154,14 @@ fn build_id_comes_from_github_actions() {
 
 #[test]
 fn missing_docker_is_a_clear_error() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["build"], &[("DOCKER", "/nonexistent/docker")]).fails();
     assert!(out.stderr.contains("cannot run `/nonexistent/docker`: not found"), "{}", out.stderr);
 }
 
 #[test]
 fn bad_inventory_is_one_error_naming_file_key_and_line() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let text = std::fs::read_to_string(&f.inventory).unwrap().replacen(
         "version = \"1.0.0\"",
         "version = \"1.0\"",
@@ -228,7 +192,7 @@ fn help_explains_every_command_and_option() {
 
 #[test]
 fn list_json_is_valid_and_complete() {
-    let f = Fixture::new();
+    let f = Fixture::new("cli");
     let out = f.run(&["list", "--json"], &[]).ok();
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let names: Vec<&str> = json.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();

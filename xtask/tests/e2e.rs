@@ -141,3 +141,67 @@ fn republishing_a_build_id_is_refused_and_changes_nothing() {
         assert_eq!(registry.digest("x/imm-base", tag), before, "{tag} moved");
     }
 }
+
+/// ci-main and ci-pr as GitHub Actions runs them, against a registry that wants a login.
+#[test]
+fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start_with_auth("octo", "workflow-token");
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "ci");
+    let config = TempDir::new("docker-config");
+    let actions = |args: &[&str], event: &str| {
+        let mut cmd = xtask();
+        cmd.args(args)
+            .arg("--inventory")
+            .arg(&inv)
+            .env("DOCKER_CONFIG", config.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", event)
+            .env("GITHUB_RUN_NUMBER", "31")
+            .env("GITHUB_RUN_ATTEMPT", "1")
+            .env("GITHUB_ACTOR", "octo")
+            .env("GITHUB_TOKEN", "workflow-token")
+            .env("GITHUB_SERVER_URL", "https://github.example")
+            .env("GITHUB_REPOSITORY", "team/base-images")
+            .env("GITHUB_SHA", "c0ffee")
+            .env("GITHUB_STEP_SUMMARY", dir.path().join("summary.md"))
+            .env("GITHUB_OUTPUT", dir.path().join("output.txt"));
+        run(&mut cmd)
+    };
+
+    // A pull request pushes the test package only.
+    let out = actions(&["ci-pr"], "pull_request").ok();
+    assert!(!out.all().contains("workflow-token"));
+    assert_eq!(registry.tags("x/test"), ["do_not_use"]);
+    for name in ["ci-base", "ci-child", "ci-quiet"] {
+        assert!(registry.tags(&format!("x/{name}")).is_empty(), "ci-pr pushed {name}");
+    }
+
+    // Main publishes; summary, outputs and registry name the same digests.
+    let out = actions(&["ci-main"], "push").ok();
+    assert!(!out.all().contains("workflow-token"));
+    let output = std::fs::read_to_string(dir.path().join("output.txt")).unwrap();
+    let published: serde_json::Value =
+        serde_json::from_str(output.trim().strip_prefix("published=").unwrap()).unwrap();
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert_eq!(published.as_array().unwrap().len(), 2, "{published}");
+    for entry in published.as_array().unwrap() {
+        let name = entry["image"].as_str().unwrap();
+        let repo = format!("x/{name}");
+        assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_31.1"]);
+        let digest = registry.digest(&repo, "v1.0.0_31.1");
+        assert_eq!(entry["digest"], digest.as_str());
+        assert_eq!(registry.digest(&repo, "latest"), digest);
+        assert!(summary.contains(&format!("`{digest}` | pushed |")), "{summary}");
+        let labels = &registry.config(&repo, "latest")["config"]["Labels"];
+        assert_eq!(labels["org.opencontainers.image.source"], "https://github.example/team/base-images");
+        assert_eq!(labels["org.opencontainers.image.revision"], "c0ffee");
+    }
+    assert!(registry.tags("x/ci-quiet").is_empty());
+    // Logged out at the end: the job's credentials are gone from the config.
+    let stored = std::fs::read_to_string(config.path().join("config.json")).unwrap_or_default();
+    assert!(stored.contains("auths") && !stored.contains(&registry.host()), "{stored}");
+}

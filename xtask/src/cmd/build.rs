@@ -14,7 +14,7 @@ impl flags::Build {
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        execute(&ctx.docker, &plan, &ctx.log)?;
+        execute(&ctx.docker, &plan, &ctx.log).1?;
         for step in &plan.builds {
             ctx.log.info(&format!("built {}", step.reference));
         }

@@ -4,11 +4,15 @@ use crate::cmd::Ctx;
 use crate::flags;
 use crate::inventory::{Image, Inventory};
 use crate::plan::parent_build_arg;
+use crate::workflows;
+
+use std::path::Path;
 
 impl flags::Check {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let problems = dockerfile_problems(&inventory);
+        let mut problems = dockerfile_problems(&inventory);
+        problems.extend(workflow_problems(&inventory, ctx));
         if !problems.is_empty() {
             bail!("{} problem(s):\n{}", problems.len(), problems.join("\n"));
         }
@@ -19,6 +23,25 @@ impl flags::Check {
         ));
         Ok(())
     }
+}
+
+/// The workflows of the repository holding the inventory (`<inventory folder>/../.github/workflows`).
+fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
+    let folder =
+        inventory.path.parent().unwrap_or(Path::new(".")).join("..").join(".github").join("workflows");
+    if !folder.is_dir() {
+        ctx.log.info(&format!("no workflows at {}: not checked", folder.display()));
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for contract in &workflows::CONTRACTS {
+        let path = folder.join(contract.file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => problems.extend(workflows::problems(contract, &text)),
+            Err(e) => problems.push(format!("{}: cannot read: {e}", path.display())),
+        }
+    }
+    problems
 }
 
 /// Dockerfile rules the inventory cannot see: each has a FROM, and an image built on an

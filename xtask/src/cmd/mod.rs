@@ -2,6 +2,8 @@
 
 mod build;
 mod check;
+mod ci;
+mod cleanup;
 mod list;
 mod login;
 mod publish;

@@ -1,8 +1,9 @@
 use crate::cmd::Ctx;
 use crate::execute::{execute, Report};
 use crate::flags;
+use crate::inventory::{Image, Inventory};
 use crate::labels;
-use crate::plan::{self, BuildOptions};
+use crate::plan::{self, BuildOptions, Plan};
 use crate::preflight::check_unique_tags_free;
 use crate::tags::{published_references, BuildId};
 
@@ -11,37 +12,61 @@ impl flags::Publish {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
-        let created = labels::created(&ctx.env);
-        let labels = |image: &_| labels::oci_labels(image, &ctx.env, &created);
         let options = BuildOptions { pull: self.pull, no_cache: self.no_cache };
-        let plan = plan::publish_plan(&inventory.registry, &images, &build_id, &labels, options)?;
+        let plan = publish_plan(ctx, &inventory, &images, &build_id, options)?;
         if self.dry_run {
             print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        let mut unique = Vec::new();
-        for image in images.iter().filter(|i| i.push) {
-            let [unique_ref, _, _] = published_references(&inventory.registry, image, &build_id)?;
-            unique.push(unique_ref);
+        let (report, result) = publish(ctx, &inventory, &images, &build_id, &plan);
+        result?;
+        ctx.log.info("published:");
+        for p in &report.pushed {
+            ctx.log.info(&format!(
+                "  {}  {}",
+                p.reference,
+                p.digest.as_deref().unwrap_or("(no digest reported)")
+            ));
         }
-        check_unique_tags_free(&ctx.docker, &inventory.registry, &unique)?;
-        let report = execute(&ctx.docker, &plan, &ctx.log)?;
-        print_report(ctx, &report, &images);
+        for image in images.iter().filter(|i| !i.push) {
+            ctx.log.info(&format!("  {}: built and tagged, not pushed (push = false)", image.name));
+        }
         Ok(())
     }
 }
 
-fn print_report(ctx: &Ctx, report: &Report, images: &[&crate::inventory::Image]) {
-    ctx.log.info("published:");
-    for p in &report.pushed {
-        ctx.log.info(&format!(
-            "  {}  {}",
-            p.reference,
-            p.digest.as_deref().unwrap_or("(no digest reported)")
-        ));
+/// The publish plan of `images`, with OCI labels from the environment.
+pub(super) fn publish_plan(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    images: &[&Image],
+    build_id: &BuildId,
+    options: BuildOptions,
+) -> anyhow::Result<Plan> {
+    let created = labels::created(&ctx.env);
+    let labels = |image: &Image| labels::oci_labels(image, &ctx.env, &created);
+    plan::publish_plan(&inventory.registry, images, build_id, &labels, options)
+}
+
+/// Asks the registry first (access, unique tags still free), then runs the plan. Shared by
+/// publish and ci-main; the report holds what was done even when the run failed.
+pub(super) fn publish(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    images: &[&Image],
+    build_id: &BuildId,
+    plan: &Plan,
+) -> (Report, anyhow::Result<()>) {
+    let mut unique = Vec::new();
+    for image in images.iter().filter(|i| i.push) {
+        match published_references(&inventory.registry, image, build_id) {
+            Ok([first, _, _]) => unique.push(first),
+            Err(e) => return (Report::default(), Err(e)),
+        }
     }
-    for image in images.iter().filter(|i| !i.push) {
-        ctx.log.info(&format!("  {}: built and tagged, not pushed (push = false)", image.name));
+    if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique) {
+        return (Report::default(), Err(e));
     }
+    execute(&ctx.docker, plan, &ctx.log)
 }

@@ -151,6 +151,51 @@ pub fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A three-image inventory (base, child FROM base, quiet with push = false) under
+/// `reg.example/ns`, and a fake docker to run it against.
+pub struct Fixture {
+    pub dir: TempDir,
+    pub inventory: PathBuf,
+    pub docker: FakeDocker,
+}
+
+impl Fixture {
+    pub fn new(label: &str) -> Fixture {
+        let dir = TempDir::new(label);
+        let images: &[(&str, &[&str], bool)] =
+            &[("base", &[], true), ("child", &["base"], true), ("quiet", &[], false)];
+        let inventory = fixture_inventory(&dir, "reg.example/ns", "base:1", images);
+        Fixture { dir, inventory, docker: FakeDocker::new() }
+    }
+
+    /// `xtask ARGS --inventory <fixture>` with the fake docker.
+    pub fn xtask(&self, args: &[&str]) -> Command {
+        let mut cmd = xtask();
+        cmd.args(args).arg("--inventory").arg(&self.inventory).env("DOCKER", self.docker.program());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.xtask(args);
+        cmd.envs(env.iter().copied());
+        run(&mut cmd)
+    }
+
+    /// Every docker invocation, its arguments joined by spaces.
+    pub fn commands(&self) -> Vec<String> {
+        self.docker.calls().iter().map(|c| c.join(" ")).collect()
+    }
+
+    pub fn pushes(&self) -> Vec<String> {
+        self.commands().into_iter().filter(|c| c.starts_with("push ")).collect()
+    }
+
+    /// A file the run wrote in the fixture folder, empty when absent.
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+}
+
 /// Writes a small inventory of busybox-based fixture images into `dir` and returns its path.
 /// `base` is the local base image every fixture starts FROM.
 pub fn fixture_inventory(
@@ -464,4 +509,43 @@ pub fn free_port() -> u16 {
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// An HTTP server on loopback that answers one request with `status` and `body` and hands the
+/// request it received (head and body) back through `request()`.
+pub struct OneShotHttp {
+    pub url: String,
+    handle: Option<std::thread::JoinHandle<String>>,
+}
+
+impl OneShotHttp {
+    pub fn start(status: u16, body: &'static str) -> OneShotHttp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let response = format!(
+                "HTTP/1.1 {status} Answer\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        OneShotHttp { url, handle: Some(handle) }
+    }
+
+    /// The request the server received.
+    pub fn request(mut self) -> String {
+        self.handle.take().unwrap().join().unwrap()
+    }
 }

@@ -1,0 +1,227 @@
+//! ci-pr and ci-main: the two workflows, composed from the inventory, the planner, the
+//! executor and the GitHub Actions reporting.
+
+use anyhow::{bail, Context};
+
+use crate::cmd::publish::{publish, publish_plan};
+use crate::cmd::Ctx;
+use crate::docker::{login_args, Secret};
+use crate::execute::{execute, Report};
+use crate::flags;
+use crate::gha;
+use crate::inventory::{Image, Inventory};
+use crate::json;
+use crate::oci::registry_host;
+use crate::plan::{self, BuildOptions, DockerCommand, Plan};
+use crate::tags::{published_references, BuildId};
+
+impl flags::CiPr {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        if inventory.test_package.is_none() {
+            bail!(
+                "{}: there is no [test_package]: ci-pr pushes it to prove the workflow may write packages",
+                inventory.path.display()
+            );
+        }
+        let login = WorkflowLogin::from_env(ctx, &inventory)?;
+        let plans = plan::pull_request_plans(&inventory, login.is_some())?;
+        if self.dry_run {
+            print_dry_run(ctx, login.as_ref(), &plans);
+            return Ok(());
+        }
+        ctx.docker.check_engine()?;
+        if login.is_none() {
+            ctx.log.warning(
+                "GITHUB_TOKEN is not set (a pull request from a fork gets no write token): the \
+                 test-package push that proves write access was skipped; building every image anyway",
+            );
+        }
+        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans));
+        let mut rows = Vec::new();
+        for (plan, report) in plans.iter().zip(&reports) {
+            let seconds = |image: &str| report.seconds.get(image).copied();
+            rows.extend(plan.builds.iter().map(|b| Row {
+                image: b.image.clone(),
+                tags: vec![b.reference.clone()],
+                digest: None,
+                status: "built, not pushed (pull request)".into(),
+                seconds: seconds(&b.image),
+            }));
+            rows.extend(report.pushed.iter().map(|p| Row {
+                image: p.image.clone(),
+                tags: vec![p.reference.clone()],
+                digest: p.digest.clone(),
+                status: "pushed (write-permission probe)".into(),
+                seconds: seconds(&p.image),
+            }));
+        }
+        finish(ctx, "ci-pr", &rows, result)
+    }
+}
+
+impl flags::CiMain {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
+        let options = BuildOptions { pull: self.pull || scheduled, no_cache: self.no_cache || scheduled };
+        let images = plan::select(&inventory, &[])?;
+        let plan = publish_plan(ctx, &inventory, &images, &build_id, options)?;
+        let login = WorkflowLogin::from_env(ctx, &inventory)?;
+        if self.dry_run {
+            print_dry_run(ctx, login.as_ref(), std::slice::from_ref(&plan));
+            return Ok(());
+        }
+        ctx.docker.check_engine()?;
+        if scheduled {
+            ctx.log.notice("scheduled run: building with --pull --no-cache so security patches land");
+        }
+        for image in images.iter().filter(|i| !i.push) {
+            ctx.log.notice(&format!(
+                "{}: push = false in images.toml, so it is built and tagged but not pushed",
+                image.name
+            ));
+        }
+        let (report, result) =
+            with_login(ctx, login.as_ref(), || publish(ctx, &inventory, &images, &build_id, &plan));
+        let mut rows = Vec::new();
+        for image in &images {
+            rows.push(Row {
+                image: image.name.clone(),
+                tags: published_references(&inventory.registry, image, &build_id)?.to_vec(),
+                digest: report.digest(&image.name).map(String::from),
+                status: push_status(image, &report),
+                seconds: report.seconds.get(&image.name).copied(),
+            });
+        }
+        gha::set_output(&ctx.env, "published", &published_json(&images, &report))?;
+        finish(ctx, "ci-main", &rows, result)
+    }
+}
+
+fn push_status(image: &Image, report: &Report) -> String {
+    let pushed = report.pushed.iter().filter(|p| p.image == image.name).count();
+    match (image.push, pushed) {
+        (false, _) => "not pushed: push = false in images.toml".into(),
+        (true, 3) => "pushed".into(),
+        (true, 0) => "not pushed: the run failed".into(),
+        (true, n) => format!("partly pushed ({n} of 3 tags): the run failed"),
+    }
+}
+
+/// `[{"image": ..., "references": [...], "digest": ...}]` for every image whose three tags were
+/// all pushed; the digest is the registry's answer to the push.
+fn published_json(images: &[&Image], report: &Report) -> String {
+    let items = images.iter().filter_map(|image| {
+        let pushed: Vec<_> = report.pushed.iter().filter(|p| p.image == image.name).collect();
+        (pushed.len() == 3).then(|| {
+            json::object([
+                ("image", json::string(&image.name)),
+                ("references", json::array(pushed.iter().map(|p| json::string(&p.reference)))),
+                ("digest", report.digest(&image.name).map_or("null".into(), json::string)),
+            ])
+        })
+    });
+    json::array(items)
+}
+
+/// `docker login` with the workflow token, when the job has one.
+struct WorkflowLogin {
+    host: String,
+    user: String,
+    token: Secret,
+}
+
+impl WorkflowLogin {
+    fn from_env(ctx: &Ctx, inventory: &Inventory) -> anyhow::Result<Option<WorkflowLogin>> {
+        let Some(token) = ctx.env.get("GITHUB_TOKEN") else { return Ok(None) };
+        let user = ctx.env.get("GITHUB_ACTOR").context(
+            "GITHUB_TOKEN is set but GITHUB_ACTOR is not: set it to the user the token belongs to",
+        )?;
+        Ok(Some(WorkflowLogin {
+            host: registry_host(&inventory.registry).to_string(),
+            user: user.to_string(),
+            token: Secret::new(token.to_string()),
+        }))
+    }
+}
+
+/// Runs `work` after logging in (when there is a token) and logs out afterwards, also when the
+/// work failed, so credentials never outlive the job on a reused runner.
+fn with_login<R: Default>(
+    ctx: &Ctx,
+    login: Option<&WorkflowLogin>,
+    work: impl FnOnce() -> (R, anyhow::Result<()>),
+) -> (R, anyhow::Result<()>) {
+    if let Some(l) = login {
+        if let Err(e) = ctx.docker.login(&l.host, &l.user, &l.token) {
+            return (R::default(), Err(e));
+        }
+        ctx.log.info(&format!("logged in to {} as {}", l.host, l.user));
+    }
+    let outcome = work();
+    if let Some(l) = login {
+        if let Err(e) = ctx.docker.logout(&l.host) {
+            ctx.log.warning(&format!("docker logout {} failed: {e:#}", l.host));
+        }
+    }
+    outcome
+}
+
+/// Runs the plans in order and stops at the first failure.
+fn run_plans(ctx: &Ctx, plans: &[Plan]) -> (Vec<Report>, anyhow::Result<()>) {
+    let mut reports = Vec::new();
+    for plan in plans {
+        let (report, result) = execute(&ctx.docker, plan, &ctx.log);
+        reports.push(report);
+        if result.is_err() {
+            return (reports, result);
+        }
+    }
+    (reports, Ok(()))
+}
+
+fn print_dry_run(ctx: &Ctx, login: Option<&WorkflowLogin>, plans: &[Plan]) {
+    let program = ctx.docker.program();
+    if let Some(l) = login {
+        println!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
+    }
+    for plan in plans {
+        print!("{}", plan.display(program));
+    }
+    if let Some(l) = login {
+        println!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
+    }
+}
+
+/// One line of the job summary.
+struct Row {
+    image: String,
+    tags: Vec<String>,
+    digest: Option<String>,
+    status: String,
+    seconds: Option<f64>,
+}
+
+/// Writes the job summary (in GitHub Actions) and hands back the run's result.
+fn finish(ctx: &Ctx, title: &str, rows: &[Row], result: anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut md =
+        format!("### {title}\n\n| Image | Tags | Digest | Pushed | Seconds |\n|---|---|---|---|---|\n");
+    for row in rows {
+        let tags: Vec<String> = row.tags.iter().map(|t| format!("`{t}`")).collect();
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.image,
+            tags.join("<br>"),
+            row.digest.as_deref().map_or("-".to_string(), |d| format!("`{d}`")),
+            row.status,
+            row.seconds.map_or("-".to_string(), |s| format!("{s:.1}")),
+        ));
+    }
+    if let Err(e) = &result {
+        md.push_str(&format!("\n**Failed:** {}\n", format!("{e:#}").replace('\n', " ")));
+    }
+    gha::append_summary(&ctx.env, &md)?;
+    result
+}

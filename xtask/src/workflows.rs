@@ -1,0 +1,153 @@
+//! What `check` requires of the two workflows: they stay thin wrappers around `cargo xtask`.
+//! A line-level reading of our own YAML, enough for these rules without a YAML parser. Pure.
+
+/// One workflow file's contract.
+pub struct Contract {
+    pub file: &'static str,
+    /// The only command a `run:` step may hold.
+    pub command: &'static str,
+    /// Keys that must appear under `on:`.
+    pub triggers: &'static [&'static str],
+    /// Other text the file must hold, with the reason shown when it does not.
+    pub required: &'static [(&'static str, &'static str)],
+}
+
+pub const CONTRACTS: [Contract; 2] = [
+    Contract {
+        file: "build_images.yml",
+        command: "cargo xtask ci-pr",
+        triggers: &["pull_request", "workflow_dispatch"],
+        required: &[("branches: [main]", "pull requests to main must trigger it")],
+    },
+    Contract {
+        file: "build_and_publish_images.yml",
+        command: "cargo xtask ci-main",
+        triggers: &["push", "schedule", "workflow_dispatch"],
+        required: &[
+            ("cron: '0 5 * * 0'", "the weekly rebuild runs Sundays at 05:00 UTC"),
+            ("concurrency:", "two publishes must never race"),
+            ("cancel-in-progress: false", "a publish must not be cancelled half-way through pushing"),
+        ],
+    },
+];
+
+/// Problems of one workflow's text against its contract, each naming the line where it can.
+pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
+    let file = contract.file;
+    let mut problems = Vec::new();
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
+    let mut runs = 0;
+    for (n, line) in &lines {
+        let code = line.split(" #").next().unwrap_or("").trim();
+        let code = code.strip_prefix("- ").unwrap_or(code);
+        if let Some(value) = code.strip_prefix("run:") {
+            runs += 1;
+            if value.trim() != contract.command {
+                problems.push(format!(
+                    "{file}:{n}: a run step may only be `{}` (found `{}`): put the logic in the tool",
+                    contract.command,
+                    value.trim()
+                ));
+            }
+        }
+        if let Some(value) = code.strip_prefix("uses:") {
+            let value = value.trim();
+            let pinned = value
+                .split_once('@')
+                .is_some_and(|(_, rev)| rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !pinned && !value.starts_with("./") {
+                problems
+                    .push(format!("{file}:{n}: `{value}` must be pinned to a full 40-character commit SHA"));
+            }
+        }
+    }
+    if runs == 0 {
+        problems.push(format!("{file}: no run step; it must run `{}`", contract.command));
+    }
+    let on_block = block(&lines, "on:");
+    for trigger in contract.triggers {
+        let found = on_block.iter().any(|l| l.trim().trim_end_matches(':') == *trigger);
+        if !found {
+            problems.push(format!("{file}: `on:` lacks the `{trigger}` trigger"));
+        }
+    }
+    for (needle, why) in contract.required {
+        if !text.contains(needle) {
+            problems.push(format!("{file}: `{needle}` is missing: {why}"));
+        }
+    }
+    if !lines.iter().any(|(_, l)| l.starts_with("permissions:")) {
+        problems.push(format!(
+            "{file}: no top-level `permissions:`; grant nothing by default (`permissions: {{}}`)"
+        ));
+    }
+    if !text.contains("packages: write") {
+        problems.push(format!("{file}: the job needs `packages: write` to push"));
+    }
+    problems
+}
+
+/// The indented lines under a top-level key.
+fn block<'a>(lines: &[(usize, &'a str)], key: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for (_, line) in lines {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            inside = line.trim() == key;
+            continue;
+        }
+        if inside && line.len() - line.trim_start().len() == 2 {
+            out.push(*line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_workflow(name: &str) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        std::fs::read_to_string(root.join(".github/workflows").join(name)).unwrap()
+    }
+
+    /// The repository's own workflows keep their contract.
+    #[test]
+    fn the_repository_workflows_pass() {
+        for contract in &CONTRACTS {
+            assert_eq!(problems(contract, &repo_workflow(contract.file)), Vec::<String>::new());
+        }
+    }
+
+    #[test]
+    fn each_rule_can_fail() {
+        let pr = &CONTRACTS[0];
+        let good = repo_workflow(pr.file);
+        let p = problems(pr, &good.replace("run: cargo xtask ci-pr", "run: docker build ."));
+        assert!(p.iter().any(|p| p.contains("a run step may only be `cargo xtask ci-pr`")), "{p:?}");
+        let p = problems(pr, &good.replace("@34e114876b0b11c390a56381ad16ebd13914f8d5", "@v4"));
+        assert!(p.iter().any(|p| p.contains("must be pinned")), "{p:?}");
+        let p = problems(pr, &good.replace("  workflow_dispatch:\n", ""));
+        assert!(p.iter().any(|p| p.contains("lacks the `workflow_dispatch` trigger")), "{p:?}");
+        let p = problems(pr, &good.replace("permissions: {}\n", ""));
+        assert!(p.iter().any(|p| p.contains("top-level `permissions:`")), "{p:?}");
+
+        let main = &CONTRACTS[1];
+        let good = repo_workflow(main.file);
+        let p = problems(main, &good.replace("'0 5 * * 0'", "'0 5 * * 1'"));
+        assert!(p.iter().any(|p| p.contains("Sundays at 05:00")), "{p:?}");
+        let p = problems(main, &good.replace("  schedule:\n", "  scheduled:\n"));
+        assert!(p.iter().any(|p| p.contains("`schedule` trigger")), "{p:?}");
+        let p = problems(main, &good.replace("cancel-in-progress: false", "cancel-in-progress: true"));
+        assert!(p.iter().any(|p| p.contains("half-way")), "{p:?}");
+        let p = problems(
+            main,
+            &good.replace(
+                "        run: cargo xtask ci-main\n",
+                "        run: |\n          cargo xtask ci-main\n",
+            ),
+        );
+        assert!(p.iter().any(|p| p.contains("found `|`")), "{p:?}");
+    }
+}

@@ -1,0 +1,192 @@
+//! ci-pr, ci-main and cleanup-test-package against a fake docker (exact argv, stdin, GitHub
+//! Actions reporting) and a local HTTP server standing in for GitHub's API.
+
+mod support;
+
+use support::{run, xtask, Fixture, OneShotHttp, Run};
+
+const TOKEN: &str = "ghs_workflow_T0KEN";
+
+/// Runs xtask as GitHub Actions would, with summary and output files in the fixture folder.
+fn run_in_actions(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = f.xtask(args);
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_RUN_NUMBER", "12")
+        .env("GITHUB_RUN_ATTEMPT", "3")
+        .env("GITHUB_ACTOR", "octo")
+        .env("GITHUB_STEP_SUMMARY", f.dir.path().join("summary.md"))
+        .env("GITHUB_OUTPUT", f.dir.path().join("output.txt"))
+        .envs(env.iter().copied());
+    run(&mut cmd)
+}
+
+#[test]
+fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
+    let f = Fixture::new("ci");
+    let out = run_in_actions(&f, &["ci-pr"], &[("GITHUB_TOKEN", TOKEN)]).ok();
+    let commands = f.commands();
+    assert_eq!(commands[0], "version --format {{.Server.Version}}");
+    assert_eq!(commands[1], "login reg.example --username octo --password-stdin");
+    assert_eq!(f.docker.stdin(), TOKEN);
+    assert_eq!(commands.last().unwrap(), "logout reg.example");
+    let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
+    assert_eq!(pushes, ["push reg.example/ns/test:do_not_use"]);
+    assert!(
+        commands.contains(&"tag reg.example/ns/base:local-v1.0.0 reg.example/ns/test:do_not_use".to_string())
+    );
+    // The probe goes out before the other images build.
+    let push_at = commands.iter().position(|c| c.starts_with("push")).unwrap();
+    let child_at = commands.iter().position(|c| c.contains("Dockerfile-child")).unwrap();
+    assert!(push_at < child_at, "{commands:#?}");
+    assert_eq!(f.docker.calls_of("build").len(), 3);
+    assert!(out.stdout.contains("::group::build base (1/1)"), "{}", out.stdout);
+    assert!(!f.docker.raw_calls().contains(TOKEN) && !out.all().contains(TOKEN));
+    let summary = f.file("summary.md");
+    assert!(summary.contains("| test | `reg.example/ns/test:do_not_use` | `sha256:"), "{summary}");
+    assert!(
+        summary
+            .contains("| child | `reg.example/ns/child:local-v1.0.0` | - | built, not pushed (pull request)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ci_pr_without_a_token_warns_and_still_builds() {
+    let f = Fixture::new("ci");
+    let out = run_in_actions(&f, &["ci-pr"], &[]).ok();
+    assert!(out.stdout.contains("::warning::GITHUB_TOKEN is not set"), "{}", out.stdout);
+    assert_eq!(f.docker.calls_of("build").len(), 3);
+    assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
+}
+
+#[test]
+fn ci_main_publishes_reports_digests_and_logs_out() {
+    let f = Fixture::new("ci");
+    let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "feed")];
+    let out = run_in_actions(&f, &["ci-main"], &env).ok();
+    let commands = f.commands();
+    assert_eq!(commands[1], "login reg.example --username octo --password-stdin");
+    assert_eq!(commands.last().unwrap(), "logout reg.example");
+    let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
+    assert_eq!(pushes.len(), 6);
+    assert_eq!(pushes[0], "push reg.example/ns/base:v1.0.0_12.3");
+    assert!(!f.docker.calls_of("build")[0].contains(&"--pull".to_string()));
+    assert!(out.stdout.contains("::notice::quiet: push = false"), "{}", out.stdout);
+
+    let output = f.file("output.txt");
+    let json = output.strip_prefix("published=").expect(&output);
+    let published: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(published.as_array().unwrap().len(), 2);
+    assert_eq!(published[0]["image"], "base");
+    assert_eq!(published[0]["references"][2], "reg.example/ns/base:latest");
+    let digest = published[0]["digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:") && out.stdout.contains(digest));
+    let summary = f.file("summary.md");
+    assert!(summary.contains(&format!("| base | `reg.example/ns/base:v1.0.0_12.3`<br>`reg.example/ns/base:v1.0.0`<br>`reg.example/ns/base:latest` | `{digest}` | pushed |")), "{summary}");
+    assert!(
+        summary.contains("| quiet |") && summary.contains("not pushed: push = false in images.toml"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ci_main_on_schedule_pulls_without_cache() {
+    let f = Fixture::new("ci");
+    let out = run_in_actions(&f, &["ci-main"], &[("GITHUB_EVENT_NAME", "schedule")]).ok();
+    let builds = f.docker.calls_of("build");
+    assert_eq!(&builds[0][..3], ["build", "--pull", "--no-cache"]);
+    // child builds on this run's base: no --pull for it.
+    assert_eq!(&builds[1][..2], ["build", "--no-cache"]);
+    assert!(out.stdout.contains("::notice::scheduled run"), "{}", out.stdout);
+}
+
+#[test]
+fn ci_main_logs_out_after_a_failure_and_reports_it() {
+    let f = Fixture::new("ci");
+    let env = [("GITHUB_TOKEN", TOKEN), ("FAKE_FAIL_BUILD", "Dockerfile-child")];
+    let out = run_in_actions(&f, &["ci-main"], &env).fails();
+    assert!(f.docker.calls_of("push").is_empty());
+    assert_eq!(f.commands().last().unwrap(), "logout reg.example");
+    assert!(out.stdout.contains("::error::build of child"), "{}", out.stdout);
+    let summary = f.file("summary.md");
+    assert!(summary.contains("**Failed:** build of child"), "{summary}");
+    assert!(summary.contains("| base |") && summary.contains("not pushed: the run failed"), "{summary}");
+    assert_eq!(f.file("output.txt"), "published=[]\n");
+}
+
+#[test]
+fn ci_main_outside_actions_needs_a_build_id() {
+    let f = Fixture::new("ci");
+    let mut cmd = xtask();
+    cmd.args(["ci-main", "--inventory"]).arg(&f.inventory).env("DOCKER", f.docker.program());
+    let out = run(&mut cmd).fails();
+    assert!(out.stderr.contains("pass --build-id ID"), "{}", out.stderr);
+    let mut cmd = xtask();
+    cmd.args(["ci-main", "--build-id", "5", "--dry-run", "--inventory"]).arg(&f.inventory);
+    let out = run(&mut cmd).ok();
+    assert!(out.stdout.lines().any(|l| l == "docker push reg.example/ns/child:v1.0.0_5"), "{}", out.stdout);
+    assert!(f.docker.calls().is_empty());
+}
+
+fn cleanup(server: &OneShotHttp, token: Option<&str>) -> (Run, Fixture) {
+    let f = Fixture::new("ci");
+    let text =
+        std::fs::read_to_string(&f.inventory).unwrap().replace("reg.example/ns", "ghcr.io/cfpb/regtech/sbl");
+    std::fs::write(&f.inventory, text).unwrap();
+    let mut cmd = xtask();
+    cmd.args(["cleanup-test-package", "--inventory"]).arg(&f.inventory).env("GITHUB_API_URL", &server.url);
+    if let Some(token) = token {
+        cmd.env("GH_ADMIN_TOKEN", token);
+    }
+    (run(&mut cmd), f)
+}
+
+#[test]
+fn cleanup_deletes_the_package_with_the_token_on_stdin() {
+    let server = OneShotHttp::start(204, "");
+    let (out, _f) = cleanup(&server, Some("admin-T0KEN"));
+    let out = out.ok();
+    let request = server.request();
+    assert!(
+        request.starts_with("DELETE /orgs/cfpb/packages/container/regtech%2Fsbl%2Ftest HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(request.contains("Authorization: Bearer admin-T0KEN\r\n"), "{request}");
+    assert!(request.contains("X-GitHub-Api-Version: 2022-11-28"), "{request}");
+    assert!(out.stdout.contains("deleted container package regtech/sbl/test of cfpb"), "{}", out.stdout);
+    assert!(!out.all().contains("admin-T0KEN"));
+}
+
+#[test]
+fn cleanup_explains_401_403_and_404() {
+    for (status, expected) in
+        [(401, "invalid or expired"), (403, "delete:packages scope"), (404, "already deleted")]
+    {
+        let server = OneShotHttp::start(status, "{\"message\":\"no\"}");
+        let (out, _f) = cleanup(&server, Some("admin-T0KEN"));
+        let out = out.fails();
+        assert!(out.stderr.contains(expected), "{status}: {}", out.stderr);
+        assert!(!out.all().contains("admin-T0KEN"));
+        server.request();
+    }
+}
+
+#[test]
+fn cleanup_without_a_token_sends_nothing() {
+    let f = Fixture::new("ci");
+    let text =
+        std::fs::read_to_string(&f.inventory).unwrap().replace("reg.example/ns", "ghcr.io/cfpb/regtech/sbl");
+    std::fs::write(&f.inventory, text).unwrap();
+    let mut cmd = xtask();
+    cmd.args(["cleanup-test-package", "--inventory"])
+        .arg(&f.inventory)
+        .env("GITHUB_API_URL", "http://127.0.0.1:9");
+    let out = run(&mut cmd).fails();
+    assert!(out.stderr.contains("GH_ADMIN_TOKEN is not set"), "{}", out.stderr);
+    let mut cmd = xtask();
+    cmd.args(["cleanup-test-package", "--dry-run", "--inventory"])
+        .arg(&f.inventory)
+        .env("GITHUB_API_URL", "http://127.0.0.1:9");
+    let out = run(&mut cmd).ok();
+    assert_eq!(out.stdout, "DELETE http://127.0.0.1:9/orgs/cfpb/packages/container/regtech%2Fsbl%2Ftest\n");
+}
