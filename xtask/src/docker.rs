@@ -1,15 +1,19 @@
 //! The only place that runs the docker CLI: `docker` on PATH, or `$DOCKER` when set.
 //!
-//! Every call is an argument vector, never a shell string (duct feeds stdin and reads output
-//! while it streams); a secret reaches docker only on stdin.
+//! Every call is an argument vector, never a shell string; a secret reaches docker only on
+//! stdin. Every child runs under a timeout and stops when the tool is interrupted. Login, push
+//! and registry queries are retried with backoff when the failure is transient.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::env::Env;
+use crate::gha::Log;
+use crate::interrupt::{self, Interrupted};
 use crate::plan::DockerCommand;
+use crate::retry::{self, Backoff, Failure};
 
 /// A token. It has no Display, and Debug hides it, so it cannot end up in a message by accident.
 pub struct Secret(String);
@@ -31,8 +35,35 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// How long one docker command may run before it is stopped and reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub build: Duration,
+    pub push: Duration,
+    /// Everything else: version, tag, login, logout, manifest inspect.
+    pub command: Duration,
+}
+
+impl Timeouts {
+    /// Defaults (build 60 min, push 20 min, other commands 2 min), or XTASK_BUILD_TIMEOUT,
+    /// XTASK_PUSH_TIMEOUT and XTASK_COMMAND_TIMEOUT in seconds.
+    pub fn from_env(env: &Env) -> Timeouts {
+        let secs = |name: &str, default: u64| {
+            Duration::from_secs(env.get(name).and_then(|v| v.parse().ok()).unwrap_or(default))
+        };
+        Timeouts {
+            build: secs("XTASK_BUILD_TIMEOUT", 3600),
+            push: secs("XTASK_PUSH_TIMEOUT", 1200),
+            command: secs("XTASK_COMMAND_TIMEOUT", 120),
+        }
+    }
+}
+
 pub struct Docker {
     program: String,
+    timeouts: Timeouts,
+    backoff: Backoff,
+    log: Log,
 }
 
 /// What the registry says about one reference.
@@ -42,14 +73,49 @@ pub enum Manifest {
     Absent,
     /// The registry wants credentials the engine does not have (or refuses the ones it has).
     Unauthorized(String),
-    /// No answer: connection refused, DNS, TLS, timeouts.
+    /// No answer: connection refused, DNS, TLS, timeouts (after the retries).
     Unreachable(String),
 }
 
+/// A finished child: whether it succeeded and what it printed (stdout and stderr together).
+struct Finished {
+    success: bool,
+    status: String,
+    output: String,
+}
+
+/// A finished child after any retries.
+struct Attempts {
+    last: Finished,
+    retries: u32,
+}
+
+impl Attempts {
+    /// `"(after 3 retries) "` or nothing, for messages.
+    fn after(&self) -> String {
+        match self.retries {
+            0 => String::new(),
+            1 => "after 1 retry: ".into(),
+            n => format!("after {n} retries: "),
+        }
+    }
+}
+
+enum Io<'a> {
+    /// Output goes straight to the user (builds, tags).
+    Inherit,
+    /// Output is captured, with optional bytes on stdin.
+    Capture(Option<&'a [u8]>),
+}
+
 impl Docker {
-    pub fn from_env(env: &Env) -> anyhow::Result<Docker> {
-        let program = env.get("DOCKER").unwrap_or("docker").to_string();
-        Ok(Docker { program })
+    pub fn from_env(env: &Env) -> Docker {
+        Docker {
+            program: env.get("DOCKER").unwrap_or("docker").to_string(),
+            timeouts: Timeouts::from_env(env),
+            backoff: Backoff::from_env(env),
+            log: Log::new(env),
+        }
     }
 
     pub fn program(&self) -> &str {
@@ -58,25 +124,12 @@ impl Docker {
 
     /// Fails with the fix when the CLI is missing or the daemon does not answer.
     pub fn check_engine(&self) -> anyhow::Result<()> {
-        let out = duct::cmd(&self.program, ["version", "--format", "{{.Server.Version}}"])
-            .stdout_capture()
-            .stderr_capture()
-            .stdin_null()
-            .unchecked()
-            .run();
-        let out = match out {
-            Ok(out) => out,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "cannot run `{}`: not found. Install the Docker CLI, or set $DOCKER to the client to use",
-                self.program
-            ),
-            Err(e) => bail!("cannot run `{}`: {e}", self.program),
-        };
-        if !out.status.success() {
-            let said = String::from_utf8_lossy(&out.stderr);
+        let args = ["version", "--format", "{{.Server.Version}}"].map(String::from);
+        let out = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
+        if !out.success {
             bail!(
                 "the Docker daemon is not reachable ({}). Start it (dockerd, or Docker Desktop) and try again",
-                last_line(&said)
+                last_line(&out.output)
             );
         }
         Ok(())
@@ -84,79 +137,162 @@ impl Docker {
 
     /// Runs a build or tag step with its output going straight to the user.
     pub fn run(&self, command: &DockerCommand) -> anyhow::Result<()> {
-        let out = duct::cmd(&self.program, &command.args)
-            .stdin_null()
-            .unchecked()
-            .run()
-            .with_context(|| format!("cannot run `{}`", self.program))?;
-        if !out.status.success() {
+        let timeout = if command.args[0] == "build" { self.timeouts.build } else { self.timeouts.command };
+        let out = self.exec(&command.args, Io::Inherit, timeout)?;
+        if !out.success {
             bail!("docker {} exited with {}", command.args[0], out.status);
         }
         Ok(())
     }
 
-    /// Runs `docker push`, echoing its output, and returns the digest the registry answered with.
+    /// Runs `docker push` (retrying transient failures), echoing its output, and returns the
+    /// digest the registry answered with.
     pub fn push(&self, command: &DockerCommand) -> anyhow::Result<Option<String>> {
-        let reader = duct::cmd(&self.program, &command.args)
-            .stderr_to_stdout()
-            .stdin_null()
-            .unchecked()
-            .reader()
-            .with_context(|| format!("cannot run `{}`", self.program))?;
-        let mut digest = None;
-        let mut last = String::new();
-        let stdout = std::io::stdout();
-        for line in BufReader::new(&reader).lines() {
-            let line = line.context("reading docker push output")?;
-            digest = digest.or_else(|| push_digest(&line));
-            let _ = writeln!(stdout.lock(), "{line}");
-            last = line;
+        let what = format!("docker push {}", command.args.last().map_or("", String::as_str));
+        let attempts =
+            self.retrying(&what, true, || self.exec(&command.args, Io::Capture(None), self.timeouts.push))?;
+        if !attempts.last.success {
+            bail!("{}{}", attempts.after(), last_line(&attempts.last.output));
         }
-        let status = reader.try_wait()?.map(|o| o.status);
-        match status {
-            Some(s) if s.success() => Ok(digest),
-            Some(s) => bail!("{} ({})", last.trim(), s),
-            None => bail!("docker push ended without an exit status"),
-        }
+        Ok(attempts.last.output.lines().find_map(push_digest))
     }
 
     /// `docker login HOST -u USER --password-stdin`, the token on stdin.
     pub fn login(&self, host: &str, username: &str, token: &Secret) -> anyhow::Result<()> {
-        let out = duct::cmd(&self.program, login_args(host, username))
-            .stdin_bytes(token.expose().as_bytes())
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .with_context(|| format!("cannot run `{}`", self.program))?;
-        if !out.status.success() {
+        let args = login_args(host, username);
+        let stdin = token.expose().as_bytes();
+        let attempts = self.retrying(&format!("docker login {host}"), false, || {
+            self.exec(&args, Io::Capture(Some(stdin)), self.timeouts.command)
+        })?;
+        if !attempts.last.success {
             // docker does not echo the password, but scrub it anyway in case a client ever does.
-            let said = String::from_utf8_lossy(&out.stderr).replace(token.expose(), "***");
-            bail!("docker login to {host} as {username} failed: {}", last_line(&said));
+            let said = attempts.last.output.replace(token.expose(), "***");
+            bail!("docker login to {host} as {username} failed: {}{}", attempts.after(), last_line(&said));
         }
         Ok(())
     }
 
     /// `docker logout HOST`, so credentials do not outlive the job on a reused runner.
     pub fn logout(&self, host: &str) -> anyhow::Result<()> {
-        let sh = xshell::Shell::new()?;
-        let program = &self.program;
-        xshell::cmd!(sh, "{program} logout {host}").quiet().ignore_stdout().run()?;
+        let args = ["logout", host].map(String::from);
+        let out = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
+        if !out.success {
+            bail!("{}", last_line(&out.output));
+        }
         Ok(())
     }
 
     /// Asks the registry (with the engine's stored credentials) whether `reference` exists.
     pub fn manifest(&self, reference: &str, insecure: bool) -> anyhow::Result<Manifest> {
-        let out = duct::cmd(&self.program, manifest_args(reference, insecure))
-            .stdout_capture()
-            .stderr_capture()
-            .stdin_null()
-            .unchecked()
-            .run()
-            .with_context(|| format!("cannot run `{}`", self.program))?;
-        let said = String::from_utf8_lossy(&out.stderr);
-        Ok(classify_manifest(out.status.success(), &said))
+        let args = manifest_args(reference, insecure);
+        let attempts = self.retrying(&format!("docker manifest inspect {reference}"), false, || {
+            self.exec(&args, Io::Capture(None), self.timeouts.command)
+        })?;
+        Ok(match classify_manifest(attempts.last.success, &attempts.last.output) {
+            Manifest::Unreachable(said) => Manifest::Unreachable(format!("{}{said}", attempts.after())),
+            other => other,
+        })
     }
+
+    /// Runs `attempt` until it succeeds, fails permanently, or the retries are used up; each
+    /// retry is logged. `echo` prints every attempt's output (pushes).
+    fn retrying(
+        &self,
+        what: &str,
+        echo: bool,
+        mut attempt: impl FnMut() -> anyhow::Result<Finished>,
+    ) -> anyhow::Result<Attempts> {
+        let mut retries = 0;
+        loop {
+            let last = attempt()?;
+            if echo {
+                print!("{}", last.output);
+            }
+            let transient = !last.success && retry::classify(&last.output) == Failure::Transient;
+            if !transient || retries == self.backoff.retries {
+                return Ok(Attempts { last, retries });
+            }
+            retries += 1;
+            let wait = self.backoff.delay(retries, retry::jitter());
+            self.log.warning(&format!(
+                "{what} failed ({}); retry {retries} of {} in {:.1}s",
+                last_line(&last.output),
+                self.backoff.retries,
+                wait.as_secs_f64()
+            ));
+            sleep_unless_interrupted(wait)?;
+        }
+    }
+
+    /// Starts docker with `args` and waits for it, stopping it on a timeout or an interrupt.
+    fn exec(&self, args: &[String], io: Io<'_>, timeout: Duration) -> anyhow::Result<Finished> {
+        let mut expression = duct::cmd(&self.program, args).unchecked().before_spawn(|command| {
+            interrupt::own_process_group(command);
+            Ok(())
+        });
+        expression = match io {
+            Io::Inherit => expression.stdin_null(),
+            Io::Capture(stdin) => {
+                let e = match stdin {
+                    Some(bytes) => expression.stdin_bytes(bytes.to_vec()),
+                    None => expression.stdin_null(),
+                };
+                e.stderr_to_stdout().stdout_capture()
+            }
+        };
+        let handle = match expression.start() {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "cannot run `{}`: not found. Install the Docker CLI, or set $DOCKER to the client to use",
+                self.program
+            ),
+            Err(e) => bail!("cannot run `{}`: {e}", self.program),
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Waiting in slices returns as soon as the child exits; between slices, look for a
+            // signal or the deadline.
+            if let Some(out) = handle.wait_timeout(Duration::from_millis(200))? {
+                return Ok(Finished {
+                    success: out.status.success(),
+                    status: out.status.to_string(),
+                    output: String::from_utf8_lossy(&out.stdout).into_owned(),
+                });
+            }
+            if interrupt::requested() {
+                stop(&handle);
+                return Err(Interrupted.into());
+            }
+            if Instant::now() >= deadline {
+                stop(&handle);
+                bail!(
+                    "docker {} did not finish within {}s and was stopped (the XTASK_*_TIMEOUT variables raise the limit)",
+                    args[0],
+                    timeout.as_secs()
+                );
+            }
+        }
+    }
+}
+
+/// Stops a running docker command and everything it started, then reaps it.
+fn stop(handle: &duct::Handle) {
+    for pid in handle.pids() {
+        interrupt::stop_group(pid, Duration::from_secs(5), || matches!(handle.try_wait(), Ok(Some(_))));
+    }
+    let _ = handle.kill();
+    let _ = handle.wait();
+}
+
+fn sleep_unless_interrupted(wait: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if interrupt::requested() {
+            return Err(Interrupted.into());
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+    }
+    Ok(())
 }
 
 pub fn login_args(host: &str, username: &str) -> Vec<String> {
@@ -174,21 +310,21 @@ fn manifest_args(reference: &str, insecure: bool) -> Vec<String> {
 
 /// Reads `docker manifest inspect`'s answer. Unknown failures count as unreachable, never as
 /// absent: treating "could not ask" as "not there" would let a rerun overwrite a pinned tag.
-fn classify_manifest(success: bool, stderr: &str) -> Manifest {
+fn classify_manifest(success: bool, said: &str) -> Manifest {
     if success {
         return Manifest::Present;
     }
-    let lower = stderr.to_ascii_lowercase();
-    let said = last_line(stderr).to_string();
+    let lower = said.to_ascii_lowercase();
+    let line = last_line(said).to_string();
     if lower.contains("no such manifest") || lower.contains("manifest unknown") {
         Manifest::Absent
     } else if ["unauthorized", "no basic auth credentials", "denied", "401", "403"]
         .iter()
         .any(|w| lower.contains(w))
     {
-        Manifest::Unauthorized(said)
+        Manifest::Unauthorized(line)
     } else {
-        Manifest::Unreachable(said)
+        Manifest::Unreachable(line)
     }
 }
 

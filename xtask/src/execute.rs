@@ -1,13 +1,14 @@
 //! Runs a plan, phase by phase: every build, then every tag, then every push. A failure stops
 //! the run where it is, and the error says what was and was not pushed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::bail;
 
 use crate::docker::Docker;
 use crate::gha::Log;
+use crate::interrupt::Interrupted;
 use crate::plan::{Plan, Step};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,23 +40,75 @@ impl Report {
     }
 }
 
+/// Whether the build phase stops at the first failure or builds on to find every failure.
+/// Either way nothing is tagged or pushed unless every build succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBuildFailure {
+    #[default]
+    Stop,
+    KeepGoing,
+}
+
 /// Runs `plan`; the report holds what was done even when the run failed part way.
-pub fn execute(docker: &Docker, plan: &Plan, log: &Log) -> (Report, anyhow::Result<()>) {
+pub fn execute(
+    docker: &Docker,
+    plan: &Plan,
+    log: &Log,
+    on_failure: OnBuildFailure,
+) -> (Report, anyhow::Result<()>) {
     let mut report = Report::default();
-    let result = run_phases(docker, plan, log, &mut report);
+    let result = build_all(docker, plan, log, on_failure, &mut report)
+        .and_then(|()| tag_and_push(docker, plan, log, &mut report));
     (report, result)
 }
 
-fn run_phases(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
+fn build_all(
+    docker: &Docker,
+    plan: &Plan,
+    log: &Log,
+    on_failure: OnBuildFailure,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    // Images that failed or were skipped: what depends on them cannot build.
+    let mut not_built: BTreeSet<&str> = BTreeSet::new();
     for (i, step) in plan.builds.iter().enumerate() {
+        if let Some(parent) = step.needs.iter().find(|p| not_built.contains(p.as_str())) {
+            skipped.push(format!("{} (needs {parent})", step.image));
+            not_built.insert(&step.image);
+            continue;
+        }
         let title = format!("build {} ({}/{})", step.image, i + 1, plan.builds.len());
         let result = report.time(&step.image, || log.group(&title, || run_step(docker, step, log)));
-        if let Err(e) = result {
-            let not_built: Vec<&str> = plan.builds[i..].iter().map(|s| s.image.as_str()).collect();
-            bail!("{}: {e:#}. Nothing was pushed; not built: {}", step_name(step), not_built.join(", "));
+        match result {
+            Ok(()) => report.built.push(step.image.clone()),
+            Err(e)
+                if on_failure == OnBuildFailure::KeepGoing && e.downcast_ref::<Interrupted>().is_none() =>
+            {
+                log.error(&format!("{}: {e:#}", step_name(step)));
+                failed.push((step.image.clone(), format!("{e:#}")));
+                not_built.insert(&step.image);
+            }
+            Err(e) => {
+                let not_built: Vec<&str> = plan.builds[i..].iter().map(|s| s.image.as_str()).collect();
+                bail!("{}: {e:#}. Nothing was pushed; not built: {}", step_name(step), not_built.join(", "));
+            }
         }
-        report.built.push(step.image.clone());
     }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let failures: Vec<String> = failed.iter().map(|(image, e)| format!("{image} ({e})")).collect();
+    let mut message =
+        format!("{} of {} builds failed: {}", failed.len(), plan.builds.len(), failures.join("; "));
+    if !skipped.is_empty() {
+        message.push_str(&format!("; not built because a parent failed: {}", skipped.join(", ")));
+    }
+    bail!("{message}. Nothing was pushed")
+}
+
+fn tag_and_push(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
     for step in &plan.tags {
         if let Err(e) = run_step(docker, step, log) {
             bail!("{}: {e:#}. Nothing was pushed", step_name(step));
@@ -107,10 +160,17 @@ fn pushed_images(plan: &Plan) -> Vec<&str> {
 
 /// Which images hold all their tags in the registry and which do not, after a failed push.
 fn push_state(plan: &Plan, report: &Report) -> String {
-    let (full, partial): (Vec<&str>, Vec<&str>) = pushed_images(plan).into_iter().partition(|image| {
-        let wanted = plan.pushes.iter().filter(|s| s.image == *image).count();
-        report.pushed.iter().filter(|p| p.image == *image).count() == wanted
-    });
-    let list = |v: &[&str]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    let mut full = Vec::new();
+    let mut partial = Vec::new();
+    for image in pushed_images(plan) {
+        let wanted = plan.pushes.iter().filter(|s| s.image == image).count();
+        let done = report.pushed.iter().filter(|p| p.image == image).count();
+        match done {
+            _ if done == wanted => full.push(image.to_string()),
+            0 => partial.push(image.to_string()),
+            _ => partial.push(format!("{image} ({done} of {wanted} tags)")),
+        }
+    }
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     format!("Fully pushed: {}; not fully pushed: {}", list(&full), list(&partial))
 }

@@ -39,6 +39,8 @@ xflags::xflags! {
             optional --pull
             /// Do not use the build cache.
             optional --no-cache
+            /// After a failed build, build what does not depend on it, to report every failure.
+            optional --keep-going
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -54,6 +56,9 @@ xflags::xflags! {
             optional --pull
             /// Do not use the build cache.
             optional --no-cache
+            /// After a failed build, build what does not depend on it, to report every failure
+            /// (still pushes nothing).
+            optional --keep-going
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -71,6 +76,8 @@ xflags::xflags! {
         /// push the test package (proof the token may write packages), build every image
         /// with local-only tags and push none of them.
         cmd ci-pr {
+            /// After a failed build, build what does not depend on it, to report every failure.
+            optional --keep-going
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -85,6 +92,9 @@ xflags::xflags! {
             optional --pull
             /// Do not use the build cache.
             optional --no-cache
+            /// After a failed build, build what does not depend on it, to report every failure
+            /// (still pushes nothing).
+            optional --keep-going
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }

@@ -140,6 +140,17 @@ impl Inventory {
             invalid(vec![Problem { line, key: "TOML".into(), message: e.message().trim_end().to_string() }])
         })?;
         let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // Docker's arguments are built as UTF-8 text; a path that is not would reach docker mangled.
+        if dir.to_str().is_none() {
+            return Err(invalid(vec![Problem {
+                line: None,
+                key: "inventory path".into(),
+                message: format!(
+                    "the folder {} is not valid UTF-8: move the inventory to a folder with a UTF-8 name",
+                    dir.display()
+                ),
+            }]));
+        }
         let mut v = Validator { text, dir: &dir, problems: Vec::new() };
         let inventory = v.inventory(path, raw);
         if v.problems.is_empty() {

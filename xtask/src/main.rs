@@ -7,12 +7,16 @@ mod execute;
 mod flags;
 mod gha;
 mod github;
+mod interrupt;
 mod inventory;
 mod json;
 mod labels;
 mod oci;
 mod plan;
 mod preflight;
+#[cfg(test)]
+mod proptests;
+mod retry;
 mod tags;
 #[cfg(test)]
 mod testdir;
@@ -24,6 +28,7 @@ use flags::XtaskCmd;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::from_env_or_exit();
+    interrupt::install();
     let env = env::Env::from_process();
     let log = gha::Log::new(&env);
     match run(flags, env) {

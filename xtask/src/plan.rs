@@ -57,6 +57,8 @@ pub struct Step {
     pub command: DockerCommand,
     /// The reference this step produces or pushes.
     pub reference: String,
+    /// Images whose builds this step builds on (inventory parents in the same plan).
+    pub needs: Vec<String>,
 }
 
 /// The docker steps of one command, in three phases. Nothing of a later phase runs unless every
@@ -201,6 +203,12 @@ fn build_steps(
                 action: Action::Build,
                 command: build_command(image, &own, &parents, &labels(image), options),
                 reference: own,
+                needs: image
+                    .depends_on
+                    .iter()
+                    .filter(|p| images.iter().any(|i| &&i.name == p))
+                    .cloned()
+                    .collect(),
             }
         })
         .collect()
@@ -267,6 +275,7 @@ fn tag_step(image: &str, source: &str, target: &str) -> Step {
         action: Action::Tag,
         command: DockerCommand::new(["tag", source, target]),
         reference: target.to_string(),
+        needs: Vec::new(),
     }
 }
 
@@ -276,6 +285,7 @@ fn push_step(image: &str, reference: &str) -> Step {
         action: Action::Push,
         command: DockerCommand::new(["push", reference]),
         reference: reference.to_string(),
+        needs: Vec::new(),
     }
 }
 

@@ -106,6 +106,8 @@ fn login_then_publish_to_a_registry_with_auth() {
     with_config(&mut login);
     let out = run(&mut login).fails();
     assert!(out.stderr.contains("docker login to"), "{}", out.stderr);
+    // A 401 is not worth retrying.
+    assert!(!out.all().contains("retry"), "{}", out.all());
     assert!(!out.all().contains("wrong-token"));
 
     let mut login = xtask();
@@ -204,4 +206,83 @@ fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {
     // Logged out at the end: the job's credentials are gone from the config.
     let stored = std::fs::read_to_string(config.path().join("config.json")).unwrap_or_default();
     assert!(stored.contains("auths") && !stored.contains(&registry.host()), "{stored}");
+}
+
+/// Starts `publish` with a base image whose build takes a few seconds, and stops the registry
+/// once the build has started (after the preflight asked the registry). Returns the running
+/// publish; the caller waits for it.
+fn publish_with_outage(
+    registry: &mut Registry,
+    dir: &TempDir,
+    prefix: &str,
+    retries: &str,
+) -> std::process::Child {
+    let inv = fixture(dir, registry, prefix);
+    let dockerfile = dir.path().join(format!("Dockerfile-{prefix}-base"));
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "RUN sleep 4\n";
+    std::fs::write(&dockerfile, text).unwrap();
+    let mut child = xtask()
+        .args(["publish", &format!("{prefix}-base"), "--build-id", "9", "--inventory"])
+        .arg(inv)
+        .env("XTASK_RETRIES", retries)
+        .env("XTASK_RETRY_BASE_MS", "1000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The build group opens after the preflight; wait for it, then take the registry away.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("==> build") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("publish never started building");
+    registry.stop();
+    child
+}
+
+#[test]
+fn a_registry_back_within_the_retry_window_gets_everything() {
+    if !require_engine() {
+        return;
+    }
+    let mut registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let child = publish_with_outage(&mut registry, &dir, "flaky", "6");
+    // Down while the build runs and the first pushes fail; back well inside the ~30 s window.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    registry.restart();
+    let out = support::Run::of(child.wait_with_output().unwrap()).ok();
+    assert!(out.stderr.contains("retry 1 of 6"), "no retry was logged:\n{}", out.stderr);
+    eprintln!(
+        "outage: {} retries logged before the registry came back",
+        out.stderr.matches("; retry ").count()
+    );
+    assert_eq!(registry.tags("x/flaky-base"), ["latest", "v1.0.0", "v1.0.0_9"]);
+    let digest = registry.digest("x/flaky-base", "v1.0.0_9");
+    assert_eq!(registry.digest("x/flaky-base", "latest"), digest);
+}
+
+#[test]
+fn a_registry_that_stays_down_fails_with_the_retry_count_and_no_stray_latest() {
+    if !require_engine() {
+        return;
+    }
+    let mut registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let child = publish_with_outage(&mut registry, &dir, "down", "2");
+    let out = support::Run::of(child.wait_with_output().unwrap()).fails();
+    assert!(out.stderr.contains("after 2 retries"), "{}", out.stderr);
+    assert!(out.stderr.contains("not fully pushed: down-base"), "{}", out.stderr);
+    registry.restart();
+    let tags = registry.tags("x/down-base");
+    assert!(
+        !tags.contains(&"latest".to_string()) || tags.len() == 3,
+        "latest without its pinned tags: {tags:?}"
+    );
 }

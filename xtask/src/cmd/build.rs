@@ -1,3 +1,4 @@
+use crate::cmd::on_build_failure;
 use crate::cmd::Ctx;
 use crate::execute::execute;
 use crate::flags;
@@ -14,7 +15,7 @@ impl flags::Build {
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        execute(&ctx.docker, &plan, &ctx.log).1?;
+        execute(&ctx.docker, &plan, &ctx.log, on_build_failure(self.keep_going)).1?;
         for step in &plan.builds {
             ctx.log.info(&format!("built {}", step.reference));
         }

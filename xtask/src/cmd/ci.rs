@@ -3,10 +3,11 @@
 
 use anyhow::{bail, Context};
 
+use crate::cmd::on_build_failure;
 use crate::cmd::publish::{publish, publish_plan};
 use crate::cmd::Ctx;
 use crate::docker::{login_args, Secret};
-use crate::execute::{execute, Report};
+use crate::execute::{execute, OnBuildFailure, Report};
 use crate::flags;
 use crate::gha;
 use crate::inventory::{Image, Inventory};
@@ -37,7 +38,8 @@ impl flags::CiPr {
                  test-package push that proves write access was skipped; building every image anyway",
             );
         }
-        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans));
+        let on_failure = on_build_failure(self.keep_going);
+        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans, on_failure));
         let mut rows = Vec::new();
         for (plan, report) in plans.iter().zip(&reports) {
             let seconds = |image: &str| report.seconds.get(image).copied();
@@ -83,8 +85,9 @@ impl flags::CiMain {
                 image.name
             ));
         }
-        let (report, result) =
-            with_login(ctx, login.as_ref(), || publish(ctx, &inventory, &images, &build_id, &plan));
+        let (report, result) = with_login(ctx, login.as_ref(), || {
+            publish(ctx, &inventory, &images, &build_id, &plan, on_build_failure(self.keep_going))
+        });
         let mut rows = Vec::new();
         for image in &images {
             rows.push(Row {
@@ -170,10 +173,10 @@ fn with_login<R: Default>(
 }
 
 /// Runs the plans in order and stops at the first failure.
-fn run_plans(ctx: &Ctx, plans: &[Plan]) -> (Vec<Report>, anyhow::Result<()>) {
+fn run_plans(ctx: &Ctx, plans: &[Plan], on_failure: OnBuildFailure) -> (Vec<Report>, anyhow::Result<()>) {
     let mut reports = Vec::new();
     for plan in plans {
-        let (report, result) = execute(&ctx.docker, plan, &ctx.log);
+        let (report, result) = execute(&ctx.docker, plan, &ctx.log, on_failure);
         reports.push(report);
         if result.is_err() {
             return (reports, result);

@@ -13,8 +13,18 @@ use std::path::PathBuf;
 
 use crate::docker::Docker;
 use crate::env::Env;
+use crate::execute::OnBuildFailure;
 use crate::gha::Log;
 use crate::inventory::Inventory;
+
+/// `--keep-going` as the executor's policy.
+fn on_build_failure(keep_going: bool) -> OnBuildFailure {
+    if keep_going {
+        OnBuildFailure::KeepGoing
+    } else {
+        OnBuildFailure::Stop
+    }
+}
 
 /// What every command may need: the environment, the docker CLI, the inventory's location.
 pub struct Ctx {
@@ -27,7 +37,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(env: Env, inventory: Option<PathBuf>, registry: Option<String>) -> anyhow::Result<Ctx> {
-        let docker = Docker::from_env(&env)?;
+        let docker = Docker::from_env(&env);
         let log = Log::new(&env);
         let inventory = inventory.unwrap_or_else(default_inventory);
         Ok(Ctx { env, docker, log, inventory, registry })

@@ -1,5 +1,6 @@
+use crate::cmd::on_build_failure;
 use crate::cmd::Ctx;
-use crate::execute::{execute, Report};
+use crate::execute::{execute, OnBuildFailure, Report};
 use crate::flags;
 use crate::inventory::{Image, Inventory};
 use crate::labels;
@@ -19,7 +20,8 @@ impl flags::Publish {
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        let (report, result) = publish(ctx, &inventory, &images, &build_id, &plan);
+        let (report, result) =
+            publish(ctx, &inventory, &images, &build_id, &plan, on_build_failure(self.keep_going));
         result?;
         ctx.log.info("published:");
         for p in &report.pushed {
@@ -57,6 +59,7 @@ pub(super) fn publish(
     images: &[&Image],
     build_id: &BuildId,
     plan: &Plan,
+    on_failure: OnBuildFailure,
 ) -> (Report, anyhow::Result<()>) {
     let mut unique = Vec::new();
     for image in images.iter().filter(|i| i.push) {
@@ -68,5 +71,5 @@ pub(super) fn publish(
     if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique) {
         return (Report::default(), Err(e));
     }
-    execute(&ctx.docker, plan, &ctx.log)
+    execute(&ctx.docker, plan, &ctx.log, on_failure)
 }

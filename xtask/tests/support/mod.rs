@@ -74,9 +74,12 @@ pub fn run(cmd: &mut Command) -> Run {
 /// A `docker` stand-in that appends each invocation's arguments (one per line, then a line
 /// `--`) to `calls`, and what it read on stdin for `login` to `stdin`.
 ///
-/// Behaviour knobs (environment of the xtask process): FAKE_FAIL_BUILD=<substring> fails a build
-/// whose arguments contain it; FAKE_MANIFEST=present makes every manifest exist;
-/// FAKE_MANIFEST=unauthorized answers 401.
+/// Behaviour knobs (environment of the xtask process):
+/// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
+/// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
+/// - FAKE_MANIFEST=present | unauthorized | down: every manifest exists / 401 / connection refused;
+/// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
+///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all).
 pub struct FakeDocker {
     dir: TempDir,
 }
@@ -96,14 +99,26 @@ case "$1" in
     case "$FAKE_MANIFEST" in
       present) echo '{}' ;;
       unauthorized) echo "unauthorized: authentication required" >&2; exit 1 ;;
+      down) echo "failed to configure transport: dial tcp 127.0.0.1:1: connect: connection refused" >&2; exit 1 ;;
       *) echo "no such manifest: $4" >&2; exit 1 ;;
     esac ;;
   build)
+    [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
     if [ -n "$FAKE_FAIL_BUILD" ]; then
       case "$*" in *"$FAKE_FAIL_BUILD"*) echo "build failed on purpose" >&2; exit 1 ;; esac
     fi
     echo "Successfully built" ;;
   push)
+    if [ -n "$FAKE_PUSH_FAIL" ]; then
+      case "$2" in *"$FAKE_PUSH_FAIL")
+        n=$(cat "$here/push-failures" 2>/dev/null || echo 0)
+        if [ -z "$FAKE_PUSH_FAIL_TIMES" ] || [ "$n" -lt "$FAKE_PUSH_FAIL_TIMES" ]; then
+          echo $((n + 1)) > "$here/push-failures"
+          echo "Put \"http://reg/v2/\": ${FAKE_PUSH_MESSAGE:-dial tcp: connect: connection refused}" >&2
+          exit 1
+        fi ;;
+      esac
+    fi
     tag=${2##*:}
     echo "$tag: digest: sha256:$(printf '%s' "$2" | sha256sum | cut -c1-64) size: 528" ;;
 esac
@@ -289,6 +304,8 @@ pub fn busybox_base() -> &'static str {
 pub struct Registry {
     pub port: u16,
     child: Child,
+    /// How it was started, to start it again.
+    command: Vec<String>,
     /// Set when the registry runs as a registry:2 container rather than a local binary.
     container: Option<String>,
     _dir: TempDir,
@@ -327,19 +344,12 @@ impl Registry {
             config.push_str(&format!("auth: {{ htpasswd: {{ realm: test, path: {} }} }}\n", path.display()));
         }
         let config_path = dir.path().join("config.yml");
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let binary = ["docker-registry", "registry"].into_iter().find(|p| on_path(p));
         let container = binary.is_none().then(|| format!("xtask-test-registry-{port}"));
-        let child = match binary {
+        let command: Vec<String> = match binary {
             Some(program) => {
                 std::fs::write(&config_path, config).unwrap();
-                Command::new(program)
-                    .arg("serve")
-                    .arg(&config_path)
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap()
+                vec![program.into(), "serve".into(), config_path.display().to_string()]
             }
             // Docker Desktop and similar: the same registry as a container, its folder mounted
             // at the same path so the config's paths hold inside it too.
@@ -347,21 +357,38 @@ impl Registry {
                 let config = config.replace(&format!("addr: 127.0.0.1:{port}"), "addr: 0.0.0.0:5000");
                 std::fs::write(&config_path, config).unwrap();
                 let folder = dir.path().display().to_string();
-                Command::new(docker_cli())
-                    .args(["run", "--rm", "--name", container.as_deref().unwrap_or_default()])
-                    .args(["-p", &format!("127.0.0.1:{port}:5000"), "-v", &format!("{folder}:{folder}")])
-                    // The image's entrypoint serves a config named by its .yml path.
-                    .arg("registry:2")
-                    .arg(&config_path)
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap()
+                let name = container.clone().unwrap_or_default();
+                let publish = format!("127.0.0.1:{port}:5000");
+                let mount = format!("{folder}:{folder}");
+                // The image's entrypoint serves a config named by its .yml path.
+                [
+                    docker_cli().as_str(),
+                    "run",
+                    "--rm",
+                    "--name",
+                    &name,
+                    "-p",
+                    &publish,
+                    "-v",
+                    &mount,
+                    "registry:2",
+                ]
+                .into_iter()
+                .map(String::from)
+                .chain([config_path.display().to_string()])
+                .collect()
             }
         };
-        let registry = Registry { port, child, container, _dir: dir, auth };
+        let child = launch(&command, &dir.path().join("log"));
+        let registry = Registry { port, child, command, container, _dir: dir, auth };
         registry.wait_ready();
         registry
+    }
+
+    /// Starts the registry again after `stop`, on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.child = launch(&self.command, &self._dir.path().join("log"));
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -462,6 +489,16 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn launch(command: &[String], log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
