@@ -5,15 +5,16 @@
 //! and registry queries are retried with backoff when the failure is transient.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 
 use crate::env::Env;
 use crate::gha::Log;
-use crate::interrupt::{self, Interrupted};
 use crate::plan::DockerCommand;
+use crate::process::{self, last_line, sleep_unless_interrupted, Finished, Io};
 use crate::retry::{self, Backoff, Failure};
+use crate::tarscan::{self, Listing};
 
 /// A token. It has no Display, and Debug hides it, so it cannot end up in a message by accident.
 pub struct Secret(String);
@@ -77,13 +78,6 @@ pub enum Manifest {
     Unreachable(String),
 }
 
-/// A finished child: whether it succeeded and what it printed (stdout and stderr together).
-struct Finished {
-    success: bool,
-    status: String,
-    output: String,
-}
-
 /// A finished child after any retries.
 struct Attempts {
     last: Finished,
@@ -91,7 +85,7 @@ struct Attempts {
 }
 
 impl Attempts {
-    /// `"(after 3 retries) "` or nothing, for messages.
+    /// `"after 3 retries: "` or nothing, for messages.
     fn after(&self) -> String {
         match self.retries {
             0 => String::new(),
@@ -101,12 +95,7 @@ impl Attempts {
     }
 }
 
-enum Io<'a> {
-    /// Output goes straight to the user (builds, tags).
-    Inherit,
-    /// Output is captured, with optional bytes on stdin.
-    Capture(Option<&'a [u8]>),
-}
+const INSTALL_DOCKER: &str = "Install the Docker CLI, or set $DOCKER to the client to use";
 
 impl Docker {
     pub fn from_env(env: &Env) -> Docker {
@@ -182,6 +171,45 @@ impl Docker {
         Ok(())
     }
 
+    /// The user an image is configured to run as, and its files (from a container that is
+    /// created, exported and removed, never started), keeping the contents of `keep`'s files.
+    pub fn image_files(
+        &self,
+        reference: &str,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<(String, Listing)> {
+        let inspect = ["image", "inspect", "--format", "{{.Config.User}}", reference].map(String::from);
+        let user = self.exec(&inspect, Io::Capture(None), self.timeouts.command)?;
+        if !user.success {
+            bail!("cannot inspect {reference}: {}", last_line(&user.output));
+        }
+        // The entrypoint is never run; it only spares images without CMD a create error.
+        let create = ["create", "--entrypoint", "/xtask-verify-never-runs", reference].map(String::from);
+        let created = self.exec(&create, Io::Capture(None), self.timeouts.command)?;
+        if !created.success {
+            bail!("cannot create a container of {reference}: {}", last_line(&created.output));
+        }
+        let container = last_line(&created.output).to_string();
+        let archive =
+            std::env::temp_dir().join(format!("xtask-export-{}-{container}.tar", std::process::id()));
+        let listing = (|| {
+            let export = ["export", "--output", &archive.to_string_lossy(), &container].map(String::from);
+            let exported = self.exec(&export, Io::Capture(None), self.timeouts.push)?;
+            if !exported.success {
+                bail!("cannot export the files of {reference}: {}", last_line(&exported.output));
+            }
+            let file = std::fs::File::open(&archive)?;
+            tarscan::scan(std::io::BufReader::new(file), keep)
+        })();
+        let _ = self.exec(
+            &["rm", "--force", &container].map(String::from),
+            Io::Capture(None),
+            self.timeouts.command,
+        );
+        let _ = std::fs::remove_file(&archive);
+        Ok((user.output.trim().to_string(), listing?))
+    }
+
     /// Asks the registry (with the engine's stored credentials) whether `reference` exists.
     pub fn manifest(&self, reference: &str, insecure: bool) -> anyhow::Result<Manifest> {
         let args = manifest_args(reference, insecure);
@@ -224,75 +252,9 @@ impl Docker {
         }
     }
 
-    /// Starts docker with `args` and waits for it, stopping it on a timeout or an interrupt.
     fn exec(&self, args: &[String], io: Io<'_>, timeout: Duration) -> anyhow::Result<Finished> {
-        let mut expression = duct::cmd(&self.program, args).unchecked().before_spawn(|command| {
-            interrupt::own_process_group(command);
-            Ok(())
-        });
-        expression = match io {
-            Io::Inherit => expression.stdin_null(),
-            Io::Capture(stdin) => {
-                let e = match stdin {
-                    Some(bytes) => expression.stdin_bytes(bytes.to_vec()),
-                    None => expression.stdin_null(),
-                };
-                e.stderr_to_stdout().stdout_capture()
-            }
-        };
-        let handle = match expression.start() {
-            Ok(handle) => handle,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "cannot run `{}`: not found. Install the Docker CLI, or set $DOCKER to the client to use",
-                self.program
-            ),
-            Err(e) => bail!("cannot run `{}`: {e}", self.program),
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Waiting in slices returns as soon as the child exits; between slices, look for a
-            // signal or the deadline.
-            if let Some(out) = handle.wait_timeout(Duration::from_millis(200))? {
-                return Ok(Finished {
-                    success: out.status.success(),
-                    status: out.status.to_string(),
-                    output: String::from_utf8_lossy(&out.stdout).into_owned(),
-                });
-            }
-            if interrupt::requested() {
-                stop(&handle);
-                return Err(Interrupted.into());
-            }
-            if Instant::now() >= deadline {
-                stop(&handle);
-                bail!(
-                    "docker {} did not finish within {}s and was stopped (the XTASK_*_TIMEOUT variables raise the limit)",
-                    args[0],
-                    timeout.as_secs()
-                );
-            }
-        }
+        process::run(&self.program, args, io, timeout, INSTALL_DOCKER)
     }
-}
-
-/// Stops a running docker command and everything it started, then reaps it.
-fn stop(handle: &duct::Handle) {
-    for pid in handle.pids() {
-        interrupt::stop_group(pid, Duration::from_secs(5), || matches!(handle.try_wait(), Ok(Some(_))));
-    }
-    let _ = handle.kill();
-    let _ = handle.wait();
-}
-
-fn sleep_unless_interrupted(wait: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + wait;
-    while Instant::now() < until {
-        if interrupt::requested() {
-            return Err(Interrupted.into());
-        }
-        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
-    }
-    Ok(())
 }
 
 pub fn login_args(host: &str, username: &str) -> Vec<String> {
@@ -333,10 +295,6 @@ pub fn push_digest(line: &str) -> Option<String> {
     let rest = line.split_once("digest: ")?.1;
     let digest = rest.split_whitespace().next()?;
     digest.starts_with("sha256:").then(|| digest.to_string())
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message")
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use anyhow::bail;
 use crate::docker::Docker;
 use crate::gha::Log;
 use crate::interrupt::Interrupted;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Step, Verification};
+use crate::verify::Violation;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -58,6 +59,7 @@ pub fn execute(
 ) -> (Report, anyhow::Result<()>) {
     let mut report = Report::default();
     let result = build_all(docker, plan, log, on_failure, &mut report)
+        .and_then(|()| verify_all(docker, plan, log, &mut report))
         .and_then(|()| tag_and_push(docker, plan, log, &mut report));
     (report, result)
 }
@@ -106,6 +108,42 @@ fn build_all(
         message.push_str(&format!("; not built because a parent failed: {}", skipped.join(", ")));
     }
     bail!("{message}. Nothing was pushed")
+}
+
+/// Checks every verification; one failing image stops the run before any tag or push.
+fn verify_all(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for v in &plan.verifications {
+        let violations = report
+            .time(&v.image, || log.group(&format!("verify {}", v.image), || verify_one(docker, v, log)))?;
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
+            failed.push(list.join("\n"));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    bail!("the hardening baseline is not met, so nothing was pushed:\n{}", failed.join("\n"))
+}
+
+/// The rules `v` breaks (empty when it passes).
+pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Result<Vec<Violation>> {
+    let keep = v.spec.files_to_read();
+    let (user, files) = docker.image_files(&v.reference, &|path| keep.iter().any(|k| k == path))?;
+    let violations = v.spec.check(&user, &files);
+    if violations.is_empty() {
+        log.info(&format!(
+            "{} meets its hardening rules ({} files checked)",
+            v.reference,
+            files.entries.len()
+        ));
+    } else {
+        for x in &violations {
+            log.error(&format!("{}: {x}", v.image));
+        }
+    }
+    Ok(violations)
 }
 
 fn tag_and_push(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {

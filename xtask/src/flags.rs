@@ -19,8 +19,13 @@ xflags::xflags! {
             optional --json
         }
 
-        /// Validate the inventory and the Dockerfiles; exit 1 on any problem.
+        /// Validate the inventory, the Dockerfiles and the workflows, and lint the Dockerfiles
+        /// when hadolint is installed; exit 1 on any problem.
         cmd check {}
+
+        /// Lint every Dockerfile with hadolint (rules the team ignores are in .hadolint.yaml
+        /// beside the inventory, each with its reason).
+        cmd lint {}
 
         /// Print the full references IMAGE would be pushed as, one per line, in push order.
         cmd tags {
@@ -61,6 +66,16 @@ xflags::xflags! {
             optional --keep-going
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
+        }
+
+        /// Check a built image against its hardening rules (`[verify]` and `[images.IMAGE.verify]`
+        /// in the inventory): its user, setuid files, world-writable files, /tmp, banner,
+        /// removed tools and accounts. Exits 1 naming each broken rule and path.
+        cmd verify {
+            /// An image name from the inventory.
+            required image: String
+            /// The image reference to check (default: the local build, <registry>/IMAGE:local-vVERSION).
+            optional --reference reference: String
         }
 
         /// Log in to the registry with a personal access token read from $CR_PAT

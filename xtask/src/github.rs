@@ -2,9 +2,12 @@
 //! workflow token cannot do. It runs curl with the token as a header read from stdin
 //! (`--header @-`), so the token is never in an argument vector.
 
-use anyhow::{bail, Context};
+use std::time::Duration;
+
+use anyhow::bail;
 
 use crate::docker::Secret;
+use crate::process::{self, last_line, Io};
 
 /// `DELETE {api}/orgs/{org}/packages/container/{package}`, computed from the inventory. Pure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,15 +57,16 @@ impl DeletePackage {
             &self.url,
         ];
         let header = format!("Authorization: Bearer {}\n", token.expose());
-        let out = duct::cmd("curl", args)
-            .stdin_bytes(header)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .context("cannot run curl: install it (Debian: apt-get install curl)")?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        // curl gives up after --max-time; the supervisor's limit is only a backstop.
+        let out = process::run(
+            "curl",
+            &args,
+            Io::Capture(Some(header.as_bytes())),
+            Duration::from_secs(90),
+            "Install curl (Debian: apt-get install curl)",
+        )?;
+        let (body, code) = out.output.trim_end().rsplit_once('\n').unwrap_or(("", out.output.trim()));
         let code: u16 = code.trim().parse().unwrap_or(0);
         let body = body.replace(token.expose(), "***");
         let (org, package) = (&self.org, &self.package);
@@ -77,11 +81,7 @@ impl DeletePackage {
                 "no container package {package} in {org} (404): it is already deleted, or GH_ADMIN_TOKEN \
                  cannot see it (read:packages)"
             ),
-            0 => {
-                let mut said = String::from_utf8_lossy(&out.stderr).into_owned();
-                said.truncate(400);
-                bail!("the request to {} got no HTTP answer: {}", self.url, said.trim())
-            }
+            0 => bail!("the request to {} got no HTTP answer: {}", self.url, last_line(&body)),
             _ => {
                 let mut body = body.chars().take(400).collect::<String>();
                 body.retain(|c| c != '\r');

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::oci;
+use crate::verify;
 
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -33,6 +34,9 @@ pub struct Image {
     pub depends_on: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     pub platforms: Vec<String>,
+    /// The hardening rules a build must pass before it may be pushed; `None` when neither
+    /// `[verify]` nor `[images.NAME.verify]` is present.
+    pub verify: Option<verify::Spec>,
 }
 
 /// What ci-pr pushes to prove the workflow may write packages.
@@ -51,6 +55,28 @@ struct RawInventory {
     test_package: Option<Spanned<RawTestPackage>>,
     #[serde(default)]
     images: BTreeMap<String, Spanned<RawImage>>,
+    /// Rules every image is verified against; an image's own `verify` table overrides them.
+    verify: Option<Spanned<RawVerify>>,
+}
+
+#[derive(Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    user: Option<String>,
+    no_setuid: Option<bool>,
+    no_world_writable: Option<bool>,
+    sticky_tmp: Option<bool>,
+    banner: Option<RawBanner>,
+    absent: Option<Vec<String>>,
+    accounts: Option<Vec<String>>,
+    accounts_locked: Option<bool>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawBanner {
+    file: String,
+    contains: String,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +97,7 @@ struct RawImage {
     depends_on: Option<Spanned<Vec<String>>>,
     build_args: Option<Spanned<BTreeMap<String, String>>>,
     platforms: Option<Spanned<Vec<String>>>,
+    verify: Option<Spanned<RawVerify>>,
 }
 
 /// The value of an optional list or table key, empty when absent.
@@ -213,9 +240,13 @@ impl Validator<'_> {
         if let Some(problem) = oci::registry_problem(&registry) {
             self.report(Some(raw.registry.span()), "registry", problem);
         }
+        if let Some(baseline) = &raw.verify {
+            self.verify_paths(baseline, "verify");
+        }
+        let baseline = raw.verify.as_ref().map(|v| v.get_ref());
         let mut images = BTreeMap::new();
         for (name, image) in &raw.images {
-            if let Some(image) = self.image(name, image) {
+            if let Some(image) = self.image(name, image, baseline) {
                 images.insert(name.clone(), image);
             }
         }
@@ -241,7 +272,7 @@ impl Validator<'_> {
         Inventory { path: path.to_path_buf(), registry, test_package, images }
     }
 
-    fn image(&mut self, name: &str, raw: &Spanned<RawImage>) -> Option<Image> {
+    fn image(&mut self, name: &str, raw: &Spanned<RawImage>, baseline: Option<&RawVerify>) -> Option<Image> {
         let key = |field: &str| format!("images.{name}.{field}");
         let before = self.problems.len();
         if let Some(problem) = oci::name_problem(name) {
@@ -306,6 +337,9 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(own) = &r.verify {
+            self.verify_paths(own, &key("verify"));
+        }
         if self.problems.len() > before {
             return None;
         }
@@ -318,7 +352,24 @@ impl Validator<'_> {
             depends_on: or_empty(&r.depends_on),
             build_args: or_empty(&r.build_args),
             platforms: or_empty(&r.platforms),
+            verify: merge_verify(baseline, r.verify.as_ref().map(|v| v.get_ref())),
         })
+    }
+
+    /// Paths in verify rules are paths inside the image: absolute.
+    fn verify_paths(&mut self, raw: &Spanned<RawVerify>, key: &str) {
+        let r = raw.get_ref();
+        let banner = r.banner.iter().map(|b| ("banner.file", &b.file));
+        let absent = r.absent.iter().flatten().map(|p| ("absent", p));
+        let relative: Vec<(&str, &String)> =
+            banner.chain(absent).filter(|(_, p)| !p.starts_with('/')).collect();
+        for (field, path) in relative {
+            self.report(
+                Some(raw.span()),
+                format!("{key}.{field}"),
+                format!("`{path}` must be an absolute path inside the image, e.g. /bin/su"),
+            );
+        }
     }
 
     fn existing_path(&mut self, value: &Spanned<String>, key: String, kind: PathKind) -> Option<PathBuf> {
@@ -377,6 +428,32 @@ impl Validator<'_> {
             image: r.image.get_ref().clone(),
         }
     }
+}
+
+/// An image's rules: its own values where it sets them, else the baseline's; `absent` lists add up.
+fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option<verify::Spec> {
+    if baseline.is_none() && own.is_none() {
+        return None;
+    }
+    let empty = RawVerify::default();
+    let (base, own) = (baseline.unwrap_or(&empty), own.unwrap_or(&empty));
+    let mut absent: Vec<String> = base.absent.iter().chain(&own.absent).flatten().cloned().collect();
+    absent.dedup();
+    let flag = |own: Option<bool>, base: Option<bool>| own.or(base).unwrap_or(false);
+    Some(verify::Spec {
+        user: own.user.clone().or_else(|| base.user.clone()),
+        no_setuid: flag(own.no_setuid, base.no_setuid),
+        no_world_writable: flag(own.no_world_writable, base.no_world_writable),
+        sticky_tmp: flag(own.sticky_tmp, base.sticky_tmp),
+        banner: own
+            .banner
+            .clone()
+            .or_else(|| base.banner.clone())
+            .map(|b| verify::Banner { file: b.file, contains: b.contains }),
+        absent,
+        accounts: own.accounts.clone().or_else(|| base.accounts.clone()),
+        accounts_locked: flag(own.accounts_locked, base.accounts_locked),
+    })
 }
 
 enum PathKind {
@@ -607,6 +684,29 @@ platforms = ["linux/amd64", "linux/arm64/v8"]
         assert!(shown.starts_with(&format!("{} has 2 problems:", d.path().join("images.toml").display())));
         assert!(shown.contains("images.toml:10: images.alpine.version"), "{shown}");
         assert!(shown.contains("images.toml:15: images.python-alpine.dockerfile"), "{shown}");
+    }
+
+    #[test]
+    fn verify_rules_merge_the_baseline_with_each_image() {
+        let d = dir();
+        let text = format!(
+            "{GOOD}\n[verify]\nno_setuid = true\nuser = \"sbl\"\nabsent = [\"/bin/su\"]\n\
+             [images.alpine.verify]\nuser = \"app\"\nabsent = [\"/usr/bin/od\"]\nno_setuid = false\n"
+        );
+        let inv = parse(&d, &text).unwrap();
+        let alpine = inv.images["alpine"].verify.clone().unwrap();
+        assert_eq!(alpine.user.as_deref(), Some("app"));
+        assert!(!alpine.no_setuid);
+        assert_eq!(alpine.absent, ["/bin/su", "/usr/bin/od"]);
+        let py = inv.images["python-alpine"].verify.clone().unwrap();
+        assert_eq!((py.user.as_deref(), py.no_setuid), (Some("sbl"), true));
+        assert_eq!(parse(&d, GOOD).unwrap().images["alpine"].verify, None);
+
+        let bad = format!("{GOOD}\n[verify]\nabsent = [\"bin/su\"]\n");
+        let p = parse(&d, &bad).unwrap_err().problems;
+        assert_eq!((p[0].key.as_str(), p[0].line), ("verify.absent", Some(22)));
+        let bad = format!("{GOOD}\n[verify]\nno_suid = true\n");
+        assert!(parse(&d, &bad).unwrap_err().to_string().contains("unknown field `no_suid`"));
     }
 
     #[test]

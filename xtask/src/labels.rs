@@ -68,6 +68,7 @@ mod tests {
             depends_on: vec![],
             build_args: Default::default(),
             platforms: vec![],
+            verify: None,
         };
         let env = Env::from_pairs(&[
             ("GITHUB_SERVER_URL", "https://github.com"),

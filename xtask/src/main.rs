@@ -14,12 +14,15 @@ mod labels;
 mod oci;
 mod plan;
 mod preflight;
+mod process;
 #[cfg(test)]
 mod proptests;
 mod retry;
 mod tags;
+mod tarscan;
 #[cfg(test)]
 mod testdir;
+mod verify;
 mod workflows;
 
 use std::process::ExitCode;
@@ -45,10 +48,12 @@ fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
     match flags.subcommand {
         XtaskCmd::List(c) => c.run(&ctx),
         XtaskCmd::Check(c) => c.run(&ctx),
+        XtaskCmd::Lint(c) => c.run(&ctx),
         XtaskCmd::Tags(c) => c.run(&ctx),
         XtaskCmd::Build(c) => c.run(&ctx),
         XtaskCmd::Publish(c) => c.run(&ctx),
         XtaskCmd::Login(c) => c.run(&ctx),
+        XtaskCmd::Verify(c) => c.run(&ctx),
         XtaskCmd::CiPr(c) => c.run(&ctx),
         XtaskCmd::CiMain(c) => c.run(&ctx),
         XtaskCmd::CleanupTestPackage(c) => c.run(&ctx),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::inventory::{Image, Inventory};
 use crate::tags::{self, BuildId};
+use crate::verify;
 
 /// One docker CLI invocation, as an argument vector (never a shell string).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,18 +67,34 @@ pub struct Step {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub builds: Vec<Step>,
+    /// Checked after every build succeeded and before anything is tagged or pushed.
+    pub verifications: Vec<Verification>,
     pub tags: Vec<Step>,
     pub pushes: Vec<Step>,
 }
 
-impl Plan {
-    pub fn steps(&self) -> impl Iterator<Item = &Step> {
-        self.builds.iter().chain(&self.tags).chain(&self.pushes)
-    }
+/// The hardening rules one built image must pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub image: String,
+    pub reference: String,
+    pub spec: verify::Spec,
+}
 
-    /// One line per docker command, exactly as it would run.
+impl Plan {
+    /// One line per docker command, exactly as it would run; verifications, which are several
+    /// commands and a check, as a comment line between the builds and the tags.
     pub fn display(&self, program: &str) -> String {
-        self.steps().map(|s| s.command.display(program) + "\n").collect()
+        let line = |s: &Step| s.command.display(program) + "\n";
+        let mut out: String = self.builds.iter().map(line).collect();
+        for v in &self.verifications {
+            out.push_str(&format!(
+                "# verify {} ({}): docker image inspect, create, export, rm; then the inventory's rules\n",
+                v.image, v.reference
+            ));
+        }
+        out.extend(self.tags.iter().chain(&self.pushes).map(line));
+        out
     }
 }
 
@@ -179,7 +196,19 @@ fn path_arg(path: &Path) -> String {
 /// Builds `images` (already in dependency order) with local-only tags; pushes nothing.
 pub fn build_plan(registry: &str, images: &[&Image], options: BuildOptions) -> Plan {
     let reference = |image: &Image| tags::local_reference(registry, image);
-    Plan { builds: build_steps(images, &reference, &|_| Vec::new(), options), ..Plan::default() }
+    let builds = build_steps(images, &reference, &|_| Vec::new(), options);
+    Plan { verifications: verifications(&builds, images), builds, ..Plan::default() }
+}
+
+/// A verification for every build whose image has rules.
+fn verifications(builds: &[Step], images: &[&Image]) -> Vec<Verification> {
+    builds
+        .iter()
+        .filter_map(|b| {
+            let spec = images.iter().find(|i| i.name == b.image)?.verify.clone()?;
+            Some(Verification { image: b.image.clone(), reference: b.reference.clone(), spec })
+        })
+        .collect()
 }
 
 fn build_steps(
@@ -230,7 +259,8 @@ pub fn publish_plan(
     let unique = |image: &Image| {
         refs.iter().find(|(n, _)| *n == image.name).map(|(_, r)| r[0].clone()).unwrap_or_default()
     };
-    let mut plan = Plan { builds: build_steps(images, &unique, labels, options), ..Plan::default() };
+    let builds = build_steps(images, &unique, labels, options);
+    let mut plan = Plan { verifications: verifications(&builds, images), builds, ..Plan::default() };
     for (image, (_, [unique, version, latest])) in images.iter().zip(&refs) {
         plan.tags.push(tag_step(&image.name, unique, version));
         plan.tags.push(tag_step(&image.name, unique, latest));
@@ -259,14 +289,16 @@ pub fn pull_request_plans(inventory: &Inventory, probe: bool) -> anyhow::Result<
         .collect();
     let mut builds = build_plan(registry, &ordered, BuildOptions::default()).builds;
     let rest = builds.split_off(first.len());
+    let (probe_checks, rest_checks) = (verifications(&builds, &ordered), verifications(&rest, &ordered));
     let source = tags::local_reference(registry, inventory.image(&package.image)?);
     let target = format!("{}:{}", tags::repository(registry, &package.name), package.tag);
     let probe = Plan {
         builds,
+        verifications: probe_checks,
         tags: vec![tag_step(&package.name, &source, &target)],
         pushes: vec![push_step(&package.name, &target)],
     };
-    Ok(vec![probe, Plan { builds: rest, ..Plan::default() }])
+    Ok(vec![probe, Plan { builds: rest, verifications: rest_checks, ..Plan::default() }])
 }
 
 fn tag_step(image: &str, source: &str, target: &str) -> Step {
@@ -410,7 +442,8 @@ dockerfile = "Dockerfile-other"
                 "push reg.example/ns/mid:latest",
             ]
         );
-        assert!(!plan.steps().any(|s| s.command.args.contains(&"--all-tags".to_string())));
+        let all = plan.builds.iter().chain(&plan.tags).chain(&plan.pushes);
+        assert!(!all.into_iter().any(|s| s.command.args.contains(&"--all-tags".to_string())));
     }
 
     #[test]

@@ -124,6 +124,7 @@ mod tests {
             depends_on: vec![],
             build_args: Default::default(),
             platforms: vec![],
+            verify: None,
         }
     }
 

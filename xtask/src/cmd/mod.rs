@@ -4,10 +4,12 @@ mod build;
 mod check;
 mod ci;
 mod cleanup;
+mod lint;
 mod list;
 mod login;
 mod publish;
 mod tags;
+mod verify;
 
 use std::path::PathBuf;
 

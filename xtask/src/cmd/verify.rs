@@ -1,0 +1,31 @@
+use anyhow::{bail, Context};
+
+use crate::cmd::Ctx;
+use crate::execute::verify_one;
+use crate::flags;
+use crate::plan::Verification;
+use crate::tags::local_reference;
+
+impl flags::Verify {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        let image = inventory.image(&self.image)?;
+        let spec = image.verify.clone().with_context(|| {
+            format!(
+                "{}: no hardening rules for {}: add a [verify] table (all images) or [images.{}.verify]",
+                inventory.path.display(),
+                image.name,
+                image.name
+            )
+        })?;
+        let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
+        ctx.docker.check_engine()?;
+        let check = Verification { image: image.name.clone(), reference, spec };
+        let violations = verify_one(&ctx.docker, &check, &ctx.log)?;
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+            bail!("{} breaks {} hardening rule(s):\n{}", check.reference, violations.len(), list.join("\n"));
+        }
+        Ok(())
+    }
+}
