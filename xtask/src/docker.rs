@@ -11,7 +11,7 @@ use anyhow::bail;
 
 use crate::env::Env;
 use crate::gha::Log;
-use crate::plan::DockerCommand;
+use crate::plan::{Builder, DockerCommand};
 use crate::process::{self, last_line, sleep_unless_interrupted, Finished, Io};
 use crate::retry::{self, Backoff, Failure};
 use crate::tarscan::{self, Listing};
@@ -124,22 +124,59 @@ impl Docker {
         Ok(())
     }
 
-    /// Runs a build or tag step with its output going straight to the user.
-    pub fn run(&self, command: &DockerCommand) -> anyhow::Result<()> {
-        let timeout = if command.args[0] == "build" { self.timeouts.build } else { self.timeouts.command };
-        let out = self.exec(&command.args, Io::Inherit, timeout)?;
+    /// BuildKit whenever this client offers it: buildx when installed (required for
+    /// `--builder`), else the built-in BuildKit of clients before 23, else the legacy builder.
+    pub fn detect_builder(&self, name: Option<&str>) -> anyhow::Result<Builder> {
+        let buildx =
+            self.exec(&["buildx", "version"].map(String::from), Io::Capture(None), self.timeouts.command)?;
+        if buildx.success {
+            return Ok(Builder::Buildx { name: name.map(String::from) });
+        }
+        if let Some(name) = name {
+            bail!(
+                "--builder {name} needs docker buildx, which `{}` does not have: install the buildx plugin",
+                self.program
+            );
+        }
+        let args = ["version", "--format", "{{.Client.Version}}"].map(String::from);
+        let version = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
+        let major =
+            version.output.lines().next().and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
+        match major {
+            Some(major) if major < 23 => Ok(Builder::BuildKit),
+            _ => Ok(Builder::Legacy),
+        }
+    }
+
+    /// Runs a build: output live when `live`, else captured for printing whole. Err only when
+    /// docker could not run to the end (missing, timed out, interrupted).
+    pub fn build(&self, command: &DockerCommand, live: bool) -> anyhow::Result<Finished> {
+        let io = if live { Io::Inherit } else { Io::Capture(None) };
+        process::run_with_env(
+            &self.program,
+            &command.args,
+            &command.env,
+            io,
+            self.timeouts.build,
+            INSTALL_DOCKER,
+        )
+    }
+
+    /// Runs `docker tag`.
+    pub fn tag(&self, command: &DockerCommand) -> anyhow::Result<()> {
+        let out = self.exec(&command.args, Io::Capture(None), self.timeouts.command)?;
         if !out.success {
-            bail!("docker {} exited with {}", command.args[0], out.status);
+            bail!("docker tag exited with {}: {}", out.status, last_line(&out.output));
         }
         Ok(())
     }
 
-    /// Runs `docker push` (retrying transient failures), echoing its output, and returns the
-    /// digest the registry answered with.
-    pub fn push(&self, command: &DockerCommand) -> anyhow::Result<Option<String>> {
+    /// Runs `docker push` (retrying transient failures) and returns the digest the registry
+    /// answered with. Every attempt's output goes to `out`.
+    pub fn push(&self, command: &DockerCommand, out: &mut String) -> anyhow::Result<Option<String>> {
         let what = format!("docker push {}", command.args.last().map_or("", String::as_str));
-        let attempts =
-            self.retrying(&what, true, || self.exec(&command.args, Io::Capture(None), self.timeouts.push))?;
+        let attempts = self
+            .retrying(&what, Some(out), || self.exec(&command.args, Io::Capture(None), self.timeouts.push))?;
         if !attempts.last.success {
             bail!("{}{}", attempts.after(), last_line(&attempts.last.output));
         }
@@ -150,7 +187,7 @@ impl Docker {
     pub fn login(&self, host: &str, username: &str, token: &Secret) -> anyhow::Result<()> {
         let args = login_args(host, username);
         let stdin = token.expose().as_bytes();
-        let attempts = self.retrying(&format!("docker login {host}"), false, || {
+        let attempts = self.retrying(&format!("docker login {host}"), None, || {
             self.exec(&args, Io::Capture(Some(stdin)), self.timeouts.command)
         })?;
         if !attempts.last.success {
@@ -213,7 +250,7 @@ impl Docker {
     /// Asks the registry (with the engine's stored credentials) whether `reference` exists.
     pub fn manifest(&self, reference: &str, insecure: bool) -> anyhow::Result<Manifest> {
         let args = manifest_args(reference, insecure);
-        let attempts = self.retrying(&format!("docker manifest inspect {reference}"), false, || {
+        let attempts = self.retrying(&format!("docker manifest inspect {reference}"), None, || {
             self.exec(&args, Io::Capture(None), self.timeouts.command)
         })?;
         Ok(match classify_manifest(attempts.last.success, &attempts.last.output) {
@@ -223,18 +260,18 @@ impl Docker {
     }
 
     /// Runs `attempt` until it succeeds, fails permanently, or the retries are used up; each
-    /// retry is logged. `echo` prints every attempt's output (pushes).
+    /// retry is logged. `transcript` collects every attempt's output (pushes).
     fn retrying(
         &self,
         what: &str,
-        echo: bool,
+        mut transcript: Option<&mut String>,
         mut attempt: impl FnMut() -> anyhow::Result<Finished>,
     ) -> anyhow::Result<Attempts> {
         let mut retries = 0;
         loop {
             let last = attempt()?;
-            if echo {
-                print!("{}", last.output);
+            if let Some(t) = transcript.as_deref_mut() {
+                t.push_str(&last.output);
             }
             let transient = !last.success && retry::classify(&last.output) == Failure::Transient;
             if !transient || retries == self.backoff.retries {

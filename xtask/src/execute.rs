@@ -1,14 +1,22 @@
-//! Runs a plan, phase by phase: every build, then every tag, then every push. A failure stops
-//! the run where it is, and the error says what was and was not pushed.
+//! Runs a plan, phase by phase: builds (up to `jobs` at once, each as soon as the images it is
+//! built on are built), verifications, tags, then pushes (up to `jobs` images at once, each
+//! image's tags in order: unique, version, latest). A phase runs only when the one before it
+//! fully succeeded, so a failed build or verification pushes nothing.
+//!
+//! With one job (or one image) docker's output streams live. With more, each image's output is
+//! kept whole and printed in its own group when the image is done, so concurrent logs never
+//! interleave; on a terminal a one-line progress shows what is running.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
 use crate::docker::Docker;
 use crate::gha::Log;
-use crate::interrupt::Interrupted;
+use crate::interrupt::{self, Interrupted};
 use crate::plan::{Plan, Step, Verification};
 use crate::verify::Violation;
 
@@ -23,16 +31,13 @@ pub struct Pushed {
 pub struct Report {
     pub built: Vec<String>,
     pub pushed: Vec<Pushed>,
-    /// Wall time spent building and pushing each image.
+    /// Wall time spent building, verifying and pushing each image.
     pub seconds: BTreeMap<String, f64>,
 }
 
 impl Report {
-    fn time<T>(&mut self, image: &str, work: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let result = work();
-        *self.seconds.entry(image.to_string()).or_default() += start.elapsed().as_secs_f64();
-        result
+    fn add_time(&mut self, image: &str, elapsed: Duration) {
+        *self.seconds.entry(image.to_string()).or_default() += elapsed.as_secs_f64();
     }
 
     /// The digest the registry answered for `image`'s pushes (all three tags share it).
@@ -41,8 +46,8 @@ impl Report {
     }
 }
 
-/// Whether the build phase stops at the first failure or builds on to find every failure.
-/// Either way nothing is tagged or pushed unless every build succeeded.
+/// Whether the build phase stops starting builds at the first failure or builds on to find
+/// every failure. Either way nothing is tagged or pushed unless every build succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnBuildFailure {
     #[default]
@@ -50,72 +55,279 @@ pub enum OnBuildFailure {
     KeepGoing,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// How many builds (and image pushes) run at once; at least 1.
+    pub jobs: usize,
+    pub on_failure: OnBuildFailure,
+}
+
+impl Default for ExecOptions {
+    fn default() -> ExecOptions {
+        ExecOptions { jobs: 1, on_failure: OnBuildFailure::Stop }
+    }
+}
+
 /// Runs `plan`; the report holds what was done even when the run failed part way.
 pub fn execute(
     docker: &Docker,
     plan: &Plan,
     log: &Log,
-    on_failure: OnBuildFailure,
+    options: ExecOptions,
 ) -> (Report, anyhow::Result<()>) {
     let mut report = Report::default();
-    let result = build_all(docker, plan, log, on_failure, &mut report)
+    let result = build_all(docker, plan, log, options, &mut report)
         .and_then(|()| verify_all(docker, plan, log, &mut report))
-        .and_then(|()| tag_and_push(docker, plan, log, &mut report));
+        .and_then(|()| tag_all(docker, plan, log))
+        .and_then(|()| push_all(docker, plan, log, options.jobs, &mut report));
     (report, result)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Waiting,
+    Running(Instant),
+    Built,
+    Failed(String),
+    /// Not built because an image it is built on was not.
+    Skipped(String),
+}
+
+/// What a finished build sends back to the scheduler.
+struct Done {
+    index: usize,
+    elapsed: Duration,
+    /// The output (when captured) and whether docker succeeded; Err when it could not run.
+    outcome: anyhow::Result<(bool, String, String)>,
 }
 
 fn build_all(
     docker: &Docker,
     plan: &Plan,
     log: &Log,
-    on_failure: OnBuildFailure,
+    options: ExecOptions,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut failed: Vec<(String, String)> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    // Images that failed or were skipped: what depends on them cannot build.
-    let mut not_built: BTreeSet<&str> = BTreeSet::new();
-    for (i, step) in plan.builds.iter().enumerate() {
-        if let Some(parent) = step.needs.iter().find(|p| not_built.contains(p.as_str())) {
-            skipped.push(format!("{} (needs {parent})", step.image));
-            not_built.insert(&step.image);
-            continue;
+    let steps = &plan.builds;
+    let jobs = options.jobs.max(1);
+    let live = jobs == 1 || steps.len() <= 1;
+    let mut progress = Progress::new(!live && std::io::stderr().is_terminal());
+    let mut state = vec![State::Waiting; steps.len()];
+    let mut stopping = false;
+    let mut interrupted = false;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Done>();
+        let mut running = 0;
+        loop {
+            skip_dependents(steps, &mut state);
+            if !stopping {
+                for (index, step) in steps.iter().enumerate() {
+                    if running >= jobs {
+                        break;
+                    }
+                    if state[index] != State::Waiting || !parents_built(steps, &state, step) {
+                        continue;
+                    }
+                    state[index] = State::Running(Instant::now());
+                    running += 1;
+                    let tx = tx.clone();
+                    let title = format!("build {} ({}/{})", step.image, index + 1, steps.len());
+                    scope.spawn(move || {
+                        let start = Instant::now();
+                        let run = || {
+                            if live {
+                                log.info(&step.command.display(docker.program()));
+                            }
+                            docker.build(&step.command, live).map(|f| (f.success, f.status, f.output))
+                        };
+                        let outcome = if live { log.group(&title, run) } else { run() };
+                        let _ = tx.send(Done { index, elapsed: start.elapsed(), outcome });
+                    });
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let done = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(done) => done,
+                Err(_) => {
+                    progress.show(steps, &state);
+                    continue;
+                }
+            };
+            running -= 1;
+            progress.clear();
+            let step = &steps[done.index];
+            report.add_time(&step.image, done.elapsed);
+            let failure = match done.outcome {
+                Ok((true, _, output)) => {
+                    if !live {
+                        let title = format!("build {} ({:.1}s)", step.image, done.elapsed.as_secs_f64());
+                        log.group(&title, || print_captured(docker, step, &output));
+                    }
+                    report.built.push(step.image.clone());
+                    state[done.index] = State::Built;
+                    None
+                }
+                Ok((false, status, output)) => {
+                    if !live {
+                        log.group(&format!("build {} (failed)", step.image), || {
+                            print_captured(docker, step, &output)
+                        });
+                    }
+                    Some(format!("docker build exited with {status}"))
+                }
+                Err(e) => {
+                    interrupted |= e.downcast_ref::<Interrupted>().is_some();
+                    Some(format!("{e:#}"))
+                }
+            };
+            if let Some(reason) = failure {
+                log.error(&format!("build of {} failed: {reason}", step.image));
+                state[done.index] = State::Failed(reason);
+                stopping |=
+                    options.on_failure == OnBuildFailure::Stop || interrupted || interrupt::requested();
+            }
         }
-        let title = format!("build {} ({}/{})", step.image, i + 1, plan.builds.len());
-        let result = report.time(&step.image, || log.group(&title, || run_step(docker, step, log)));
-        match result {
-            Ok(()) => report.built.push(step.image.clone()),
-            Err(e)
-                if on_failure == OnBuildFailure::KeepGoing && e.downcast_ref::<Interrupted>().is_none() =>
-            {
-                log.error(&format!("{}: {e:#}", step_name(step)));
-                failed.push((step.image.clone(), format!("{e:#}")));
-                not_built.insert(&step.image);
+    });
+    progress.clear();
+    build_result(plan, &state, interrupted)
+}
+
+fn print_captured(docker: &Docker, step: &Step, output: &str) {
+    println!("{}", step.command.display(docker.program()));
+    print!("{output}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Whether every parent of `step` is built. A parent this plan does not build was built
+/// before it (ci-pr builds the test package's image and its parents first).
+fn parents_built(steps: &[Step], state: &[State], step: &Step) -> bool {
+    step.needs.iter().all(|parent| match steps.iter().position(|s| &s.image == parent) {
+        Some(i) => state[i] == State::Built,
+        None => true,
+    })
+}
+
+/// Marks every waiting build whose parent failed or was skipped as skipped.
+fn skip_dependents(steps: &[Step], state: &mut [State]) {
+    loop {
+        let mut changed = false;
+        for i in 0..steps.len() {
+            if state[i] != State::Waiting {
+                continue;
             }
-            Err(e) => {
-                let not_built: Vec<&str> = plan.builds[i..].iter().map(|s| s.image.as_str()).collect();
-                bail!("{}: {e:#}. Nothing was pushed; not built: {}", step_name(step), not_built.join(", "));
+            let blocked = steps[i].needs.iter().find(|parent| {
+                steps
+                    .iter()
+                    .zip(state.iter())
+                    .any(|(s, st)| &s.image == *parent && matches!(st, State::Failed(_) | State::Skipped(_)))
+            });
+            if let Some(parent) = blocked {
+                state[i] = State::Skipped(parent.clone());
+                changed = true;
             }
+        }
+        if !changed {
+            return;
         }
     }
-    if failed.is_empty() {
+}
+
+/// Ok when every build succeeded; otherwise one message with every image's state.
+fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Result<()> {
+    let steps = &plan.builds;
+    let failed: Vec<(&Step, &String)> = steps
+        .iter()
+        .zip(state)
+        .filter_map(|(s, st)| match st {
+            State::Failed(reason) => Some((s, reason)),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() && state.iter().all(|s| *s == State::Built) {
         return Ok(());
     }
-    let failures: Vec<String> = failed.iter().map(|(image, e)| format!("{image} ({e})")).collect();
-    let mut message =
-        format!("{} of {} builds failed: {}", failed.len(), plan.builds.len(), failures.join("; "));
-    if !skipped.is_empty() {
-        message.push_str(&format!("; not built because a parent failed: {}", skipped.join(", ")));
+    let header = if interrupted {
+        Interrupted.to_string()
+    } else if failed.is_empty() {
+        // Unreachable while every parent is either in the plan or built before it.
+        "internal error: some builds never became ready".to_string()
+    } else if let [(step, reason)] = failed.as_slice() {
+        format!("build of {} ({}) failed: {reason}", step.image, step.reference)
+    } else {
+        let list: Vec<String> = failed.iter().map(|(s, r)| format!("{} ({r})", s.image)).collect();
+        format!("{} of {} builds failed: {}", failed.len(), steps.len(), list.join("; "))
+    };
+    let built: Vec<&str> = steps
+        .iter()
+        .zip(state)
+        .filter(|(_, st)| **st == State::Built)
+        .map(|(s, _)| s.image.as_str())
+        .collect();
+    let not_built: Vec<String> = steps
+        .iter()
+        .zip(state)
+        .filter_map(|(s, st)| match st {
+            State::Skipped(parent) => Some(format!("{} (needs {parent})", s.image)),
+            State::Waiting | State::Running(_) => Some(format!("{} (stopped after the failure)", s.image)),
+            _ => None,
+        })
+        .collect();
+    let mut message = format!("{header}. Nothing was pushed");
+    if !built.is_empty() {
+        message.push_str(&format!(". Built: {}", built.join(", ")));
     }
-    bail!("{message}. Nothing was pushed")
+    if !not_built.is_empty() {
+        message.push_str(&format!(". Not built: {}", not_built.join(", ")));
+    }
+    bail!("{message}")
+}
+
+/// The one-line status of running builds, redrawn on a terminal.
+struct Progress {
+    on: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        Progress { on, shown: false }
+    }
+
+    fn show(&mut self, steps: &[Step], state: &[State]) {
+        if !self.on {
+            return;
+        }
+        let running: Vec<String> = steps
+            .iter()
+            .zip(state)
+            .filter_map(|(s, st)| match st {
+                State::Running(since) => Some(format!("{} {}s", s.image, since.elapsed().as_secs())),
+                _ => None,
+            })
+            .collect();
+        let built = state.iter().filter(|s| **s == State::Built).count();
+        eprint!("\r\x1b[2Kbuilding {} | {built}/{} built", running.join(", "), steps.len());
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+            self.shown = false;
+        }
+    }
 }
 
 /// Checks every verification; one failing image stops the run before any tag or push.
 fn verify_all(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for v in &plan.verifications {
-        let violations = report
-            .time(&v.image, || log.group(&format!("verify {}", v.image), || verify_one(docker, v, log)))?;
+        let start = Instant::now();
+        let violations = log.group(&format!("verify {}", v.image), || verify_one(docker, v, log));
+        report.add_time(&v.image, start.elapsed());
+        let violations = violations?;
         if !violations.is_empty() {
             let list: Vec<String> = violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
             failed.push(list.join("\n"));
@@ -146,43 +358,88 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
     Ok(violations)
 }
 
-fn tag_and_push(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
+fn tag_all(docker: &Docker, plan: &Plan, log: &Log) -> anyhow::Result<()> {
     for step in &plan.tags {
-        if let Err(e) = run_step(docker, step, log) {
+        log.info(&step.command.display(docker.program()));
+        if let Err(e) = docker.tag(&step.command) {
             bail!("{}: {e:#}. Nothing was pushed", step_name(step));
-        }
-    }
-    for image in pushed_images(plan) {
-        let steps: Vec<&Step> = plan.pushes.iter().filter(|s| s.image == image).collect();
-        let result = report.time(image, || {
-            log.group(&format!("push {image}"), || {
-                let mut done = Vec::new();
-                for step in steps {
-                    log.info(&step.command.display(docker.program()));
-                    match docker.push(&step.command) {
-                        Ok(digest) => done.push(Pushed {
-                            image: step.image.clone(),
-                            reference: step.reference.clone(),
-                            digest,
-                        }),
-                        Err(e) => return (done, Err((step, e))),
-                    }
-                }
-                (done, Ok(()))
-            })
-        });
-        let (done, outcome) = result;
-        report.pushed.extend(done);
-        if let Err((step, e)) = outcome {
-            bail!("{}: {e:#}. {}", step_name(step), push_state(plan, report));
         }
     }
     Ok(())
 }
 
-fn run_step(docker: &Docker, step: &Step, log: &Log) -> anyhow::Result<()> {
-    log.info(&step.command.display(docker.program()));
-    docker.run(&step.command)
+/// What one image's pushes send back: the tags that went out, the output, the first failure.
+struct PushDone {
+    image: String,
+    elapsed: Duration,
+    pushed: Vec<Pushed>,
+    transcript: String,
+    failure: Option<(Step, anyhow::Error)>,
+}
+
+fn push_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
+    let images = pushed_images(plan);
+    let mut first_failure: Option<(Step, anyhow::Error)> = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<PushDone>();
+        let mut queue = images.iter();
+        let mut running = 0;
+        loop {
+            while running < jobs.max(1) && first_failure.is_none() {
+                let Some(image) = queue.next() else { break };
+                running += 1;
+                let tx = tx.clone();
+                let steps: Vec<&Step> = plan.pushes.iter().filter(|s| s.image == *image).collect();
+                scope.spawn(move || {
+                    let _ = tx.send(push_image(docker, image, &steps));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok(done) = rx.recv() else { break };
+            running -= 1;
+            report.add_time(&done.image, done.elapsed);
+            report.pushed.extend(done.pushed);
+            log.group(&format!("push {}", done.image), || print!("{}", done.transcript));
+            if first_failure.is_none() {
+                first_failure = done.failure;
+            }
+        }
+    });
+    match first_failure {
+        Some((step, e)) => bail!("{}: {e:#}. {}", step_name(&step), push_state(plan, report)),
+        None => Ok(()),
+    }
+}
+
+/// Pushes one image's tags in order, stopping at the first failure so that `latest` never gets
+/// ahead of the pinned tags.
+fn push_image(docker: &Docker, image: &str, steps: &[&Step]) -> PushDone {
+    let start = Instant::now();
+    let mut done = PushDone {
+        image: image.to_string(),
+        elapsed: Duration::ZERO,
+        pushed: Vec::new(),
+        transcript: String::new(),
+        failure: None,
+    };
+    for step in steps {
+        done.transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
+        match docker.push(&step.command, &mut done.transcript) {
+            Ok(digest) => done.pushed.push(Pushed {
+                image: step.image.clone(),
+                reference: step.reference.clone(),
+                digest,
+            }),
+            Err(e) => {
+                done.failure = Some(((*step).clone(), e));
+                break;
+            }
+        }
+    }
+    done.elapsed = start.elapsed();
+    done
 }
 
 fn step_name(step: &Step) -> String {

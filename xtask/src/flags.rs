@@ -46,6 +46,10 @@ xflags::xflags! {
             optional --no-cache
             /// After a failed build, build what does not depend on it, to report every failure.
             optional --keep-going
+            /// How many images build at once (default: the number of CPUs).
+            optional -j, --jobs n: usize
+            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
+            optional --builder name: String
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -64,6 +68,10 @@ xflags::xflags! {
             /// After a failed build, build what does not depend on it, to report every failure
             /// (still pushes nothing).
             optional --keep-going
+            /// How many images build, and push, at once (default: the number of CPUs).
+            optional -j, --jobs n: usize
+            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
+            optional --builder name: String
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -93,6 +101,10 @@ xflags::xflags! {
         cmd ci-pr {
             /// After a failed build, build what does not depend on it, to report every failure.
             optional --keep-going
+            /// How many images build at once (default: the number of CPUs).
+            optional -j, --jobs n: usize
+            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
+            optional --builder name: String
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }
@@ -110,6 +122,10 @@ xflags::xflags! {
             /// After a failed build, build what does not depend on it, to report every failure
             /// (still pushes nothing).
             optional --keep-going
+            /// How many images build, and push, at once (default: the number of CPUs).
+            optional -j, --jobs n: usize
+            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
+            optional --builder name: String
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
         }

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
+use anyhow::bail;
+
 use crate::inventory::{Image, Inventory};
 use crate::tags::{self, BuildId};
 use crate::verify;
@@ -13,6 +15,8 @@ use crate::verify;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerCommand {
     pub args: Vec<String>,
+    /// Environment variables the command needs on top of the tool's own.
+    pub env: Vec<(String, String)>,
 }
 
 impl DockerCommand {
@@ -21,16 +25,14 @@ impl DockerCommand {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        DockerCommand { args: args.into_iter().map(Into::into).collect() }
+        DockerCommand { args: args.into_iter().map(Into::into).collect(), env: Vec::new() }
     }
 
     /// The command as a user would type it, quoted where a shell needs it.
     pub fn display(&self, program: &str) -> String {
-        std::iter::once(program)
-            .chain(self.args.iter().map(String::as_str))
-            .map(shell_quote)
-            .collect::<Vec<_>>()
-            .join(" ")
+        let env = self.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v)));
+        let words = std::iter::once(program).chain(self.args.iter().map(String::as_str)).map(shell_quote);
+        env.chain(words).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -98,10 +100,39 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildOptions {
     pub pull: bool,
     pub no_cache: bool,
+    pub builder: Builder,
+}
+
+/// How images are built: BuildKit whenever the docker CLI offers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// `docker build` without BuildKit: a docker 23+ client without the buildx plugin.
+    #[default]
+    Legacy,
+    /// A client with BuildKit built in (docker before 23), switched on by DOCKER_BUILDKIT=1.
+    BuildKit,
+    /// `docker buildx build --load`, on the named builder (which may be remote or multi-node)
+    /// or the current one.
+    Buildx { name: Option<String> },
+}
+
+/// Multi-platform images need buildx; say so before anything runs.
+fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
+    if matches!(builder, Builder::Buildx { .. }) {
+        return Ok(());
+    }
+    match images.iter().find(|i| !i.platforms.is_empty()) {
+        Some(image) => bail!(
+            "images.{}.platforms needs docker buildx, which this docker client does not have: install \
+             the buildx plugin, or remove `platforms` to build for this machine's platform",
+            image.name
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The named images (all when none are named) plus everything they depend on, parents first.
@@ -158,9 +189,25 @@ fn build_command(
     reference: &str,
     parent_refs: &[(String, String)],
     labels: &[(String, String)],
-    options: BuildOptions,
+    options: &BuildOptions,
 ) -> DockerCommand {
-    let mut args = vec!["build".to_string()];
+    let mut env = Vec::new();
+    let mut args: Vec<String> = match &options.builder {
+        Builder::Legacy => vec!["build".into()],
+        Builder::BuildKit => {
+            env.push(("DOCKER_BUILDKIT".to_string(), "1".to_string()));
+            vec!["build".into(), "--progress=plain".into()]
+        }
+        Builder::Buildx { name } => {
+            let mut args = vec!["buildx".to_string(), "build".to_string()];
+            if let Some(name) = name {
+                args.extend(["--builder".to_string(), name.clone()]);
+            }
+            // --load puts the result in the engine's image store, where tag, verify and push find it.
+            args.extend(["--load".to_string(), "--progress=plain".to_string()]);
+            args
+        }
+    };
     // An image built on an inventory parent must use the parent built in this run: --pull would
     // fetch last week's parent from the registry, or fail for a tag that exists only here.
     if options.pull && image.depends_on.is_empty() {
@@ -186,7 +233,7 @@ fn build_command(
         args.push(format!("{key}={value}"));
     }
     args.push(path_arg(&image.context));
-    DockerCommand { args }
+    DockerCommand { args, env }
 }
 
 fn path_arg(path: &Path) -> String {
@@ -194,10 +241,11 @@ fn path_arg(path: &Path) -> String {
 }
 
 /// Builds `images` (already in dependency order) with local-only tags; pushes nothing.
-pub fn build_plan(registry: &str, images: &[&Image], options: BuildOptions) -> Plan {
+pub fn build_plan(registry: &str, images: &[&Image], options: &BuildOptions) -> anyhow::Result<Plan> {
+    check_platforms(images, &options.builder)?;
     let reference = |image: &Image| tags::local_reference(registry, image);
     let builds = build_steps(images, &reference, &|_| Vec::new(), options);
-    Plan { verifications: verifications(&builds, images), builds, ..Plan::default() }
+    Ok(Plan { verifications: verifications(&builds, images), builds, ..Plan::default() })
 }
 
 /// A verification for every build whose image has rules.
@@ -215,7 +263,7 @@ fn build_steps(
     images: &[&Image],
     reference: &dyn Fn(&Image) -> String,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-    options: BuildOptions,
+    options: &BuildOptions,
 ) -> Vec<Step> {
     images
         .iter()
@@ -250,8 +298,9 @@ pub fn publish_plan(
     images: &[&Image],
     build_id: &BuildId,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-    options: BuildOptions,
+    options: &BuildOptions,
 ) -> anyhow::Result<Plan> {
+    check_platforms(images, &options.builder)?;
     let mut refs = Vec::new();
     for image in images {
         refs.push((image.name.as_str(), tags::published_references(registry, image, build_id)?));
@@ -275,11 +324,15 @@ pub fn publish_plan(
 /// the test package's image and its parents, tags it as the test package and pushes it, so a
 /// missing permission shows before the long builds; the second builds every other image.
 /// Without it, one plan builds everything. Nothing but the test package is ever pushed.
-pub fn pull_request_plans(inventory: &Inventory, probe: bool) -> anyhow::Result<Vec<Plan>> {
+pub fn pull_request_plans(
+    inventory: &Inventory,
+    probe: bool,
+    options: &BuildOptions,
+) -> anyhow::Result<Vec<Plan>> {
     let registry = &inventory.registry;
     let all = select(inventory, &[])?;
     let Some(package) = inventory.test_package.as_ref().filter(|_| probe) else {
-        return Ok(vec![build_plan(registry, &all, BuildOptions::default())]);
+        return Ok(vec![build_plan(registry, &all, options)?]);
     };
     let first = select(inventory, std::slice::from_ref(&package.image))?;
     let ordered: Vec<&Image> = first
@@ -287,7 +340,7 @@ pub fn pull_request_plans(inventory: &Inventory, probe: bool) -> anyhow::Result<
         .copied()
         .chain(all.into_iter().filter(|i| !first.iter().any(|f| f.name == i.name)))
         .collect();
-    let mut builds = build_plan(registry, &ordered, BuildOptions::default()).builds;
+    let mut builds = build_plan(registry, &ordered, options)?.builds;
     let rest = builds.split_off(first.len());
     let (probe_checks, rest_checks) = (verifications(&builds, &ordered), verifications(&rest, &ordered));
     let source = tags::local_reference(registry, inventory.image(&package.image)?);
@@ -390,7 +443,12 @@ dockerfile = "Dockerfile-other"
         let d = TestDir::new("plan");
         let inv = inventory(&d);
         let images = select(&inv, &["mid".into()]).unwrap();
-        let plan = build_plan(&inv.registry, &images, BuildOptions { pull: true, no_cache: true });
+        let plan = build_plan(
+            &inv.registry,
+            &images,
+            &BuildOptions { pull: true, no_cache: true, ..Default::default() },
+        )
+        .unwrap();
         assert!(plan.tags.is_empty() && plan.pushes.is_empty());
         let dir = d.path().display();
         assert_eq!(
@@ -410,7 +468,7 @@ dockerfile = "Dockerfile-other"
         let images = select(&inv, &["leaf".into()]).unwrap();
         let id = BuildId::parse("42.2").unwrap();
         let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
-        let plan = publish_plan(&inv.registry, &images, &id, &labels, BuildOptions::default()).unwrap();
+        let plan = publish_plan(&inv.registry, &images, &id, &labels, &BuildOptions::default()).unwrap();
         let builds: Vec<&str> = plan.builds.iter().map(|s| s.reference.as_str()).collect();
         assert_eq!(
             builds,
@@ -451,7 +509,8 @@ dockerfile = "Dockerfile-other"
         let d = TestDir::new("plan");
         let inv = inventory(&d);
         let images = select(&inv, &["mid".into()]).unwrap();
-        let plan = build_plan(&inv.registry, &images, BuildOptions { pull: true, no_cache: false });
+        let plan =
+            build_plan(&inv.registry, &images, &BuildOptions { pull: true, ..Default::default() }).unwrap();
         assert!(plan.builds[0].command.args.contains(&"--pull".to_string()), "base pulls its external base");
         assert!(
             !plan.builds[1].command.args.contains(&"--pull".to_string()),
@@ -468,7 +527,7 @@ dockerfile = "Dockerfile-other"
             tag: "do_not_use".into(),
             image: "mid".into(),
         });
-        let plans = pull_request_plans(&inv, true).unwrap();
+        let plans = pull_request_plans(&inv, true, &BuildOptions::default()).unwrap();
         assert_eq!(plans.len(), 2);
         let built = |p: &Plan| p.builds.iter().map(|s| s.image.clone()).collect::<Vec<_>>();
         assert_eq!(built(&plans[0]), ["base", "mid"]);
@@ -486,7 +545,7 @@ dockerfile = "Dockerfile-other"
         assert_eq!(pushes.len(), 1);
         assert_eq!(pushes[0].command.args, ["push", "reg.example/ns/test:do_not_use"]);
 
-        let plans = pull_request_plans(&inv, false).unwrap();
+        let plans = pull_request_plans(&inv, false, &BuildOptions::default()).unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(built(&plans[0]), ["base", "mid", "leaf", "other"]);
         assert!(plans[0].pushes.is_empty() && plans[0].tags.is_empty());

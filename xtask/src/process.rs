@@ -32,10 +32,25 @@ pub fn run(
     timeout: Duration,
     install_hint: &str,
 ) -> anyhow::Result<Finished> {
+    run_with_env(program, args, &[], io, timeout, install_hint)
+}
+
+/// Like `run`, with environment variables added to the tool's own.
+pub fn run_with_env(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+    io: Io<'_>,
+    timeout: Duration,
+    install_hint: &str,
+) -> anyhow::Result<Finished> {
     let mut expression = duct::cmd(program, args).unchecked().before_spawn(|command| {
         interrupt::own_process_group(command);
         Ok(())
     });
+    for (key, value) in env {
+        expression = expression.env(key, value);
+    }
     expression = match io {
         Io::Inherit => expression.stdin_null(),
         Io::Capture(stdin) => {

@@ -25,8 +25,7 @@ fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
     let f = Fixture::new("ci");
     let out = run_in_actions(&f, &["ci-pr"], &[("GITHUB_TOKEN", TOKEN)]).ok();
     let commands = f.commands();
-    assert_eq!(commands[0], "version --format {{.Server.Version}}");
-    assert_eq!(commands[1], "login reg.example --username octo --password-stdin");
+    assert_eq!(commands[0], "login reg.example --username octo --password-stdin");
     assert_eq!(f.docker.stdin(), TOKEN);
     assert_eq!(commands.last().unwrap(), "logout reg.example");
     let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
@@ -65,11 +64,18 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "feed")];
     let out = run_in_actions(&f, &["ci-main"], &env).ok();
     let commands = f.commands();
-    assert_eq!(commands[1], "login reg.example --username octo --password-stdin");
+    assert_eq!(commands[0], "login reg.example --username octo --password-stdin");
     assert_eq!(commands.last().unwrap(), "logout reg.example");
     let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
     assert_eq!(pushes.len(), 6);
-    assert_eq!(pushes[0], "push reg.example/ns/base:v1.0.0_12.3");
+    // Images push concurrently; each image's own tags go out unique, version, latest.
+    for image in ["base", "child"] {
+        let own: Vec<String> =
+            pushes.iter().filter(|p| p.contains(&format!("/{image}:"))).map(|p| p.to_string()).collect();
+        let expected =
+            ["v1.0.0_12.3", "v1.0.0", "latest"].map(|t| format!("push reg.example/ns/{image}:{t}"));
+        assert_eq!(own, expected);
+    }
     assert!(!f.docker.calls_of("build")[0].contains(&"--pull".to_string()));
     assert!(out.stdout.contains("::notice::quiet: push = false"), "{}", out.stdout);
 
@@ -94,9 +100,10 @@ fn ci_main_on_schedule_pulls_without_cache() {
     let f = Fixture::new("ci");
     let out = run_in_actions(&f, &["ci-main"], &[("GITHUB_EVENT_NAME", "schedule")]).ok();
     let builds = f.docker.calls_of("build");
-    assert_eq!(&builds[0][..3], ["build", "--pull", "--no-cache"]);
+    let of = |name: &str| builds.iter().find(|b| b.iter().any(|a| a.ends_with(name))).unwrap().clone();
+    assert_eq!(&of("Dockerfile-base")[..3], ["build", "--pull", "--no-cache"]);
     // child builds on this run's base: no --pull for it.
-    assert_eq!(&builds[1][..2], ["build", "--no-cache"]);
+    assert_eq!(&of("Dockerfile-child")[..2], ["build", "--no-cache"]);
     assert!(out.stdout.contains("::notice::scheduled run"), "{}", out.stdout);
 }
 

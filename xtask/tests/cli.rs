@@ -10,11 +10,11 @@ const TOKEN: &str = "ghp_s3cr3t_TOKEN_value";
 #[test]
 fn publish_builds_all_then_tags_then_pushes_unique_version_latest() {
     let f = Fixture::new("cli");
-    f.run(&["publish", "--build-id", "42.2"], &[]).ok();
-    let calls = f.docker.calls();
+    f.run(&["publish", "--build-id", "42.2", "--jobs", "1"], &[]).ok();
+    let calls = f.docker.actions();
     let kinds: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    // Preflight (engine, then the two pushed images' unique tags), builds, tags, pushes.
-    let expected = ["version", "manifest", "manifest", "build", "build", "build"]
+    // Preflight (the two pushed images' unique tags), builds, tags, pushes.
+    let expected = ["manifest", "manifest", "build", "build", "build"]
         .into_iter()
         .chain(["tag"; 6])
         .chain(["push"; 6])
@@ -47,10 +47,17 @@ fn publish_builds_all_then_tags_then_pushes_unique_version_latest() {
 #[test]
 fn a_failed_build_pushes_nothing_and_says_so() {
     let f = Fixture::new("cli");
-    let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_FAIL_BUILD", "Dockerfile-child")]).fails();
+    let args = ["publish", "--build-id", "1", "--jobs", "1"];
+    let out = f.run(&args, &[("FAKE_FAIL_BUILD", "Dockerfile-child")]).fails();
     assert!(f.pushes().is_empty() && f.docker.calls_of("tag").is_empty());
-    assert!(out.stderr.contains("build of child"), "{}", out.stderr);
-    assert!(out.stderr.contains("Nothing was pushed; not built: child, quiet"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "build of child (reg.example/ns/child:v1.0.0_1) failed: docker build exited with exit status: 1. \
+             Nothing was pushed. Built: base. Not built: quiet (stopped after the failure)"
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -86,7 +93,8 @@ fn dry_run_prints_the_commands_and_runs_none() {
     let f = Fixture::new("cli");
     let args = ["publish", "base", "--build-id", "3", "--dry-run", "--registry", "127.0.0.1:5000/x"];
     let out = f.run(&args, &[]).ok();
-    assert!(f.docker.calls().is_empty(), "dry-run ran {:?}", f.docker.calls());
+    // Only the read-only questions about the client (which builder it offers).
+    assert!(f.docker.actions().is_empty(), "dry-run ran {:?}", f.docker.actions());
     let lines: Vec<&str> = out.stdout.lines().collect();
     let program = f.docker.program().display().to_string();
     assert_eq!(lines.len(), 6, "{}", out.stdout);

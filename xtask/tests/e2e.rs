@@ -286,3 +286,28 @@ fn a_registry_that_stays_down_fails_with_the_retry_count_and_no_stray_latest() {
         "latest without its pinned tags: {tags:?}"
     );
 }
+
+/// With a client that has BuildKit (Debian's docker.io client, or any client with buildx), the
+/// real engine builds with it, including FROM a base that exists only locally.
+#[test]
+fn buildkit_builds_on_the_real_engine() {
+    if !require_engine() {
+        return;
+    }
+    let client = ["/usr/bin/docker"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map_or(docker_cli(), String::from);
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "bk");
+    let out = run(xtask().args(["build", "bk-child", "--inventory"]).arg(&inv).env("DOCKER", &client)).ok();
+    assert!(!out.stderr.contains("legacy builder"), "{client} offers no BuildKit:\n{}", out.stderr);
+    assert!(out.stdout.contains("--progress=plain"), "{}", out.stdout);
+    let child = format!("{}/x/bk-child:local-v1.0.0", registry.host());
+    let cat = std::process::Command::new(&client)
+        .args(["run", "--rm", &child, "cat", "/bk-base.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "bk-base");
+}

@@ -1,21 +1,21 @@
-use crate::cmd::on_build_failure;
-use crate::cmd::Ctx;
+use crate::cmd::{build_flags, build_settings, Ctx};
 use crate::execute::execute;
 use crate::flags;
-use crate::plan::{self, BuildOptions};
+use crate::plan;
 
 impl flags::Build {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
         let images = plan::select(&inventory, &self.images)?;
-        let options = BuildOptions { pull: self.pull, no_cache: self.no_cache };
-        let plan = plan::build_plan(&inventory.registry, &images, options);
+        let (options, exec) =
+            build_settings(ctx, build_flags!(self, pull: self.pull, no_cache: self.no_cache))?;
+        let plan = plan::build_plan(&inventory.registry, &images, &options)?;
         if self.dry_run {
             print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        execute(&ctx.docker, &plan, &ctx.log, on_build_failure(self.keep_going)).1?;
+        execute(&ctx.docker, &plan, &ctx.log, exec).1?;
         for step in &plan.builds {
             ctx.log.info(&format!("built {}", step.reference));
         }

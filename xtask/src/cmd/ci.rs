@@ -3,17 +3,17 @@
 
 use anyhow::{bail, Context};
 
-use crate::cmd::on_build_failure;
 use crate::cmd::publish::{publish, publish_plan};
 use crate::cmd::Ctx;
+use crate::cmd::{build_flags, build_settings};
 use crate::docker::{login_args, Secret};
-use crate::execute::{execute, OnBuildFailure, Report};
+use crate::execute::{execute, ExecOptions, Report};
 use crate::flags;
 use crate::gha;
 use crate::inventory::{Image, Inventory};
 use crate::json;
 use crate::oci::registry_host;
-use crate::plan::{self, BuildOptions, DockerCommand, Plan};
+use crate::plan::{self, DockerCommand, Plan};
 use crate::tags::{published_references, BuildId};
 
 impl flags::CiPr {
@@ -26,7 +26,8 @@ impl flags::CiPr {
             );
         }
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
-        let plans = plan::pull_request_plans(&inventory, login.is_some())?;
+        let (options, exec) = build_settings(ctx, build_flags!(self, pull: false, no_cache: false))?;
+        let plans = plan::pull_request_plans(&inventory, login.is_some(), &options)?;
         if self.dry_run {
             print_dry_run(ctx, login.as_ref(), &plans);
             return Ok(());
@@ -38,8 +39,7 @@ impl flags::CiPr {
                  test-package push that proves write access was skipped; building every image anyway",
             );
         }
-        let on_failure = on_build_failure(self.keep_going);
-        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans, on_failure));
+        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans, exec));
         let mut rows = Vec::new();
         for (plan, report) in plans.iter().zip(&reports) {
             let seconds = |image: &str| report.seconds.get(image).copied();
@@ -67,9 +67,12 @@ impl flags::CiMain {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
-        let options = BuildOptions { pull: self.pull || scheduled, no_cache: self.no_cache || scheduled };
+        let (options, exec) = build_settings(
+            ctx,
+            build_flags!(self, pull: self.pull || scheduled, no_cache: self.no_cache || scheduled),
+        )?;
         let images = plan::select(&inventory, &[])?;
-        let plan = publish_plan(ctx, &inventory, &images, &build_id, options)?;
+        let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         if self.dry_run {
             print_dry_run(ctx, login.as_ref(), std::slice::from_ref(&plan));
@@ -85,9 +88,8 @@ impl flags::CiMain {
                 image.name
             ));
         }
-        let (report, result) = with_login(ctx, login.as_ref(), || {
-            publish(ctx, &inventory, &images, &build_id, &plan, on_build_failure(self.keep_going))
-        });
+        let (report, result) =
+            with_login(ctx, login.as_ref(), || publish(ctx, &inventory, &images, &build_id, &plan, exec));
         let mut rows = Vec::new();
         for image in &images {
             rows.push(Row {
@@ -173,10 +175,10 @@ fn with_login<R: Default>(
 }
 
 /// Runs the plans in order and stops at the first failure.
-fn run_plans(ctx: &Ctx, plans: &[Plan], on_failure: OnBuildFailure) -> (Vec<Report>, anyhow::Result<()>) {
+fn run_plans(ctx: &Ctx, plans: &[Plan], exec: ExecOptions) -> (Vec<Report>, anyhow::Result<()>) {
     let mut reports = Vec::new();
     for plan in plans {
-        let (report, result) = execute(&ctx.docker, plan, &ctx.log, on_failure);
+        let (report, result) = execute(&ctx.docker, plan, &ctx.log, exec);
         reports.push(report);
         if result.is_err() {
             return (reports, result);

@@ -1,6 +1,5 @@
-use crate::cmd::on_build_failure;
-use crate::cmd::Ctx;
-use crate::execute::{execute, OnBuildFailure, Report};
+use crate::cmd::{build_flags, build_settings, Ctx};
+use crate::execute::{execute, ExecOptions, Report};
 use crate::flags;
 use crate::inventory::{Image, Inventory};
 use crate::labels;
@@ -13,15 +12,15 @@ impl flags::Publish {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
-        let options = BuildOptions { pull: self.pull, no_cache: self.no_cache };
-        let plan = publish_plan(ctx, &inventory, &images, &build_id, options)?;
+        let (options, exec) =
+            build_settings(ctx, build_flags!(self, pull: self.pull, no_cache: self.no_cache))?;
+        let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
         if self.dry_run {
             print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }
         ctx.docker.check_engine()?;
-        let (report, result) =
-            publish(ctx, &inventory, &images, &build_id, &plan, on_build_failure(self.keep_going));
+        let (report, result) = publish(ctx, &inventory, &images, &build_id, &plan, exec);
         result?;
         ctx.log.info("published:");
         for p in &report.pushed {
@@ -44,7 +43,7 @@ pub(super) fn publish_plan(
     inventory: &Inventory,
     images: &[&Image],
     build_id: &BuildId,
-    options: BuildOptions,
+    options: &BuildOptions,
 ) -> anyhow::Result<Plan> {
     let created = labels::created(&ctx.env);
     let labels = |image: &Image| labels::oci_labels(image, &ctx.env, &created);
@@ -59,7 +58,7 @@ pub(super) fn publish(
     images: &[&Image],
     build_id: &BuildId,
     plan: &Plan,
-    on_failure: OnBuildFailure,
+    exec: ExecOptions,
 ) -> (Report, anyhow::Result<()>) {
     let mut unique = Vec::new();
     for image in images.iter().filter(|i| i.push) {
@@ -71,5 +70,5 @@ pub(super) fn publish(
     if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique) {
         return (Report::default(), Err(e));
     }
-    execute(&ctx.docker, plan, &ctx.log, on_failure)
+    execute(&ctx.docker, plan, &ctx.log, exec)
 }

@@ -74,6 +74,9 @@ pub fn run(cmd: &mut Command) -> Run {
 /// A `docker` stand-in that appends each invocation's arguments (one per line, then a line
 /// `--`) to `calls`, and what it read on stdin for `login` to `stdin`.
 ///
+/// It answers like a Docker 28 client without buildx (so the tool picks the legacy builder)
+/// unless FAKE_CLIENT_VERSION (e.g. 20.10.24: built-in BuildKit) or FAKE_BUILDX=1 say otherwise.
+///
 /// Behaviour knobs (environment of the xtask process):
 /// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
 /// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
@@ -89,10 +92,21 @@ impl FakeDocker {
         let dir = TempDir::new("fake-docker");
         let script = r#"#!/bin/sh
 here=$(dirname "$0")
-for a in "$@"; do printf '%s\n' "$a"; done >> "$here/calls"
-echo -- >> "$here/calls"
+# One append per invocation, so concurrent invocations never interleave their records.
+record=$(printf '%s\n' "$@"; echo --)
+printf '%s\n' "$record" >> "$here/calls"
+build() {
+    [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
+    if [ -n "$FAKE_FAIL_BUILD" ]; then
+      case "$*" in *"$FAKE_FAIL_BUILD"*) echo "build failed on purpose" >&2; exit 1 ;; esac
+    fi
+    echo "Successfully built"
+}
 case "$1" in
-  version) echo 20.10.24 ;;
+  version) echo "${FAKE_CLIENT_VERSION:-28.2.2}" ;;
+  buildx)
+    [ -n "$FAKE_BUILDX" ] || { echo "docker: 'buildx' is not a docker command." >&2; exit 1; }
+    case "$2" in version) echo "github.com/docker/buildx v0.17.1" ;; build) build "$@" ;; esac ;;
   login) cat > "$here/stdin"; echo "Login Succeeded" ;;
   logout) echo "Removing login credentials" ;;
   manifest)
@@ -102,12 +116,7 @@ case "$1" in
       down) echo "failed to configure transport: dial tcp 127.0.0.1:1: connect: connection refused" >&2; exit 1 ;;
       *) echo "no such manifest: $4" >&2; exit 1 ;;
     esac ;;
-  build)
-    [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
-    if [ -n "$FAKE_FAIL_BUILD" ]; then
-      case "$*" in *"$FAKE_FAIL_BUILD"*) echo "build failed on purpose" >&2; exit 1 ;; esac
-    fi
-    echo "Successfully built" ;;
+  build) build "$@" ;;
   push)
     if [ -n "$FAKE_PUSH_FAIL" ]; then
       case "$2" in *"$FAKE_PUSH_FAIL")
@@ -145,6 +154,17 @@ esac
             }
         }
         calls
+    }
+
+    /// Invocations other than the read-only questions about the client (`buildx version`,
+    /// `version`): what the tool asked docker to do.
+    pub fn actions(&self) -> Vec<Vec<String>> {
+        self.calls()
+            .into_iter()
+            .filter(|c| {
+                !matches!(c[0].as_str(), "version" | "buildx") || c.get(1).is_some_and(|a| a == "build")
+            })
+            .collect()
     }
 
     /// Invocations of one docker subcommand (`build`, `push`, ...).
@@ -196,9 +216,10 @@ impl Fixture {
         run(&mut cmd)
     }
 
-    /// Every docker invocation, its arguments joined by spaces.
+    /// What the tool asked docker to do (not the questions about the client), arguments
+    /// joined by spaces.
     pub fn commands(&self) -> Vec<String> {
-        self.docker.calls().iter().map(|c| c.join(" ")).collect()
+        self.docker.actions().iter().map(|c| c.join(" ")).collect()
     }
 
     pub fn pushes(&self) -> Vec<String> {

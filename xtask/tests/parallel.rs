@@ -1,0 +1,104 @@
+//! Concurrent, dependency-ordered builds and the choice of builder, against a fake docker.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::Fixture;
+
+/// The build line of `dockerfile` in a dry run.
+fn build_line(stdout: &str, dockerfile: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.contains(dockerfile))
+        .unwrap_or_else(|| panic!("no {dockerfile} in:\n{stdout}"))
+        .to_string()
+}
+
+#[test]
+fn builds_use_buildkit_whenever_the_client_offers_it() {
+    let f = Fixture::new("par");
+    let docker = f.docker.program().display().to_string();
+
+    // A Docker 23+ client without buildx: the legacy builder, said once.
+    let out = f.run(&["build", "base", "--dry-run"], &[]).ok();
+    assert!(build_line(&out.stdout, "Dockerfile-base").starts_with(&format!("{docker} build --file")));
+    assert_eq!(out.stderr.matches("building with the legacy builder").count(), 1, "{}", out.stderr);
+
+    // A client with BuildKit built in (before 23).
+    let out = f.run(&["build", "base", "--dry-run"], &[("FAKE_CLIENT_VERSION", "20.10.24")]).ok();
+    let line = build_line(&out.stdout, "Dockerfile-base");
+    assert!(line.starts_with(&format!("DOCKER_BUILDKIT=1 {docker} build --progress=plain --file")), "{line}");
+    assert!(!out.stderr.contains("legacy"), "{}", out.stderr);
+
+    // buildx, on a named builder.
+    let out = f.run(&["build", "base", "--builder", "remote", "--dry-run"], &[("FAKE_BUILDX", "1")]).ok();
+    let line = build_line(&out.stdout, "Dockerfile-base");
+    assert!(
+        line.starts_with(&format!("{docker} buildx build --builder remote --load --progress=plain --file")),
+        "{line}"
+    );
+
+    // --builder without buildx is an error that says what is missing.
+    let out = f.run(&["build", "base", "--builder", "remote"], &[]).fails();
+    assert!(out.stderr.contains("--builder remote needs docker buildx"), "{}", out.stderr);
+    assert!(f.docker.calls_of("build").is_empty());
+}
+
+#[test]
+fn platforms_need_buildx() {
+    let f = Fixture::new("par");
+    let text = std::fs::read_to_string(&f.inventory).unwrap().replacen(
+        "push = true\n",
+        "push = true\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+        1,
+    );
+    std::fs::write(&f.inventory, text).unwrap();
+    let out = f.run(&["build", "base"], &[]).fails();
+    assert!(out.stderr.contains("images.base.platforms needs docker buildx"), "{}", out.stderr);
+    assert!(f.docker.calls_of("build").is_empty());
+    let out = f.run(&["build", "base", "--dry-run"], &[("FAKE_BUILDX", "1")]).ok();
+    assert!(
+        build_line(&out.stdout, "Dockerfile-base").contains("--platform linux/amd64,linux/arm64"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn jobs_must_be_positive() {
+    let f = Fixture::new("par");
+    let out = f.run(&["build", "--jobs", "0"], &[]).fails();
+    assert!(out.stderr.contains("--jobs: must be at least 1"), "{}", out.stderr);
+}
+
+#[test]
+fn independent_images_build_at_once_and_logs_stay_whole() {
+    let f = Fixture::new("par");
+    // base and quiet are independent; child waits for base. Each build takes a second.
+    let start = Instant::now();
+    let out = f.run(&["build", "--jobs", "3"], &[("FAKE_BUILD_SLEEP", "1")]).ok();
+    let elapsed = start.elapsed();
+    // Serially that is 3 s; base and quiet together, then child: about 2 s.
+    assert!(elapsed < Duration::from_millis(2800), "took {elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(2), "child cannot start before base is built: {elapsed:?}");
+    // Each image's log is one block: its header, its command, its output.
+    for name in ["base", "child", "quiet"] {
+        let at = out.stdout.find(&format!("==> build {name} (")).unwrap_or_else(|| panic!("{}", out.stdout));
+        let block: Vec<&str> = out.stdout[at..].lines().take(3).collect();
+        assert!(
+            block[1].contains(&format!("build --file {}/Dockerfile-{name} ", f.dir.path().display())),
+            "{block:?}"
+        );
+        assert_eq!(block[2], "Successfully built", "{block:?}");
+    }
+}
+
+#[test]
+fn with_one_job_images_build_one_at_a_time_in_dependency_order() {
+    let f = Fixture::new("par");
+    f.run(&["build", "--jobs", "1"], &[]).ok();
+    let order: Vec<String> =
+        f.docker.calls_of("build").iter().map(|c| c[2].rsplit('-').next().unwrap().to_string()).collect();
+    assert_eq!(order, ["base", "child", "quiet"]);
+}
