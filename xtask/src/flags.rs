@@ -17,6 +17,9 @@ xflags::xflags! {
         cmd list {
             /// Print JSON instead of a table.
             optional --json
+            /// Only the images affected by changes since this git reference (their Dockerfile,
+            /// the context files they copy, the inventory, the tool), and what is built on them.
+            optional --changed-since reference: String
         }
 
         /// Validate the inventory, the Dockerfiles and the workflows, and lint the Dockerfiles
@@ -40,6 +43,9 @@ xflags::xflags! {
         cmd build {
             /// Image names from the inventory.
             repeated images: String
+            /// Only the images affected by changes since this git reference (their Dockerfile,
+            /// the context files they copy, the inventory, the tool), and what is built on them.
+            optional --changed-since reference: String
             /// Always try to pull a newer version of base images.
             optional --pull
             /// Do not use the build cache.
@@ -99,6 +105,9 @@ xflags::xflags! {
         /// push the test package (proof the token may write packages), build every image
         /// with local-only tags and push none of them.
         cmd ci-pr {
+            /// Build only the images affected by changes since this git reference (default in a
+            /// pull request: origin/$GITHUB_BASE_REF; everything when that cannot be compared).
+            optional --changed-since reference: String
             /// After a failed build, build what does not depend on it, to report every failure.
             optional --keep-going
             /// How many images build at once (default: the number of CPUs).
@@ -128,6 +137,15 @@ xflags::xflags! {
             optional --builder name: String
             /// Print each docker command exactly as it would run; run nothing.
             optional --dry-run
+        }
+
+        /// Print the JSON for a GitHub Actions `strategy.matrix`: one entry per group of images
+        /// that can build on its own runner (images joined by depends_on share a group).
+        /// Inside GitHub Actions it is also written to the step output `matrix`.
+        cmd matrix {
+            /// Only the images affected by changes since this git reference (their Dockerfile,
+            /// the context files they copy, the inventory, the tool), and what is built on them.
+            optional --changed-since reference: String
         }
 
         /// Delete the test package through the GitHub REST API with an org-admin token from

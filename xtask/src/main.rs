@@ -1,11 +1,14 @@
 //! `cargo xtask`: build, tag, test and publish the base images of images/images.toml.
 
+mod changes;
 mod cmd;
 mod docker;
 mod env;
 mod execute;
 mod flags;
 mod gha;
+mod git;
+
 mod github;
 mod interrupt;
 mod inventory;
@@ -54,6 +57,7 @@ fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
         XtaskCmd::Publish(c) => c.run(&ctx),
         XtaskCmd::Login(c) => c.run(&ctx),
         XtaskCmd::Verify(c) => c.run(&ctx),
+        XtaskCmd::Matrix(c) => c.run(&ctx),
         XtaskCmd::CiPr(c) => c.run(&ctx),
         XtaskCmd::CiMain(c) => c.run(&ctx),
         XtaskCmd::CleanupTestPackage(c) => c.run(&ctx),

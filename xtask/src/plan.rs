@@ -323,14 +323,15 @@ pub fn publish_plan(
 /// The plans ci-pr runs, in order. With `probe` (a write token is present) the first builds
 /// the test package's image and its parents, tags it as the test package and pushes it, so a
 /// missing permission shows before the long builds; the second builds every other image.
-/// Without it, one plan builds everything. Nothing but the test package is ever pushed.
+/// Without it, one plan builds `images`. Nothing but the test package is ever pushed.
 pub fn pull_request_plans(
     inventory: &Inventory,
+    images: &[&Image],
     probe: bool,
     options: &BuildOptions,
 ) -> anyhow::Result<Vec<Plan>> {
     let registry = &inventory.registry;
-    let all = select(inventory, &[])?;
+    let all = images.to_vec();
     let Some(package) = inventory.test_package.as_ref().filter(|_| probe) else {
         return Ok(vec![build_plan(registry, &all, options)?]);
     };
@@ -372,6 +373,30 @@ fn push_step(image: &str, reference: &str) -> Step {
         reference: reference.to_string(),
         needs: Vec::new(),
     }
+}
+
+/// Images that can build on separate runners: the groups of the selection connected by
+/// depends_on (each with the parents it is built on), in dependency order within a group.
+pub fn runner_groups<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<Vec<&'a Image>>> {
+    let selected = select(inventory, names)?;
+    let mut groups: Vec<Vec<&Image>> = Vec::new();
+    for image in selected {
+        // Parents come first in `selected`, so a parent's group already exists.
+        let joined: Vec<usize> = (0..groups.len())
+            .filter(|&g| groups[g].iter().any(|i| image.depends_on.contains(&i.name)))
+            .collect();
+        match joined.split_first() {
+            None => groups.push(vec![image]),
+            Some((&first, rest)) => {
+                for &g in rest.iter().rev() {
+                    let moved = groups.remove(g);
+                    groups[first].extend(moved);
+                }
+                groups[first].push(image);
+            }
+        }
+    }
+    Ok(groups)
 }
 
 impl fmt::Display for Action {
@@ -527,7 +552,8 @@ dockerfile = "Dockerfile-other"
             tag: "do_not_use".into(),
             image: "mid".into(),
         });
-        let plans = pull_request_plans(&inv, true, &BuildOptions::default()).unwrap();
+        let plans =
+            pull_request_plans(&inv, &select(&inv, &[]).unwrap(), true, &BuildOptions::default()).unwrap();
         assert_eq!(plans.len(), 2);
         let built = |p: &Plan| p.builds.iter().map(|s| s.image.clone()).collect::<Vec<_>>();
         assert_eq!(built(&plans[0]), ["base", "mid"]);
@@ -545,10 +571,24 @@ dockerfile = "Dockerfile-other"
         assert_eq!(pushes.len(), 1);
         assert_eq!(pushes[0].command.args, ["push", "reg.example/ns/test:do_not_use"]);
 
-        let plans = pull_request_plans(&inv, false, &BuildOptions::default()).unwrap();
+        let plans =
+            pull_request_plans(&inv, &select(&inv, &[]).unwrap(), false, &BuildOptions::default()).unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(built(&plans[0]), ["base", "mid", "leaf", "other"]);
         assert!(plans[0].pushes.is_empty() && plans[0].tags.is_empty());
+    }
+
+    #[test]
+    fn runner_groups_follow_depends_on() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let groups = runner_groups(&inv, &[]).unwrap();
+        let names: Vec<Vec<&str>> =
+            groups.iter().map(|g| g.iter().map(|i| i.name.as_str()).collect()).collect();
+        assert_eq!(names, [vec!["base", "mid", "leaf"], vec!["other"]]);
+        let groups = runner_groups(&inv, &["leaf".into()]).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].len(), 3, "a group carries the parents it is built on");
     }
 
     #[test]

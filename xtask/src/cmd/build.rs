@@ -1,4 +1,4 @@
-use crate::cmd::{build_flags, build_settings, Ctx};
+use crate::cmd::{build_flags, build_settings, chosen_images, Ctx};
 use crate::execute::execute;
 use crate::flags;
 use crate::plan;
@@ -6,7 +6,10 @@ use crate::plan;
 impl flags::Build {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let images = plan::select(&inventory, &self.images)?;
+        let Some(images) = chosen_images(ctx, &inventory, &self.images, self.changed_since.as_deref())?
+        else {
+            return Ok(());
+        };
         let (options, exec) =
             build_settings(ctx, build_flags!(self, pull: self.pull, no_cache: self.no_cache))?;
         let plan = plan::build_plan(&inventory.registry, &images, &options)?;

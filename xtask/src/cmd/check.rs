@@ -1,5 +1,6 @@
 use anyhow::bail;
 
+use crate::changes;
 use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
@@ -58,16 +59,17 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
 /// inventory parent declares the build argument that carries the parent's reference.
 pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
     let mut problems = Vec::new();
+    let names: Vec<&str> = inventory.images.keys().map(String::as_str).collect();
     for image in inventory.images.values() {
         match std::fs::read_to_string(&image.dockerfile) {
-            Ok(text) => problems.extend(problems_in(image, &text)),
+            Ok(text) => problems.extend(problems_in(image, &text, &inventory.registry, &names)),
             Err(e) => problems.push(format!("{}: cannot read: {e}", image.dockerfile.display())),
         }
     }
     problems
 }
 
-fn problems_in(image: &Image, text: &str) -> Vec<String> {
+fn problems_in(image: &Image, text: &str, registry: &str, inventory_names: &[&str]) -> Vec<String> {
     let file = image.dockerfile.display();
     let instructions: Vec<Vec<&str>> = text
         .lines()
@@ -79,6 +81,26 @@ fn problems_in(image: &Image, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !instructions.iter().any(|w| is(w, "FROM")) {
         problems.push(format!("{file}: no FROM instruction"));
+    }
+    for from in changes::from_images(text) {
+        // `<registry>/<name>[:tag][@digest]` of another image of this inventory.
+        let repository = from.split('@').next().unwrap_or(&from);
+        let repository = match repository.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => repository,
+        };
+        let Some(other) = repository.strip_prefix(&format!("{registry}/")) else { continue };
+        if other != image.name
+            && inventory_names.contains(&other)
+            && !image.depends_on.iter().any(|p| p == other)
+        {
+            problems.push(format!(
+                "{file}: builds FROM {from}, an image of this inventory, but images.{}.depends_on leaves out \
+                 `{other}`: add it, so that {other} is built first and passed in as {}",
+                image.name,
+                parent_build_arg(other)
+            ));
+        }
     }
     for parent in &image.depends_on {
         let arg = parent_build_arg(parent);
@@ -117,16 +139,30 @@ mod tests {
     #[test]
     fn parent_argument_must_be_declared() {
         let good = "ARG ALPINE_IMAGE=ghcr.io/x/alpine:latest\nFROM ${ALPINE_IMAGE}\n";
-        assert!(problems_in(&image(&["alpine"]), good).is_empty());
+        assert!(problems_in(&image(&["alpine"]), good, "ghcr.io/x", &["alpine", "child"]).is_empty());
         let bad = "FROM ghcr.io/x/alpine:latest\n";
-        let problems = problems_in(&image(&["alpine"]), bad);
+        let problems = problems_in(&image(&["alpine"]), bad, "ghcr.io/x", &["alpine", "child"]);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("ARG ALPINE_IMAGE"), "{problems:?}");
     }
 
     #[test]
+    fn a_from_on_an_inventory_image_needs_depends_on() {
+        let names = ["alpine", "child"];
+        let dockerfile = "ARG BASE=ghcr.io/x/alpine:latest\nFROM ${BASE}\n";
+        let problems = problems_in(&image(&[]), dockerfile, "ghcr.io/x", &names);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("images.child.depends_on leaves out `alpine`"), "{problems:?}");
+        // Images of other registries, and digests, are not inventory parents.
+        let elsewhere = "FROM alpine:3.18\nFROM ghcr.io/y/alpine@sha256:abc\n";
+        assert!(problems_in(&image(&[]), elsewhere, "ghcr.io/x", &names).is_empty());
+        let with_digest = "FROM ghcr.io/x/alpine@sha256:abc\n";
+        assert_eq!(problems_in(&image(&[]), with_digest, "ghcr.io/x", &names).len(), 1);
+    }
+
+    #[test]
     fn from_is_required() {
-        let problems = problems_in(&image(&[]), "# nothing\nRUN true\n");
+        let problems = problems_in(&image(&[]), "# nothing\nRUN true\n", "ghcr.io/x", &["child"]);
         assert_eq!(problems, ["Dockerfile-child: no FROM instruction"]);
     }
 }

@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 
 use crate::cmd::publish::{publish, publish_plan};
 use crate::cmd::Ctx;
-use crate::cmd::{build_flags, build_settings};
+use crate::cmd::{build_flags, build_settings, chosen_images};
 use crate::docker::{login_args, Secret};
 use crate::execute::{execute, ExecOptions, Report};
 use crate::flags;
@@ -27,7 +27,8 @@ impl flags::CiPr {
         }
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         let (options, exec) = build_settings(ctx, build_flags!(self, pull: false, no_cache: false))?;
-        let plans = plan::pull_request_plans(&inventory, login.is_some(), &options)?;
+        let images = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
+        let plans = plan::pull_request_plans(&inventory, &images, login.is_some(), &options)?;
         if self.dry_run {
             print_dry_run(ctx, login.as_ref(), &plans);
             return Ok(());
@@ -102,6 +103,26 @@ impl flags::CiMain {
         }
         gha::set_output(&ctx.env, "published", &published_json(&images, &report))?;
         finish(ctx, "ci-main", &rows, result)
+    }
+}
+
+/// The images a pull request builds: those affected by its changes, compared with
+/// `--changed-since` or else the pull request's base branch. When the base cannot be compared
+/// (a shallow checkout, say), every image, with a warning.
+fn pull_request_images<'a>(
+    ctx: &Ctx,
+    inventory: &'a Inventory,
+    flag: Option<&str>,
+) -> anyhow::Result<Vec<&'a Image>> {
+    let from_base = ctx.env.get("GITHUB_BASE_REF").map(|base| format!("origin/{base}"));
+    let Some(reference) = flag.map(String::from).or(from_base) else { return plan::select(inventory, &[]) };
+    match chosen_images(ctx, inventory, &[], Some(&reference)) {
+        Ok(images) => Ok(images.unwrap_or_default()),
+        Err(e) if flag.is_none() => {
+            ctx.log.warning(&format!("{e:#}; building every image instead"));
+            plan::select(inventory, &[])
+        }
+        Err(e) => Err(e),
     }
 }
 

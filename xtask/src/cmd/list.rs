@@ -1,4 +1,6 @@
-use crate::cmd::Ctx;
+use std::collections::BTreeMap;
+
+use crate::cmd::{changed_since, Ctx};
 use crate::flags;
 use crate::inventory::Image;
 use crate::json;
@@ -8,13 +10,36 @@ use crate::tags;
 impl flags::List {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let images = plan::select(&inventory, &[])?;
+        let mut images = plan::select(&inventory, &[])?;
+        // With --changed-since, only the affected images, each with why.
+        let reasons: Option<BTreeMap<String, String>> = match self.changed_since.as_deref() {
+            None => None,
+            Some(reference) => {
+                let selection = changed_since(&inventory, reference)?;
+                Some(selection.into_iter().map(|(name, reason)| (name, reason.to_string())).collect())
+            }
+        };
+        if let Some(reasons) = &reasons {
+            images.retain(|i| reasons.contains_key(&i.name));
+        }
+        let reason = |name: &str| reasons.as_ref().and_then(|r| r.get(name));
         if self.json {
-            let items = images.iter().map(|i| image_json(&inventory.registry, i));
+            let items = images.iter().map(|i| {
+                let mut item = image_json(&inventory.registry, i);
+                if let Some(why) = reason(&i.name) {
+                    item.pop();
+                    item.push_str(&format!(",\"reason\":{}}}", json::string(why)));
+                }
+                item
+            });
             println!("{}", json::array(items));
             return Ok(());
         }
-        let rows: Vec<[String; 5]> = images
+        if let (Some(reference), true) = (self.changed_since.as_deref(), images.is_empty()) {
+            println!("no image is affected by the changes since {reference}");
+            return Ok(());
+        }
+        let rows: Vec<[String; 6]> = images
             .iter()
             .map(|i| {
                 [
@@ -23,6 +48,7 @@ impl flags::List {
                     if i.push { "yes" } else { "no" }.to_string(),
                     if i.depends_on.is_empty() { "-".to_string() } else { i.depends_on.join(",") },
                     tag_templates(i).join(" "),
+                    reason(&i.name).cloned().unwrap_or_default(),
                 ]
             })
             .collect();
@@ -35,7 +61,8 @@ impl flags::List {
                 tp.image
             );
         }
-        print_table(["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS"], &rows);
+        let last = if reasons.is_some() { "WHY" } else { "" };
+        print_table(["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", last], &rows);
         Ok(())
     }
 }

@@ -7,18 +7,94 @@ mod cleanup;
 mod lint;
 mod list;
 mod login;
+mod matrix;
+
 mod publish;
 mod tags;
 mod verify;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::changes::{self, Reason};
+use crate::git;
 
 use crate::docker::Docker;
 use crate::env::Env;
 use crate::execute::{ExecOptions, OnBuildFailure};
 use crate::gha::Log;
-use crate::inventory::Inventory;
+use crate::inventory::{Image, Inventory};
+use crate::plan;
 use crate::plan::{BuildOptions, Builder};
+
+/// The images a building command works on: the named ones (all when none are named), or
+/// those affected by changes since `changed_since`. `None` when the changes touch no image.
+fn chosen_images<'a>(
+    ctx: &Ctx,
+    inventory: &'a Inventory,
+    names: &[String],
+    changed: Option<&str>,
+) -> anyhow::Result<Option<Vec<&'a Image>>> {
+    let Some(reference) = changed else { return Ok(Some(plan::select(inventory, names)?)) };
+    if !names.is_empty() {
+        anyhow::bail!("--changed-since and image names do not go together: give one or the other");
+    }
+    let selection = changed_since(inventory, reference)?;
+    if selection.is_empty() {
+        ctx.log.info(&format!("no image is affected by the changes since {reference}"));
+        return Ok(None);
+    }
+    for (name, reason) in &selection {
+        ctx.log.info(&format!("{name}: {reason}"));
+    }
+    let names: Vec<String> = selection.into_iter().map(|(name, _)| name).collect();
+    Ok(Some(plan::select(inventory, &names)?))
+}
+
+/// The images affected by changes since `reference`, each with the reason, from git and the
+/// Dockerfiles' COPY/ADD sources (see changes.rs).
+fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
+    let folder = inventory.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = git::repository_root(folder)?;
+    let root = root.canonicalize().unwrap_or(root);
+    let relative = |path: &Path| -> PathBuf {
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        path.strip_prefix(&root).map_or(path.clone(), Path::to_path_buf)
+    };
+    // The tool: this crate and the workspace files that decide how it builds.
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir.parent().unwrap_or(crate_dir);
+    let tool = [
+        crate_dir.to_path_buf(),
+        workspace.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join(".cargo"),
+    ]
+    .iter()
+    .filter(|p| p.exists())
+    .map(|p| relative(p))
+    .filter(|p| p.is_relative())
+    .collect();
+    let mut images = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    for image in inventory.images.values() {
+        images.insert(image.name.clone(), (relative(&image.dockerfile), relative(&image.context)));
+        let text = std::fs::read_to_string(&image.dockerfile)
+            .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
+        sources.insert(image.name.clone(), changes::copy_sources(&text));
+    }
+    let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
+    let changed = git::changed_since(&root, reference)?;
+    let ignored = |context: &Path, path: &str| {
+        let patterns = std::fs::read_to_string(root.join(context).join(".dockerignore"))
+            .map(|t| changes::dockerignore_patterns(&t))
+            .unwrap_or_default();
+        changes::dockerignored(&patterns, path)
+    };
+    Ok(changes::select(inventory, &layout, &changed, &sources, &ignored))
+}
 
 /// The shared build flags of a command's flag struct: build, publish, ci-pr and ci-main all
 /// name them alike. `pull` and `no_cache` are given, since ci-pr has no such flags and

@@ -1,0 +1,352 @@
+//! Which images a change touches. Pure: given the files changed (relative to the repository
+//! root) it says which images to build and why.
+//!
+//! An image's inputs are its Dockerfile, the context files its COPY/ADD instructions can reach
+//! (after .dockerignore) and its parents in the inventory. A change to the inventory file or
+//! to the tool itself rebuilds everything, since either can change every image's build.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::inventory::Inventory;
+
+/// Why an image is selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Every image: the inventory or the tool changed (the file is named).
+    Everything(String),
+    /// The image's own Dockerfile or a context file it copies changed.
+    Input(String),
+    /// An image it is built on is selected.
+    Parent(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Everything(file) => write!(f, "{file} changed, so every image is rebuilt"),
+            Reason::Input(file) => write!(f, "{file} changed"),
+            Reason::Parent(parent) => write!(f, "built on {parent}, which is rebuilt"),
+        }
+    }
+}
+
+/// Where things are, relative to the repository root.
+pub struct Layout {
+    pub inventory: PathBuf,
+    /// Paths whose change means the tool changed (the xtask crate, the workspace manifests).
+    pub tool: Vec<PathBuf>,
+    /// Each image's Dockerfile and context folder.
+    pub images: BTreeMap<String, (PathBuf, PathBuf)>,
+}
+
+/// The images to build for `changed`, each with its reason, in inventory (name) order.
+/// `sources` gives, per image, the COPY/ADD sources of its Dockerfile; `ignored` tells whether
+/// a path (relative to an image's context) is excluded by that context's .dockerignore.
+pub fn select(
+    inventory: &Inventory,
+    layout: &Layout,
+    changed: &[PathBuf],
+    sources: &BTreeMap<String, Vec<String>>,
+    ignored: &dyn Fn(&Path, &str) -> bool,
+) -> Vec<(String, Reason)> {
+    let everything =
+        changed.iter().find(|f| **f == layout.inventory || layout.tool.iter().any(|t| f.starts_with(t)));
+    if let Some(file) = everything {
+        let reason = Reason::Everything(file.display().to_string());
+        return inventory.images.keys().map(|name| (name.clone(), reason.clone())).collect();
+    }
+    let mut selected: BTreeMap<String, Reason> = BTreeMap::new();
+    for (name, (dockerfile, context)) in &layout.images {
+        let hit = changed.iter().find(|file| {
+            if *file == dockerfile {
+                return true;
+            }
+            let Ok(inside) = file.strip_prefix(context) else { return false };
+            let inside = inside.to_string_lossy();
+            !ignored(context, &inside)
+                && sources.get(name).is_some_and(|s| s.iter().any(|source| reaches(source, &inside)))
+        });
+        if let Some(file) = hit {
+            selected.insert(name.clone(), Reason::Input(file.display().to_string()));
+        }
+    }
+    // Everything built on a selected image is selected too, transitively.
+    loop {
+        let mut added = false;
+        for (name, image) in &inventory.images {
+            if selected.contains_key(name) {
+                continue;
+            }
+            if let Some(parent) = image.depends_on.iter().find(|p| selected.contains_key(*p)) {
+                selected.insert(name.clone(), Reason::Parent(parent.clone()));
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    selected.into_iter().collect()
+}
+
+/// The COPY and ADD sources of a Dockerfile (relative to the context), skipping copies from
+/// other build stages or images (`--from`) and URLs.
+pub fn copy_sources(dockerfile: &str) -> Vec<String> {
+    let mut sources = Vec::new();
+    for instruction in instructions(dockerfile) {
+        let mut words = instruction.split_whitespace();
+        let Some(keyword) = words.next() else { continue };
+        if !(keyword.eq_ignore_ascii_case("COPY") || keyword.eq_ignore_ascii_case("ADD")) {
+            continue;
+        }
+        let rest: Vec<&str> = words.collect();
+        if rest.iter().any(|w| w.starts_with("--from")) {
+            continue;
+        }
+        let args: Vec<String> = rest.iter().filter(|w| !w.starts_with("--")).map(|w| w.to_string()).collect();
+        let args = match args.first() {
+            Some(first) if first.starts_with('[') => json_words(&args.join(" ")),
+            _ => args,
+        };
+        if let Some((_, srcs)) = args.split_last() {
+            sources.extend(srcs.iter().filter(|s| !s.contains("://")).cloned());
+        }
+    }
+    sources
+}
+
+/// Instructions with `\` continuations joined and comments dropped.
+fn instructions(dockerfile: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in dockerfile.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.starts_with('#') || trimmed.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `["a", "b c", "d"]` -> the strings.
+fn json_words(text: &str) -> Vec<String> {
+    text.split('"').skip(1).step_by(2).map(String::from).collect()
+}
+
+/// Whether a COPY source reaches `file` (both relative to the context): the file itself, a
+/// folder holding it, or a wildcard pattern matching it.
+fn reaches(source: &str, file: &str) -> bool {
+    let source = source.trim_start_matches("./").trim_end_matches('/');
+    if source.is_empty() || source == "." {
+        return true;
+    }
+    file == source || file.starts_with(&format!("{source}/")) || glob(source, file) || {
+        // A pattern for a folder reaches what is inside it.
+        let mut prefix = String::new();
+        file.split('/').any(|part| {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            glob(source, &prefix)
+        })
+    }
+}
+
+/// Whether `path` (relative to a context) is excluded by .dockerignore `patterns`: the last
+/// matching pattern decides, `!` re-includes, a pattern for a folder covers what is inside.
+pub fn dockerignored(patterns: &[String], path: &str) -> bool {
+    let mut ignored = false;
+    for pattern in patterns {
+        let (negate, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+        if pattern.is_empty() {
+            continue;
+        }
+        let matches = glob(pattern, path) || path.match_indices('/').any(|(i, _)| glob(pattern, &path[..i]));
+        if matches {
+            ignored = !negate;
+        }
+    }
+    ignored
+}
+
+/// The .dockerignore patterns of a context folder's file text.
+pub fn dockerignore_patterns(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+}
+
+/// Glob matching with `*` (within one path segment), `?`, and `**` (any number of segments).
+fn glob(pattern: &str, path: &str) -> bool {
+    fn segments(p: &[&str], s: &[&str]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((&"**", rest)) => (0..=s.len()).any(|i| segments(rest, &s[i..])),
+            Some((first, rest)) => {
+                !s.is_empty() && chars(first.as_bytes(), s[0].as_bytes()) && segments(rest, &s[1..])
+            }
+        }
+    }
+    fn chars(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| chars(rest, &s[i..])),
+            Some((b'?', rest)) => !s.is_empty() && chars(rest, &s[1..]),
+            Some((c, rest)) => s.first() == Some(c) && chars(rest, &s[1..]),
+        }
+    }
+    let p: Vec<&str> = pattern.split('/').collect();
+    let s: Vec<&str> = path.split('/').collect();
+    segments(&p, &s)
+}
+
+/// The inventory images a Dockerfile builds FROM, resolving `${ARG}` from the ARG defaults
+/// declared before it. Used by `check` to find a parent that depends_on leaves out.
+pub fn from_images(dockerfile: &str) -> Vec<String> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut images = Vec::new();
+    for instruction in instructions(dockerfile) {
+        let mut words = instruction.split_whitespace();
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("ARG") => {
+                if let Some((key, value)) = words.next().and_then(|w| w.split_once('=')) {
+                    args.insert(key.to_string(), value.trim_matches('"').to_string());
+                }
+            }
+            Some("FROM") => {
+                if let Some(image) = words.find(|w| !w.starts_with("--")) {
+                    images.push(substitute(image, &args));
+                }
+            }
+            _ => {}
+        }
+    }
+    images
+}
+
+fn substitute(text: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (key, value) in args {
+        out = out.replace(&format!("${{{key}}}"), value).replace(&format!("${key}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    #[test]
+    fn copy_sources_of_a_dockerfile() {
+        let dockerfile = "FROM x\n# COPY not-this\nCOPY harden.sh /tmp/\nADD --chown=1:1 a b /dst/\n\
+                          COPY --from=build /out /out\nCOPY [\"with space.txt\", \"/x\"]\nRUN echo \\\n COPY no\n\
+                          ADD https://example.com/f /f\nCOPY conf/*.yml \\\n /etc/\n";
+        assert_eq!(copy_sources(dockerfile), ["harden.sh", "a", "b", "with space.txt", "conf/*.yml"]);
+        assert!(copy_sources("FROM x\nRUN true\n").is_empty());
+    }
+
+    #[test]
+    fn what_a_source_reaches() {
+        assert!(reaches("harden.sh", "harden.sh"));
+        assert!(!reaches("harden.sh", "harden.sh.bak"));
+        assert!(reaches("conf", "conf/a.yml"));
+        assert!(reaches("./conf/", "conf/sub/a.yml"));
+        assert!(reaches(".", "anything/at/all"));
+        assert!(reaches("conf/*.yml", "conf/a.yml"));
+        assert!(!reaches("conf/*.yml", "conf/a.json"));
+        assert!(reaches("c?nf", "conf/x"));
+        assert!(!reaches("conf", "confx/a"));
+    }
+
+    #[test]
+    fn dockerignore_rules() {
+        let patterns = dockerignore_patterns("# comment\n*.md\nsecrets/\n!README.md\n**/*.tmp\n");
+        assert!(dockerignored(&patterns, "notes.md"));
+        assert!(!dockerignored(&patterns, "README.md"));
+        assert!(dockerignored(&patterns, "secrets/key"));
+        assert!(dockerignored(&patterns, "a/b/c.tmp"));
+        assert!(!dockerignored(&patterns, "harden.sh"));
+    }
+
+    #[test]
+    fn from_lines_resolve_arg_defaults() {
+        let dockerfile = "ARG BASE_IMAGE=ghcr.io/x/alpine:latest\nFROM ${BASE_IMAGE} AS base\nFROM --platform=$BUILDPLATFORM golang:1 AS b\n";
+        assert_eq!(from_images(dockerfile), ["ghcr.io/x/alpine:latest", "golang:1"]);
+    }
+
+    fn inventory(dir: &TestDir) -> Inventory {
+        for f in ["Dockerfile-base", "Dockerfile-mid", "Dockerfile-other"] {
+            dir.write(f, "FROM scratch\n");
+        }
+        let text = "registry = \"r.io/x\"\n[images.base]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-base\"\n\
+                    [images.mid]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-mid\"\ndepends_on = [\"base\"]\n\
+                    [images.other]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-other\"\n";
+        Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
+    }
+
+    fn layout() -> Layout {
+        let image = |name: &str| {
+            (name.to_string(), (PathBuf::from(format!("images/Dockerfile-{name}")), PathBuf::from("images")))
+        };
+        Layout {
+            inventory: PathBuf::from("images/images.toml"),
+            tool: vec![PathBuf::from("xtask"), PathBuf::from("Cargo.lock")],
+            images: ["base", "mid", "other"].map(image).into_iter().collect(),
+        }
+    }
+
+    fn names(selection: &[(String, Reason)]) -> Vec<&str> {
+        selection.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn selection_by_change() {
+        let d = TestDir::new("changes");
+        let inv = inventory(&d);
+        let sources: BTreeMap<String, Vec<String>> = [
+            ("base".to_string(), vec!["harden.sh".to_string()]),
+            ("other".to_string(), vec!["conf".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        let patterns = dockerignore_patterns("conf/*.md\n");
+        let ignored = |_: &Path, p: &str| dockerignored(&patterns, p);
+        let pick = |files: &[&str]| {
+            let changed: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+            select(&inv, &layout(), &changed, &sources, &ignored)
+        };
+        // A leaf's Dockerfile: that image alone.
+        let s = pick(&["images/Dockerfile-other"]);
+        assert_eq!(s, [("other".to_string(), Reason::Input("images/Dockerfile-other".into()))]);
+        // A file the base copies: the base and what is built on it.
+        let s = pick(&["images/harden.sh"]);
+        assert_eq!(names(&s), ["base", "mid"]);
+        assert_eq!(s[1].1.to_string(), "built on base, which is rebuilt");
+        // Context files no image copies, or that .dockerignore excludes, rebuild nothing.
+        assert!(pick(&["images/README.md", "images/conf/notes.md", "docs/x"]).is_empty());
+        assert_eq!(names(&pick(&["images/conf/nginx.conf"])), ["other"]);
+        // The inventory or the tool: everything.
+        let s = pick(&["images/images.toml"]);
+        assert_eq!(names(&s), ["base", "mid", "other"]);
+        assert_eq!(s[0].1.to_string(), "images/images.toml changed, so every image is rebuilt");
+        assert_eq!(names(&pick(&["xtask/src/plan.rs"])), ["base", "mid", "other"]);
+    }
+}

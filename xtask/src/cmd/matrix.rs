@@ -1,0 +1,31 @@
+use crate::cmd::{changed_since, Ctx};
+use crate::flags;
+use crate::gha;
+use crate::json;
+use crate::plan::runner_groups;
+
+impl flags::Matrix {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let inventory = ctx.inventory()?;
+        let groups = match self.changed_since.as_deref() {
+            None => runner_groups(&inventory, &[])?,
+            Some(reference) => {
+                let names: Vec<String> =
+                    changed_since(&inventory, reference)?.into_iter().map(|(n, _)| n).collect();
+                if names.is_empty() {
+                    Vec::new()
+                } else {
+                    runner_groups(&inventory, &names)?
+                }
+            }
+        };
+        // `group` names the entry; `images` is what `cargo xtask build` takes on that runner.
+        let entries = groups.iter().map(|group| {
+            let names: Vec<&str> = group.iter().map(|i| i.name.as_str()).collect();
+            json::object([("group", json::string(names[0])), ("images", json::string(&names.join(" ")))])
+        });
+        let matrix = json::object([("include", json::array(entries))]);
+        println!("{matrix}");
+        gha::set_output(&ctx.env, "matrix", &matrix)
+    }
+}

@@ -1,0 +1,46 @@
+//! What changed in the repository since a reference, from git. Paths are relative to the
+//! repository root.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::process::{self, last_line, Io};
+
+const INSTALL_GIT: &str = "Install git, or leave out --changed-since to build every image";
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let mut full = vec!["-C".to_string(), dir.to_string_lossy().into_owned()];
+    full.extend(args.iter().map(|a| a.to_string()));
+    let out = process::run("git", &full, Io::Capture(None), Duration::from_secs(60), INSTALL_GIT)?;
+    if !out.success {
+        bail!("git {}: {}", args.join(" "), last_line(&out.output));
+    }
+    Ok(out.output)
+}
+
+/// The root of the repository holding `dir`.
+pub fn repository_root(dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = git(dir, &["rev-parse", "--show-toplevel"]).with_context(|| {
+        format!("--changed-since needs a git repository, and {} is not in one", dir.display())
+    })?;
+    Ok(PathBuf::from(out.trim()))
+}
+
+/// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
+/// (untracked, not ignored) files, so that a laptop's work in progress counts too.
+pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let base = git(root, &["merge-base", reference, "HEAD"]).with_context(|| {
+        format!(
+            "--changed-since {reference}: git cannot relate it to HEAD. Fetch it (in GitHub Actions, \
+             check out with fetch-depth: 0), or name another reference"
+        )
+    })?;
+    let mut files: Vec<PathBuf> =
+        git(root, &["diff", "--name-only", base.trim()])?.lines().map(PathBuf::from).collect();
+    files.extend(git(root, &["ls-files", "--others", "--exclude-standard"])?.lines().map(PathBuf::from));
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

@@ -1,0 +1,168 @@
+//! --changed-since, ci-pr's comparison with the pull request's base, and `matrix`, in real git
+//! repositories, against a fake docker.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{run, Fixture};
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=dev@example.test", "-c", "user.name=dev", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The fixture as a repository: base copies shared.sh, child is built on base, quiet stands
+/// alone; everything committed, with origin/main pointing at that commit.
+fn repository() -> Fixture {
+    let f = Fixture::new("changes");
+    let dockerfile = f.dir.path().join("Dockerfile-base");
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "COPY shared.sh /shared.sh\n";
+    std::fs::write(&dockerfile, text).unwrap();
+    f.dir.write("shared.sh", "echo shared\n");
+    f.dir.write("notes.md", "nothing an image copies\n");
+    git(f.dir.path(), &["init", "-q"]);
+    git(f.dir.path(), &["add", "-A"]);
+    git(f.dir.path(), &["commit", "-q", "-m", "images"]);
+    git(f.dir.path(), &["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    f
+}
+
+fn built(f: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = f
+        .docker
+        .calls_of("build")
+        .iter()
+        .map(|c| {
+            c.iter().find(|a| a.contains("Dockerfile-")).unwrap().rsplit('-').next().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_change_to_one_leaf_image_builds_that_image_alone() {
+    let f = repository();
+    f.dir.write(
+        "Dockerfile-quiet",
+        &(std::fs::read_to_string(f.dir.path().join("Dockerfile-quiet")).unwrap() + "RUN true\n"),
+    );
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    assert!(
+        out.stdout.contains("quiet") && out.stdout.contains("Dockerfile-quiet changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("\nbase ") && !out.stdout.contains("\nchild "), "{}", out.stdout);
+    f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
+    assert_eq!(built(&f), ["quiet"]);
+}
+
+#[test]
+fn a_copied_file_rebuilds_its_image_and_what_is_built_on_it() {
+    let f = repository();
+    f.dir.write("shared.sh", "echo changed\n");
+    let out = f.run(&["list", "--json", "--changed-since", "HEAD"], &[]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let reasons: Vec<(String, String)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap().to_string(), i["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("base".to_string(), "shared.sh changed".to_string()),
+            ("child".to_string(), "built on base, which is rebuilt".to_string())
+        ]
+    );
+    f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
+    assert_eq!(built(&f), ["base", "child"]);
+}
+
+#[test]
+fn unrelated_files_build_nothing_and_the_inventory_builds_everything() {
+    let f = repository();
+    f.dir.write("notes.md", "still nothing an image copies\n");
+    let out = f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
+    assert!(out.stdout.contains("no image is affected by the changes since HEAD"), "{}", out.stdout);
+    assert!(built(&f).is_empty());
+
+    let inventory = std::fs::read_to_string(&f.inventory).unwrap();
+    std::fs::write(&f.inventory, inventory + "\n# a comment\n").unwrap();
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    assert!(out.stdout.contains("images.toml changed, so every image is rebuilt"), "{}", out.stdout);
+    f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
+    assert_eq!(built(&f), ["base", "child", "quiet"]);
+}
+
+#[test]
+fn ci_pr_compares_with_the_pull_request_base() {
+    let f = repository();
+    git(f.dir.path(), &["checkout", "-q", "-b", "feature"]);
+    f.dir.write(
+        "Dockerfile-quiet",
+        &(std::fs::read_to_string(f.dir.path().join("Dockerfile-quiet")).unwrap() + "RUN true\n"),
+    );
+    git(f.dir.path(), &["commit", "-q", "-am", "touch quiet"]);
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_BASE_REF", "main"),
+        ("GITHUB_TOKEN", "t"),
+        ("GITHUB_ACTOR", "octo"),
+    ];
+    f.run(&["ci-pr"], &env).ok();
+    // The write probe (base, pushed as the test package) always runs; of the rest, quiet alone.
+    assert_eq!(built(&f), ["base", "quiet"]);
+    assert_eq!(f.pushes(), ["push reg.example/ns/test:do_not_use"]);
+
+    // A base that cannot be compared: a warning, and every image.
+    let f2 = repository();
+    let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_BASE_REF", "gone")];
+    let out = f2.run(&["ci-pr"], &env).ok();
+    assert!(out.stdout.contains("::warning::--changed-since origin/gone"), "{}", out.stdout);
+    assert_eq!(built(&f2), ["base", "child", "quiet"]);
+}
+
+#[test]
+fn matrix_groups_images_that_build_together() {
+    let f = repository();
+    let out = f.run(&["matrix"], &[]).ok();
+    assert_eq!(
+        out.stdout.trim(),
+        r#"{"include":[{"group":"base","images":"base child"},{"group":"quiet","images":"quiet"}]}"#
+    );
+    f.dir.write("Dockerfile-quiet", "FROM base:1\nRUN true\n");
+    let out = f.run(&["matrix", "--changed-since", "HEAD"], &[]).ok();
+    assert_eq!(out.stdout.trim(), r#"{"include":[{"group":"quiet","images":"quiet"}]}"#);
+    let output = f.dir.path().join("output.txt");
+    let out = run(f.xtask(&["matrix"]).env("GITHUB_ACTIONS", "true").env("GITHUB_OUTPUT", &output));
+    out.ok();
+    assert!(std::fs::read_to_string(&output).unwrap().starts_with("matrix={\"include\":["));
+}
+
+#[test]
+fn changed_since_outside_git_or_with_names_is_a_clear_error() {
+    let f = Fixture::new("changes");
+    let out = f.run(&["build", "--changed-since", "HEAD"], &[]).fails();
+    assert!(out.stderr.contains("needs a git repository"), "{}", out.stderr);
+    let f = repository();
+    let out = f.run(&["build", "base", "--changed-since", "HEAD"], &[]).fails();
+    assert!(out.stderr.contains("--changed-since and image names do not go together"), "{}", out.stderr);
+    let out = f.run(&["build", "--changed-since", "no-such-ref"], &[]).fails();
+    assert!(
+        out.stderr.contains("--changed-since no-such-ref: git cannot relate it to HEAD"),
+        "{}",
+        out.stderr
+    );
+    assert!(built(&f).is_empty());
+}
