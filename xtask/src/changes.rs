@@ -36,8 +36,8 @@ pub struct Layout {
     pub inventory: PathBuf,
     /// Paths whose change means the tool changed (the xtask crate, the workspace manifests).
     pub tool: Vec<PathBuf>,
-    /// Each image's Dockerfile and context folder.
-    pub images: BTreeMap<String, (PathBuf, PathBuf)>,
+    /// Each image's name, Dockerfile and context folder.
+    pub images: Vec<(String, PathBuf, PathBuf)>,
 }
 
 /// The images to build for `changed`, each with its reason, in inventory (name) order.
@@ -47,7 +47,7 @@ pub fn select(
     inventory: &Inventory,
     layout: &Layout,
     changed: &[PathBuf],
-    sources: &BTreeMap<String, Vec<String>>,
+    sources: &[(String, Vec<String>)],
     ignored: &dyn Fn(&Path, &str) -> bool,
 ) -> Vec<(String, Reason)> {
     let everything =
@@ -56,8 +56,9 @@ pub fn select(
         let reason = Reason::Everything(file.display().to_string());
         return inventory.images.keys().map(|name| (name.clone(), reason.clone())).collect();
     }
-    let mut selected: BTreeMap<String, Reason> = BTreeMap::new();
-    for (name, (dockerfile, context)) in &layout.images {
+    let mut selected: Vec<(String, Reason)> = Vec::new();
+    let is_selected = |selected: &[(String, Reason)], name: &str| selected.iter().any(|(n, _)| n == name);
+    for (name, dockerfile, context) in &layout.images {
         let hit = changed.iter().find(|file| {
             if *file == dockerfile {
                 return true;
@@ -65,21 +66,21 @@ pub fn select(
             let Ok(inside) = file.strip_prefix(context) else { return false };
             let inside = inside.to_string_lossy();
             !ignored(context, &inside)
-                && sources.get(name).is_some_and(|s| s.iter().any(|source| reaches(source, &inside)))
+                && sources.iter().any(|(n, s)| n == name && s.iter().any(|source| reaches(source, &inside)))
         });
         if let Some(file) = hit {
-            selected.insert(name.clone(), Reason::Input(file.display().to_string()));
+            selected.push((name.clone(), Reason::Input(file.display().to_string())));
         }
     }
     // Everything built on a selected image is selected too, transitively.
     loop {
         let mut added = false;
         for (name, image) in &inventory.images {
-            if selected.contains_key(name) {
+            if is_selected(&selected, name) {
                 continue;
             }
-            if let Some(parent) = image.depends_on.iter().find(|p| selected.contains_key(*p)) {
-                selected.insert(name.clone(), Reason::Parent(parent.clone()));
+            if let Some(parent) = image.depends_on.iter().find(|p| is_selected(&selected, p)) {
+                selected.push((name.clone(), Reason::Parent(parent.clone())));
                 added = true;
             }
         }
@@ -87,7 +88,8 @@ pub fn select(
             break;
         }
     }
-    selected.into_iter().collect()
+    selected.sort_by(|a, b| a.0.cmp(&b.0));
+    selected
 }
 
 /// The COPY and ADD sources of a Dockerfile (relative to the context), skipping copies from
@@ -304,7 +306,7 @@ mod tests {
 
     fn layout() -> Layout {
         let image = |name: &str| {
-            (name.to_string(), (PathBuf::from(format!("images/Dockerfile-{name}")), PathBuf::from("images")))
+            (name.to_string(), PathBuf::from(format!("images/Dockerfile-{name}")), PathBuf::from("images"))
         };
         Layout {
             inventory: PathBuf::from("images/images.toml"),
@@ -321,7 +323,7 @@ mod tests {
     fn selection_by_change() {
         let d = TestDir::new("changes");
         let inv = inventory(&d);
-        let sources: BTreeMap<String, Vec<String>> = [
+        let sources: Vec<(String, Vec<String>)> = [
             ("base".to_string(), vec!["harden.sh".to_string()]),
             ("other".to_string(), vec!["conf".to_string()]),
         ]

@@ -7,7 +7,6 @@
 //! kept whole and printed in its own group when the image is done, so concurrent logs never
 //! interleave; on a terminal a one-line progress shows what is running.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -32,12 +31,20 @@ pub struct Report {
     pub built: Vec<String>,
     pub pushed: Vec<Pushed>,
     /// Wall time spent building, verifying and pushing each image.
-    pub seconds: BTreeMap<String, f64>,
+    seconds: Vec<(String, f64)>,
 }
 
 impl Report {
     fn add_time(&mut self, image: &str, elapsed: Duration) {
-        *self.seconds.entry(image.to_string()).or_default() += elapsed.as_secs_f64();
+        match self.seconds.iter_mut().find(|(name, _)| name == image) {
+            Some((_, total)) => *total += elapsed.as_secs_f64(),
+            None => self.seconds.push((image.to_string(), elapsed.as_secs_f64())),
+        }
+    }
+
+    /// Seconds spent on `image`, if any work was done for it.
+    pub fn seconds(&self, image: &str) -> Option<f64> {
+        self.seconds.iter().find(|(name, _)| name == image).map(|(_, s)| *s)
     }
 
     /// The digest the registry answered for `image`'s pushes (all three tags share it).

@@ -148,6 +148,20 @@ xflags::xflags! {
             optional --changed-since reference: String
         }
 
+        /// Print the benchmark figures: publish against a fake docker (N = 5, 20, 100 images,
+        /// --jobs 1 and 4), a real-engine publish against the old serial workflow, and the
+        /// cold build against a crate with only the six named dependencies.
+        cmd bench {
+            /// Image counts for the fake-docker runs, e.g. 5,20,100.
+            optional --sizes sizes: String
+            /// How long a fake build takes, in milliseconds (pushes take a third); default 60.
+            optional --sleep-ms ms: u64
+            /// Leave out the real-engine comparison.
+            optional --no-engine
+            /// Leave out the cold-build comparison.
+            optional --no-cold
+        }
+
         /// Delete the test package through the GitHub REST API with an org-admin token from
         /// $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.
         cmd cleanup-test-package {

@@ -1,16 +1,16 @@
 //! images.toml -> a validated `Inventory`. Every rule of the inventory lives here.
 //!
 //! Paths are relative to the inventory's folder, so an inventory anywhere on disk works. Every
-//! problem names the file, the key and, where TOML gives it, the line.
+//! problem names the file, the key and the line: TOML's own errors carry a position, and the
+//! line of a key our rules reject is found in the text (see `locate`), which spares wrapping
+//! every field in `toml::Spanned` and the compile time that costs.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use toml::Spanned;
 
 use crate::oci;
 use crate::verify;
@@ -51,12 +51,36 @@ pub struct TestPackage {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventory {
-    registry: Spanned<String>,
-    test_package: Option<Spanned<RawTestPackage>>,
+    registry: String,
+    test_package: Option<RawTestPackage>,
     #[serde(default)]
-    images: BTreeMap<String, Spanned<RawImage>>,
+    images: BTreeMap<String, RawImage>,
     /// Rules every image is verified against; an image's own `verify` table overrides them.
-    verify: Option<Spanned<RawVerify>>,
+    verify: Option<RawVerify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTestPackage {
+    name: String,
+    tag: String,
+    image: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    version: String,
+    dockerfile: String,
+    context: Option<String>,
+    push: Option<bool>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    verify: Option<RawVerify>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -77,37 +101,6 @@ struct RawVerify {
 struct RawBanner {
     file: String,
     contains: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTestPackage {
-    name: Spanned<String>,
-    tag: Spanned<String>,
-    image: Spanned<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawImage {
-    version: Spanned<String>,
-    dockerfile: Spanned<String>,
-    context: Option<Spanned<String>>,
-    push: Option<bool>,
-    depends_on: Option<Spanned<Vec<String>>>,
-    build_args: Option<Spanned<BTreeMap<String, String>>>,
-    platforms: Option<Spanned<Vec<String>>>,
-    verify: Option<Spanned<RawVerify>>,
-}
-
-/// The value of an optional list or table key, empty when absent.
-fn or_empty<T: Default + Clone>(value: &Option<Spanned<T>>) -> T {
-    value.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
-}
-
-/// Where an optional key stands, or its table when it is absent.
-fn span_or<T>(value: &Option<Spanned<T>>, table: &Spanned<RawImage>) -> Range<usize> {
-    value.as_ref().map_or_else(|| table.span(), |v| v.span())
 }
 
 /// One thing wrong with an inventory: where, which key, and what to do.
@@ -163,7 +156,7 @@ impl Inventory {
     pub fn parse(path: &Path, text: &str) -> Result<Inventory, InvalidInventory> {
         let invalid = |problems| InvalidInventory { path: path.to_path_buf(), problems };
         let raw: RawInventory = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, &s));
+            let line = e.span().map(|s| line_of_offset(text, s.start));
             invalid(vec![Problem { line, key: "TOML".into(), message: e.message().trim_end().to_string() }])
         })?;
         let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -218,9 +211,40 @@ impl Inventory {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(text: &str, span: &Range<usize>) -> usize {
-    let end = span.start.min(text.len());
-    text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// A table name or key as written in TOML, unquoted: `"a b"` -> `a b`.
+fn unquote(s: &str) -> &str {
+    s.trim().trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// 1-based line where the key at `path` is set: the `key =` line inside the table that holds
+/// it (`[images.alpine]` for `images.alpine.version`), else that table's header, else the
+/// closest enclosing table's. `None` when nothing of it is written out.
+fn locate(text: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |table: &[&str]| -> Option<usize> {
+        lines.iter().position(|line| {
+            let l = line.trim();
+            let Some(inner) = l.strip_prefix('[').and_then(|l| l.split(']').next()) else { return false };
+            let parts: Vec<&str> = inner.trim_start_matches('[').split('.').map(unquote).collect();
+            parts == table
+        })
+    };
+    for split in (0..=path.len()).rev() {
+        let (table, rest) = path.split_at(split);
+        let start = if table.is_empty() { Some(0) } else { header(table).map(|h| h + 1) };
+        let Some(start) = start else { continue };
+        let Some(key) = rest.first() else { return Some(start) };
+        let found = lines[start..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .position(|l| l.split_once('=').is_some_and(|(k, _)| unquote(k) == *key));
+        return Some(found.map_or(start, |i| start + i + 1));
+    }
+    None
 }
 
 struct Validator<'a> {
@@ -230,60 +254,55 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn report(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) {
-        let line = span.map(|s| line_of(self.text, &s));
-        self.problems.push(Problem { line, key: key.into(), message: message.into() });
+    fn report(&mut self, path: &[&str], message: impl Into<String>) {
+        let line = locate(self.text, path);
+        self.problems.push(Problem { line, key: path.join("."), message: message.into() });
     }
 
     fn inventory(&mut self, path: &Path, raw: RawInventory) -> Inventory {
-        let registry = raw.registry.get_ref().trim_end_matches('/').to_string();
+        let registry = raw.registry.trim_end_matches('/').to_string();
         if let Some(problem) = oci::registry_problem(&registry) {
-            self.report(Some(raw.registry.span()), "registry", problem);
+            self.report(&["registry"], problem);
         }
         if let Some(baseline) = &raw.verify {
-            self.verify_paths(baseline, "verify");
+            self.verify_paths(baseline, &["verify"]);
         }
-        let baseline = raw.verify.as_ref().map(|v| v.get_ref());
         let mut images = BTreeMap::new();
         for (name, image) in &raw.images {
-            if let Some(image) = self.image(name, image, baseline) {
+            if let Some(image) = self.image(name, image, raw.verify.as_ref()) {
                 images.insert(name.clone(), image);
             }
         }
         for (name, image) in &raw.images {
-            let key = format!("images.{name}.depends_on");
-            for parent in or_empty(&image.get_ref().depends_on) {
-                let parent = &parent;
-                let span = Some(span_or(&image.get_ref().depends_on, image));
+            for parent in &image.depends_on {
+                let key = ["images", name.as_str(), "depends_on"];
                 if parent == name {
-                    self.report(span, &key, format!("`{name}` cannot depend on itself"));
+                    self.report(&key, format!("`{name}` cannot depend on itself"));
                 } else if !raw.images.contains_key(parent) {
-                    self.report(span, &key, format!("`{parent}` is not an image in this inventory"));
+                    self.report(&key, format!("`{parent}` is not an image in this inventory"));
                 }
             }
         }
         if let Some(cycle) = find_cycle(&raw.images) {
-            let table = &raw.images[&cycle[0]];
-            let span = Some(span_or(&table.get_ref().depends_on, table));
-            let key = format!("images.{}.depends_on", cycle[0]);
-            self.report(span, key, format!("dependency cycle: {}", cycle.join(" -> ")));
+            self.report(
+                &["images", &cycle[0], "depends_on"],
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            );
         }
         let test_package = raw.test_package.as_ref().map(|tp| self.test_package(tp, &raw.images));
         Inventory { path: path.to_path_buf(), registry, test_package, images }
     }
 
-    fn image(&mut self, name: &str, raw: &Spanned<RawImage>, baseline: Option<&RawVerify>) -> Option<Image> {
-        let key = |field: &str| format!("images.{name}.{field}");
+    fn image(&mut self, name: &str, r: &RawImage, baseline: Option<&RawVerify>) -> Option<Image> {
+        let key = |field: &'static str| ["images", name, field];
         let before = self.problems.len();
         if let Some(problem) = oci::name_problem(name) {
-            self.report(Some(raw.span()), format!("images.{name}"), problem);
+            self.report(&["images", name], problem);
         }
-        let r = raw.get_ref();
-        let version = match semver::Version::parse(r.version.get_ref()) {
+        let version = match semver::Version::parse(&r.version) {
             Ok(v) if !v.build.is_empty() => {
                 self.report(
-                    Some(r.version.span()),
-                    key("version"),
+                    &key("version"),
                     format!(
                         "`{v}` has build metadata (`+{}`), which cannot be part of a tag: drop it",
                         v.build
@@ -293,46 +312,43 @@ impl Validator<'_> {
             }
             Ok(v) => {
                 if let Some(problem) = oci::tag_problem(&format!("v{v}")) {
-                    self.report(Some(r.version.span()), key("version"), problem);
+                    self.report(&key("version"), problem);
                 }
                 Some(v)
             }
             Err(e) => {
                 self.report(
-                    Some(r.version.span()),
-                    key("version"),
+                    &key("version"),
                     format!(
                         "`{}` is not a semantic version (MAJOR.MINOR.PATCH, e.g. 3.18.0): {e}",
-                        r.version.get_ref()
+                        r.version
                     ),
                 );
                 None
             }
         };
-        let dockerfile = self.existing_path(&r.dockerfile, key("dockerfile"), PathKind::File);
+        let dockerfile = self.existing_path(&r.dockerfile, &key("dockerfile"), PathKind::File);
         let context = match &r.context {
-            Some(context) => self.existing_path(context, key("context"), PathKind::Dir),
+            Some(context) => self.existing_path(context, &key("context"), PathKind::Dir),
             None => Some(self.dir.to_path_buf()),
         };
-        for arg in or_empty(&r.build_args).keys() {
+        for arg in r.build_args.keys() {
             let valid = arg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 self.report(
-                    Some(span_or(&r.build_args, raw)),
-                    key("build_args"),
+                    &key("build_args"),
                     format!("`{arg}` is not a build argument name (letters, digits and `_`)"),
                 );
             }
         }
-        for platform in or_empty(&r.platforms) {
+        for platform in &r.platforms {
             let parts: Vec<&str> = platform.split('/').collect();
             let valid = (2..=3).contains(&parts.len())
                 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric()));
             if !valid {
                 self.report(
-                    Some(span_or(&r.platforms, raw)),
-                    key("platforms"),
+                    &key("platforms"),
                     format!("`{platform}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64"),
                 );
             }
@@ -349,31 +365,28 @@ impl Validator<'_> {
             dockerfile: dockerfile?,
             context: context?,
             push: r.push.unwrap_or(true),
-            depends_on: or_empty(&r.depends_on),
-            build_args: or_empty(&r.build_args),
-            platforms: or_empty(&r.platforms),
-            verify: merge_verify(baseline, r.verify.as_ref().map(|v| v.get_ref())),
+            depends_on: r.depends_on.clone(),
+            build_args: r.build_args.clone(),
+            platforms: r.platforms.clone(),
+            verify: merge_verify(baseline, r.verify.as_ref()),
         })
     }
 
     /// Paths in verify rules are paths inside the image: absolute.
-    fn verify_paths(&mut self, raw: &Spanned<RawVerify>, key: &str) {
-        let r = raw.get_ref();
-        let banner = r.banner.iter().map(|b| ("banner.file", &b.file));
+    fn verify_paths(&mut self, r: &RawVerify, table: &[&str]) {
+        let banner = r.banner.iter().map(|b| ("banner", &b.file));
         let absent = r.absent.iter().flatten().map(|p| ("absent", p));
         let relative: Vec<(&str, &String)> =
             banner.chain(absent).filter(|(_, p)| !p.starts_with('/')).collect();
         for (field, path) in relative {
-            self.report(
-                Some(raw.span()),
-                format!("{key}.{field}"),
-                format!("`{path}` must be an absolute path inside the image, e.g. /bin/su"),
-            );
+            let mut key = table.to_vec();
+            key.push(field);
+            self.report(&key, format!("`{path}` must be an absolute path inside the image, e.g. /bin/su"));
         }
     }
 
-    fn existing_path(&mut self, value: &Spanned<String>, key: String, kind: PathKind) -> Option<PathBuf> {
-        let path = self.dir.join(value.get_ref());
+    fn existing_path(&mut self, value: &str, key: &[&str], kind: PathKind) -> Option<PathBuf> {
+        let path = self.dir.join(value);
         let found = match kind {
             PathKind::File => path.is_file(),
             PathKind::Dir => path.is_dir(),
@@ -386,47 +399,35 @@ impl Validator<'_> {
             PathKind::Dir => "folder",
         };
         self.report(
-            Some(value.span()),
             key,
             format!("no {what} at {} (paths are relative to the inventory's folder)", path.display()),
         );
         None
     }
 
-    fn test_package(
-        &mut self,
-        raw: &Spanned<RawTestPackage>,
-        images: &BTreeMap<String, Spanned<RawImage>>,
-    ) -> TestPackage {
-        let r = raw.get_ref();
-        if let Some(problem) = oci::name_problem(r.name.get_ref()) {
-            self.report(Some(r.name.span()), "test_package.name", problem);
+    fn test_package(&mut self, r: &RawTestPackage, images: &BTreeMap<String, RawImage>) -> TestPackage {
+        if let Some(problem) = oci::name_problem(&r.name) {
+            self.report(&["test_package", "name"], problem);
         }
-        if let Some(problem) = oci::tag_problem(r.tag.get_ref()) {
-            self.report(Some(r.tag.span()), "test_package.tag", problem);
+        if let Some(problem) = oci::tag_problem(&r.tag) {
+            self.report(&["test_package", "tag"], problem);
         }
-        if images.contains_key(r.name.get_ref()) {
+        if images.contains_key(&r.name) {
             self.report(
-                Some(r.name.span()),
-                "test_package.name",
+                &["test_package", "name"],
                 format!(
                     "`{}` is also an image of the inventory: the test package must not overwrite it",
-                    r.name.get_ref()
+                    r.name
                 ),
             );
         }
-        if !images.contains_key(r.image.get_ref()) {
+        if !images.contains_key(&r.image) {
             self.report(
-                Some(r.image.span()),
-                "test_package.image",
-                format!("`{}` is not an image in this inventory", r.image.get_ref()),
+                &["test_package", "image"],
+                format!("`{}` is not an image in this inventory", r.image),
             );
         }
-        TestPackage {
-            name: r.name.get_ref().clone(),
-            tag: r.tag.get_ref().clone(),
-            image: r.image.get_ref().clone(),
-        }
+        TestPackage { name: r.name.clone(), tag: r.tag.clone(), image: r.image.clone() }
     }
 }
 
@@ -462,10 +463,10 @@ enum PathKind {
 }
 
 /// The first dependency cycle, as the names along it with the first repeated at the end.
-fn find_cycle(images: &BTreeMap<String, Spanned<RawImage>>) -> Option<Vec<String>> {
+fn find_cycle(images: &BTreeMap<String, RawImage>) -> Option<Vec<String>> {
     fn visit(
         name: &str,
-        images: &BTreeMap<String, Spanned<RawImage>>,
+        images: &BTreeMap<String, RawImage>,
         done: &mut Vec<String>,
         stack: &mut Vec<String>,
     ) -> Option<Vec<String>> {
@@ -478,12 +479,10 @@ fn find_cycle(images: &BTreeMap<String, Spanned<RawImage>>) -> Option<Vec<String
             return None;
         }
         stack.push(name.to_string());
-        if let Some(image) = images.get(name) {
-            for parent in &or_empty(&image.get_ref().depends_on) {
-                if parent != name {
-                    if let Some(cycle) = visit(parent, images, done, stack) {
-                        return Some(cycle);
-                    }
+        for parent in images.get(name).map(|i| i.depends_on.as_slice()).unwrap_or_default() {
+            if parent != name {
+                if let Some(cycle) = visit(parent, images, done, stack) {
+                    return Some(cycle);
                 }
             }
         }
@@ -704,7 +703,7 @@ platforms = ["linux/amd64", "linux/arm64/v8"]
 
         let bad = format!("{GOOD}\n[verify]\nabsent = [\"bin/su\"]\n");
         let p = parse(&d, &bad).unwrap_err().problems;
-        assert_eq!((p[0].key.as_str(), p[0].line), ("verify.absent", Some(22)));
+        assert_eq!((p[0].key.as_str(), p[0].line), ("verify.absent", Some(23)));
         let bad = format!("{GOOD}\n[verify]\nno_suid = true\n");
         assert!(parse(&d, &bad).unwrap_err().to_string().contains("unknown field `no_suid`"));
     }

@@ -1,7 +1,6 @@
 //! Which images to build, in which order, and the docker commands that do it. Pure: a plan is
 //! computed first, then either printed (--dry-run) or handed to docker.rs to run.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -144,7 +143,7 @@ pub fn select<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<
         names.iter().map(|n| inventory.image(n)).collect::<anyhow::Result<_>>()?
     };
     let mut ordered = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut seen = Vec::new();
     for root in roots {
         visit(inventory, root, &mut seen, &mut ordered);
     }
@@ -152,15 +151,11 @@ pub fn select<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<
 }
 
 // The inventory has been checked for cycles and unknown parents, so a plain DFS terminates.
-fn visit<'a>(
-    inventory: &'a Inventory,
-    image: &'a Image,
-    seen: &mut BTreeSet<&'a str>,
-    out: &mut Vec<&'a Image>,
-) {
-    if !seen.insert(&image.name) {
+fn visit<'a>(inventory: &'a Inventory, image: &'a Image, seen: &mut Vec<&'a str>, out: &mut Vec<&'a Image>) {
+    if seen.contains(&image.name.as_str()) {
         return;
     }
+    seen.push(&image.name);
     let mut parents: Vec<&String> = image.depends_on.iter().collect();
     parents.sort();
     for parent in parents {

@@ -1,7 +1,6 @@
 //! Reads a tar stream (what `docker export` writes) into a list of entries, keeping the bytes
 //! of the few files a caller asks for. Pure: USTAR, PAX and GNU long names, nothing else.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{bail, Context};
@@ -30,7 +29,14 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub entries: Vec<Entry>,
-    pub contents: BTreeMap<String, Vec<u8>>,
+    pub contents: Vec<(String, Vec<u8>)>,
+}
+
+impl Listing {
+    /// The kept contents of the file at `path`.
+    pub fn content(&self, path: &str) -> Option<&[u8]> {
+        self.contents.iter().find(|(p, _)| p == path).map(|(_, c)| c.as_slice())
+    }
 }
 
 const MAX_KEPT: u64 = 1 << 20;
@@ -90,7 +96,7 @@ pub fn scan(mut input: impl Read, keep: &dyn Fn(&str) -> bool) -> anyhow::Result
         let mode = (octal(&header[100..108]).unwrap_or(0) & 0o7777) as u32;
         if kind == Kind::File && keep(&path) && size <= MAX_KEPT {
             let data = read_exact_vec(&mut input, padded)?;
-            listing.contents.insert(path.clone(), data[..size as usize].to_vec());
+            listing.contents.push((path.clone(), data[..size as usize].to_vec()));
         } else {
             skip(&mut input, padded)?;
         }
@@ -222,7 +228,7 @@ pub mod tests {
         assert_eq!(listing.entries[2].kind, Kind::Symlink);
         assert_eq!(listing.entries[2].link, "busybox");
         assert_eq!(listing.entries[4].mode, 0o1777);
-        assert_eq!(listing.contents["/etc/passwd"], b"root:x:0:0::/root:/sbin/nologin\n");
+        assert_eq!(listing.content("/etc/passwd"), Some(&b"root:x:0:0::/root:/sbin/nologin\n"[..]));
         assert_eq!(listing.contents.len(), 1);
     }
 

@@ -56,7 +56,7 @@ impl Spec {
     /// Every rule this image breaks, each naming the rule and the path.
     pub fn check(&self, configured_user: &str, listing: &Listing) -> Vec<Violation> {
         let mut out = Vec::new();
-        let text = |path: &str| listing.contents.get(path).map(|b| String::from_utf8_lossy(b).into_owned());
+        let text = |path: &str| listing.content(path).map(|b| String::from_utf8_lossy(b).into_owned());
         let passwd = text("/etc/passwd").unwrap_or_default();
         let accounts: Vec<Account> = passwd.lines().filter_map(Account::parse).collect();
         let v = |rule, path: &str, detail: String| Violation { rule, path: path.to_string(), detail };

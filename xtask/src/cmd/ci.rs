@@ -43,7 +43,7 @@ impl flags::CiPr {
         let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans, exec));
         let mut rows = Vec::new();
         for (plan, report) in plans.iter().zip(&reports) {
-            let seconds = |image: &str| report.seconds.get(image).copied();
+            let seconds = |image: &str| report.seconds(image);
             rows.extend(plan.builds.iter().map(|b| Row {
                 image: b.image.clone(),
                 tags: vec![b.reference.clone()],
@@ -98,7 +98,7 @@ impl flags::CiMain {
                 tags: published_references(&inventory.registry, image, &build_id)?.to_vec(),
                 digest: report.digest(&image.name).map(String::from),
                 status: push_status(image, &report),
-                seconds: report.seconds.get(&image.name).copied(),
+                seconds: report.seconds(&image.name),
             });
         }
         gha::set_output(&ctx.env, "published", &published_json(&images, &report))?;

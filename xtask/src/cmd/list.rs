@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use crate::cmd::{changed_since, Ctx};
 use crate::flags;
 use crate::inventory::Image;
@@ -12,7 +10,7 @@ impl flags::List {
         let inventory = ctx.inventory()?;
         let mut images = plan::select(&inventory, &[])?;
         // With --changed-since, only the affected images, each with why.
-        let reasons: Option<BTreeMap<String, String>> = match self.changed_since.as_deref() {
+        let reasons: Option<Vec<(String, String)>> = match self.changed_since.as_deref() {
             None => None,
             Some(reference) => {
                 let selection = changed_since(&inventory, reference)?;
@@ -20,9 +18,10 @@ impl flags::List {
             }
         };
         if let Some(reasons) = &reasons {
-            images.retain(|i| reasons.contains_key(&i.name));
+            images.retain(|i| reasons.iter().any(|(n, _)| *n == i.name));
         }
-        let reason = |name: &str| reasons.as_ref().and_then(|r| r.get(name));
+        let reason =
+            |name: &str| reasons.as_ref().and_then(|r| r.iter().find(|(n, _)| n == name)).map(|(_, why)| why);
         if self.json {
             let items = images.iter().map(|i| {
                 let mut item = image_json(&inventory.registry, i);

@@ -1,6 +1,8 @@
 //! One module per command; each is `impl flags::Cmd { fn run(self, ctx) }`.
 
+mod bench;
 mod build;
+
 mod check;
 mod ci;
 mod cleanup;
@@ -13,7 +15,6 @@ mod publish;
 mod tags;
 mod verify;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -77,13 +78,13 @@ fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(
     .map(|p| relative(p))
     .filter(|p| p.is_relative())
     .collect();
-    let mut images = BTreeMap::new();
-    let mut sources = BTreeMap::new();
+    let mut images = Vec::new();
+    let mut sources = Vec::new();
     for image in inventory.images.values() {
-        images.insert(image.name.clone(), (relative(&image.dockerfile), relative(&image.context)));
+        images.push((image.name.clone(), relative(&image.dockerfile), relative(&image.context)));
         let text = std::fs::read_to_string(&image.dockerfile)
             .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
-        sources.insert(image.name.clone(), changes::copy_sources(&text));
+        sources.push((image.name.clone(), changes::copy_sources(&text)));
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
     let changed = git::changed_since(&root, reference)?;

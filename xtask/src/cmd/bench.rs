@@ -1,0 +1,397 @@
+//! `cargo xtask bench`: figures, not pass/fail. Three parts:
+//! 1. orchestration: publish of generated inventories (5, 20, 100 images) against a fake docker
+//!    whose build and push only sleep, with --jobs 1 and 4;
+//! 2. the real engine: five 25-step images published to a local registry the old workflow's way
+//!    (serial build / tag / tag / push --all-tags) and by `cargo xtask publish`;
+//! 3. cold start: `cargo build -p xtask` from an empty target folder against a scratch crate
+//!    that uses only the six named crates.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::cmd::Ctx;
+use crate::flags;
+
+impl flags::Bench {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let sh = Shell::new()?;
+        let sizes: Vec<usize> = match &self.sizes {
+            Some(list) => list
+                .split(',')
+                .map(|n| {
+                    n.trim().parse().context("--sizes: a comma-separated list of image counts, e.g. 5,20,100")
+                })
+                .collect::<anyhow::Result<_>>()?,
+            None => vec![5, 20, 100],
+        };
+        let build = Duration::from_millis(self.sleep_ms.unwrap_or(60));
+        let push = build / 3;
+        println!("== orchestration: publish against a fake docker (build {build:?}, push {push:?} per tag)");
+        for n in sizes {
+            orchestration(&sh, n, build, push)?;
+        }
+        if self.no_engine {
+            println!("== real engine: skipped (--no-engine)");
+        } else {
+            real_engine(&sh, ctx)?;
+        }
+        if self.no_cold {
+            println!("== cold build: skipped (--no-cold)");
+        } else {
+            cold_build(&sh)?;
+        }
+        Ok(())
+    }
+}
+
+/// A scratch folder for one part of the bench, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> anyhow::Result<Scratch> {
+        let path = std::env::temp_dir().join(format!("xtask-bench-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Parents of image `i` in the generated inventories: a forest of shallow trees (every fourth
+/// image is a new root), like base images with a few families of children.
+fn parent(i: usize) -> Option<usize> {
+    (i % 4 != 0).then(|| (i - 1) / 3)
+}
+
+fn generated_inventory(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
+    let mut toml = String::from("registry = \"bench.invalid/x\"\n");
+    for i in 0..n {
+        std::fs::write(dir.join(format!("Dockerfile-i{i}")), "FROM scratch\n")?;
+        let deps = parent(i).map_or(String::new(), |p| format!("\"i{p}\""));
+        writeln!(
+            toml,
+            "[images.i{i}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-i{i}\"\ndepends_on = [{deps}]"
+        )?;
+    }
+    let path = dir.join("images.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// Longest chain of the generated graph, in images.
+fn chain(n: usize) -> usize {
+    (0..n)
+        .map(|mut i| {
+            let mut length = 1;
+            while let Some(p) = parent(i) {
+                length += 1;
+                i = p;
+            }
+            length
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A docker whose build and push only sleep; with zero durations it starts no `sleep` at all,
+/// so that its cost is one shell start per invocation, like the baseline it is compared with.
+fn fake_docker(dir: &Path, build: Duration, push: Duration) -> anyhow::Result<PathBuf> {
+    let sleep =
+        |d: Duration| if d.is_zero() { ":".to_string() } else { format!("sleep {}", d.as_secs_f64()) };
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n  build) {b} ;;\n  push) {p}; echo \"x: digest: sha256:{zeros} size: 1\" ;;\n  \
+         version) echo 28.2.2 ;;\n  manifest) echo \"no such manifest\" >&2; exit 1 ;;\n  buildx) exit 1 ;;\nesac\n",
+        b = sleep(build),
+        p = sleep(push),
+        zeros = "0".repeat(64)
+    );
+    let path = dir.join(if build.is_zero() { "docker-instant" } else { "docker" });
+    std::fs::write(&path, script)?;
+    make_executable(&path)?;
+    Ok(path)
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_executable(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Wall time of this binary publishing `inventory` with `docker` and `jobs`.
+fn timed_publish(inventory: &Path, docker: &Path, jobs: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe()?)
+        .args(["publish", "--build-id", "1", "--jobs", &jobs.to_string(), "--inventory"])
+        .arg(inventory)
+        .env("DOCKER", docker)
+        .env_remove("GITHUB_ACTIONS")
+        .output()?;
+    if !out.status.success() {
+        bail!("the benchmark publish failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(start.elapsed())
+}
+
+fn orchestration(sh: &Shell, n: usize, build: Duration, push: Duration) -> anyhow::Result<()> {
+    let scratch = Scratch::new(&format!("fake-{n}"))?;
+    let inventory = generated_inventory(&scratch.0, n)?;
+    let docker = fake_docker(&scratch.0, build, push)?;
+    let instant = fake_docker(&scratch.0, Duration::ZERO, Duration::ZERO)?;
+    let serial = timed_publish(&inventory, &docker, 1)?;
+    let parallel = timed_publish(&inventory, &docker, 4)?;
+    let sleeps = build * n as u32 + push * 3 * n as u32;
+    // What four workers cannot beat: the longest chain, or the work shared out; then the pushes.
+    let chain_time = build * chain(n) as u32;
+    let builds_bound = chain_time.max(build * n.div_ceil(4) as u32);
+    let pushes_bound = push * 3 * n.div_ceil(4) as u32;
+    let bound = builds_bound + pushes_bound;
+    // The tool's own cost: the same run with a docker that returns at once, less what starting
+    // that docker costs by itself (7 invocations per image, plus the engine check).
+    let bare = timed_publish(&inventory, &instant, 1)?;
+    let program = instant.display().to_string();
+    let start = Instant::now();
+    for _ in 0..(7 * n + 1) {
+        let _ = cmd!(sh, "{program} version").quiet().ignore_stdout().run();
+    }
+    let spawns = start.elapsed();
+    let per_image = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    // The fake docker's own processes (7 shells and 4 sleeps per image) need CPU too; on a
+    // machine with fewer cores than jobs that is time no scheduler can hide.
+    let spawn = spawns / (7 * n as u32 + 1);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()).min(4) as u32;
+    let with_fake_cpu = bound + spawn * 11 * n as u32 / cores;
+    println!(
+        "N={n:>3}: --jobs 1 {:>6.2}s  --jobs 4 {:>6.2}s  ratio {:.2} | critical path {:.2}s, 4-worker bound {:.2}s, \
+         --jobs 4 / bound {:.2} ({:.2} counting the fake docker's CPU on {cores} cores) | overhead per image {:.1} ms \
+         (wall - sleeps), {:.2} ms net of the fake docker's start-up",
+        serial.as_secs_f64(),
+        parallel.as_secs_f64(),
+        parallel.as_secs_f64() / serial.as_secs_f64(),
+        (chain_time + push * 3).as_secs_f64(),
+        bound.as_secs_f64(),
+        parallel.as_secs_f64() / bound.as_secs_f64(),
+        parallel.as_secs_f64() / with_fake_cpu.as_secs_f64(),
+        per_image(serial.saturating_sub(sleeps)),
+        per_image(bare.saturating_sub(spawns)),
+    );
+    Ok(())
+}
+
+/// A registry binary serving on a free loopback port for the bench, stopped when dropped.
+struct BenchRegistry {
+    child: Child,
+    host: String,
+    _scratch: Scratch,
+}
+
+impl BenchRegistry {
+    fn start() -> anyhow::Result<BenchRegistry> {
+        let scratch = Scratch::new("registry")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let config = scratch.0.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
+                scratch.0.join("data").display()
+            ),
+        )?;
+        let program = ["docker-registry", "registry"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("--version").output().is_ok())
+            .context("no registry binary (docker-registry or registry) on PATH")?;
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let host = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&host).is_err() {
+            if Instant::now() > deadline {
+                bail!("the bench registry did not start");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(BenchRegistry { child, host, _scratch: scratch })
+    }
+}
+
+impl Drop for BenchRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Five images of 25 RUN steps on a local busybox base; `nonce` keeps two runs from sharing
+/// any cached layer.
+fn real_fixture(dir: &Path, registry: &str, nonce: &str) -> anyhow::Result<PathBuf> {
+    let mut toml = format!("registry = \"{registry}\"\n");
+    for i in 0..5 {
+        let mut dockerfile = String::from("FROM xtask-bench/busybox:base\n");
+        for step in 0..25 {
+            writeln!(dockerfile, "RUN echo {nonce}-{i}-{step} > /step-{step}")?;
+        }
+        std::fs::write(dir.join(format!("Dockerfile-r{i}")), dockerfile)?;
+        writeln!(toml, "[images.r{i}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-r{i}\"")?;
+    }
+    let path = dir.join("images.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+fn real_engine(sh: &Shell, ctx: &Ctx) -> anyhow::Result<()> {
+    println!("== real engine: five 25-step images, old workflow (a) against cargo xtask publish (b)");
+    if let Err(e) = ctx.docker.check_engine() {
+        println!("skipped: {e:#}");
+        return Ok(());
+    }
+    let docker = ctx.docker.program().to_string();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists());
+    let Some(busybox) = busybox else {
+        println!("skipped: no static busybox for the local base image (Debian: busybox-static)");
+        return Ok(());
+    };
+    let registry = match BenchRegistry::start() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("skipped: {e:#}");
+            return Ok(());
+        }
+    };
+    let scratch = Scratch::new("real")?;
+    let rootfs = scratch.0.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin"))?;
+    std::fs::copy(busybox, rootfs.join("bin/busybox"))?;
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh"))?;
+    let tar = cmd!(sh, "tar -C {rootfs} -c .").quiet().output()?.stdout;
+    cmd!(sh, "{docker} import - xtask-bench/busybox:base").quiet().ignore_stdout().stdin(tar).run()?;
+    let nonce = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+
+    // (a) The old workflow: one image after another, build, two tags, push --all-tags.
+    let old = scratch.0.join("old");
+    std::fs::create_dir_all(&old)?;
+    real_fixture(&old, &format!("{}/old", registry.host), &format!("a{nonce}"))?;
+    let start = Instant::now();
+    for i in 0..5 {
+        let repo = format!("{}/old/r{i}", registry.host);
+        let dockerfile = old.join(format!("Dockerfile-r{i}"));
+        cmd!(sh, "{docker} build -q -t {repo}:v1.0.0 -f {dockerfile} {old}")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()?;
+        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:v1.0.0_1").quiet().run()?;
+        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:latest").quiet().run()?;
+        cmd!(sh, "{docker} push --all-tags {repo}").quiet().ignore_stdout().run()?;
+    }
+    let a = start.elapsed();
+
+    // (b) This tool, with BuildKit when a client that has it is installed.
+    let new = scratch.0.join("new");
+    std::fs::create_dir_all(&new)?;
+    let inventory = real_fixture(&new, &format!("{}/new", registry.host), &format!("b{nonce}"))?;
+    let client = if Path::new("/usr/bin/docker").exists() {
+        PathBuf::from("/usr/bin/docker")
+    } else {
+        PathBuf::from(&docker)
+    };
+    let start = Instant::now();
+    let out = Command::new(std::env::current_exe()?)
+        .args(["publish", "--build-id", "1", "--jobs", "5", "--inventory"])
+        .arg(&inventory)
+        .env("DOCKER", &client)
+        .env_remove("GITHUB_ACTIONS")
+        .output()?;
+    let b = start.elapsed();
+    if !out.status.success() {
+        bail!("cargo xtask publish failed in the bench: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!(
+        "(a) old workflow, serial, `{docker}`: {:.1}s  (b) cargo xtask publish --jobs 5, `{}`: {:.1}s  ratio b/a {:.2} (target <= 0.45)",
+        a.as_secs_f64(),
+        client.display(),
+        b.as_secs_f64(),
+        b.as_secs_f64() / a.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cold_build(sh: &Shell) -> anyhow::Result<()> {
+    println!("== cold build: cargo build from an empty target folder");
+    let workspace =
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the workspace root")?.to_path_buf();
+    let scratch = Scratch::new("cold")?;
+    let target = scratch.0.join("target-xtask");
+    let start = Instant::now();
+    {
+        let _dir = sh.push_dir(&workspace);
+        cmd!(sh, "cargo build --quiet --offline -p xtask --target-dir {target}").run()?;
+    }
+    let ours = start.elapsed();
+
+    // The same six crates alone, resolved from our lock file, built with our profile.
+    let crate_dir = scratch.0.join("six");
+    std::fs::create_dir_all(crate_dir.join("src"))?;
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        "[package]\nname = \"six\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[dependencies]\nanyhow = \"1\"\nduct = \"1\"\n\
+         semver = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\ntoml = \"1\"\nxshell = \"0.2\"\n\n\
+[profile.dev]\ndebug = 0\nincremental = false\n",
+    )?;
+    std::fs::write(
+        crate_dir.join("src/main.rs"),
+        "#[derive(serde::Deserialize)]\nstruct X {\n    _a: String,\n}\n\nfn main() {\n    let _: Result<X, _> = toml::from_str(\"\");\n    \
+         let _ = semver::Version::parse(\"1.0.0\");\n    let _ = duct::cmd!(\"true\");\n    let _ = xshell::Shell::new();\n    \
+         let _ = anyhow::anyhow!(\"x\");\n}\n",
+    )?;
+    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock"))?;
+    let target = scratch.0.join("target-six");
+    let start = Instant::now();
+    {
+        let _dir = sh.push_dir(&crate_dir);
+        cmd!(sh, "cargo build --quiet --offline --target-dir {target}").run()?;
+    }
+    let six = start.elapsed();
+    println!(
+        "cargo build -p xtask: {:.1}s  scratch crate with the six named crates: {:.1}s  ratio {:.2} (target <= 1.15)",
+        ours.as_secs_f64(),
+        six.as_secs_f64(),
+        ours.as_secs_f64() / six.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_graph_shape() {
+        assert_eq!(
+            (0..9).map(parent).collect::<Vec<_>>(),
+            [None, Some(0), Some(0), Some(0), None, Some(1), Some(1), Some(2), None]
+        );
+        assert_eq!(chain(1), 1);
+        assert_eq!(chain(5), 2);
+        assert_eq!(chain(100), 5);
+    }
+}
