@@ -1,172 +1,602 @@
-//! The command line, declared in one place.
+//! The command line, declared in one place: `COMMANDS` lists every command with its
+//! arguments and their help, and `Xtask::parse` turns the arguments into the typed structs the
+//! commands run on. Written out rather than generated: it is little code, and it keeps a
+//! proc-macro crate out of the cold build on every CI runner.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-xflags::xflags! {
-    /// Build, tag, test and publish the base images listed in images/images.toml.
-    ///
-    /// Options go after the command name, e.g. `cargo xtask build alpine --dry-run`.
-    cmd xtask {
-        /// The image inventory (default: images/images.toml at the workspace root).
-        optional --inventory path: PathBuf
-        /// Registry host and namespace every image lives under, e.g. 127.0.0.1:5000/sbl
-        /// (overrides the inventory's `registry`).
-        optional --registry registry: String
+/// An option (`--name`, maybe taking a VALUE) or a positional argument (`IMAGE`, `IMAGE...`).
+struct Arg {
+    name: &'static str,
+    value: Option<&'static str>,
+    help: &'static str,
+}
 
-        /// List images, versions, tags, push flag and dependencies.
-        cmd list {
-            /// Print JSON instead of a table.
-            optional --json
-            /// Only the images affected by changes since this git reference (their Dockerfile,
-            /// the context files they copy, the inventory, the tool), and what is built on them.
-            optional --changed-since reference: String
+struct Command {
+    name: &'static str,
+    help: &'static str,
+    args: &'static [Arg],
+}
+
+const fn opt(name: &'static str, value: Option<&'static str>, help: &'static str) -> Arg {
+    Arg { name, value, help }
+}
+
+/// Accepted by every command.
+const GLOBAL: &[Arg] = &[
+    opt(
+        "--inventory",
+        Some("PATH"),
+        "The image inventory (default: images/images.toml at the workspace root).",
+    ),
+    opt(
+        "--registry",
+        Some("HOST[/NAMESPACE]"),
+        "Registry every image lives under, e.g. 127.0.0.1:5000/sbl (overrides the inventory's `registry`).",
+    ),
+];
+
+const DRY_RUN: Arg =
+    opt("--dry-run", None, "Print each docker command exactly as it would run; run nothing.");
+const PULL: Arg = opt("--pull", None, "Always try to pull a newer version of base images.");
+const NO_CACHE: Arg = opt("--no-cache", None, "Do not use the build cache.");
+const KEEP_GOING: Arg = opt(
+    "--keep-going",
+    None,
+    "After a failed build, build what does not depend on it, to report every failure.",
+);
+const JOBS: Arg =
+    opt("--jobs", Some("N"), "How many images build (and push) at once (default: the number of CPUs; -j N).");
+const BUILDER: Arg = opt(
+    "--builder",
+    Some("NAME"),
+    "The buildx builder to build on (needs docker buildx; may be remote or multi-node).",
+);
+const BUILD_ID: Arg = opt(
+    "--build-id",
+    Some("ID"),
+    "Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).",
+);
+const CHANGED_SINCE: Arg = opt(
+    "--changed-since",
+    Some("REF"),
+    "Only the images affected by changes since this git reference (their Dockerfile, the context \
+     files they copy, the inventory, the tool), and what is built on them.",
+);
+const IMAGES: Arg = opt("IMAGE...", None, "Image names from the inventory (default: all).");
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "list",
+        help: "List images, versions, tags, push flag and dependencies.",
+        args: &[opt("--json", None, "Print JSON instead of a table."), CHANGED_SINCE],
+    },
+    Command {
+        name: "check",
+        help: "Validate the inventory, the Dockerfiles and the workflows, and lint the Dockerfiles when \
+               hadolint is installed; exit 1 on any problem.",
+        args: &[],
+    },
+    Command {
+        name: "lint",
+        help: "Lint every Dockerfile with hadolint (rules the team ignores are in .hadolint.yaml beside the \
+               inventory, each with its reason).",
+        args: &[],
+    },
+    Command {
+        name: "tags",
+        help: "Print the full references IMAGE would be pushed as, one per line, in push order.",
+        args: &[opt("IMAGE", None, "An image name from the inventory."), BUILD_ID],
+    },
+    Command {
+        name: "build",
+        help: "Build images (all when none are named) and what they depend on, in dependency order, with \
+               local-only tags that are never pushed; then check each against its hardening rules.",
+        args: &[IMAGES, CHANGED_SINCE, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+    },
+    Command {
+        name: "publish",
+        help: "Build every selected image, verify it, then tag and push each one's three tags (unique, \
+               version, latest). Nothing is pushed unless every selected image built and passed.",
+        args: &[IMAGES, BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+    },
+    Command {
+        name: "verify",
+        help: "Check a built image against its hardening rules ([verify] and [images.IMAGE.verify] in the \
+               inventory): its user, setuid files, world-writable files, /tmp, banner, removed tools and \
+               accounts. Exits 1 naming each broken rule and path.",
+        args: &[
+            opt("IMAGE", None, "An image name from the inventory."),
+            opt(
+                "--reference",
+                Some("REF"),
+                "The image reference to check (default: the local build, <registry>/IMAGE:local-vVERSION).",
+            ),
+        ],
+    },
+    Command {
+        name: "login",
+        help: "Log in to the registry with a personal access token read from $CR_PAT (passed to docker on \
+               stdin, never in arguments).",
+        args: &[
+            opt("--username", Some("USER"), "Registry user name (default: $GITHUB_ACTOR)."),
+            opt(
+                "--dry-run",
+                None,
+                "Print the docker command that would run (without the token); run nothing.",
+            ),
+        ],
+    },
+    Command {
+        name: "ci-pr",
+        help: "What the pull-request workflow runs: log in with $GITHUB_TOKEN when present, build and push \
+               the test package (proof the token may write packages), build the images the change touches \
+               with local-only tags and push none of them.",
+        args: &[
+            opt(
+                "--changed-since",
+                Some("REF"),
+                "Build only the images affected by changes since this git reference (default in a pull \
+                 request: origin/$GITHUB_BASE_REF; everything when that cannot be compared).",
+            ),
+            KEEP_GOING,
+            JOBS,
+            BUILDER,
+            DRY_RUN,
+        ],
+    },
+    Command {
+        name: "ci-main",
+        help: "What the main / schedule / dispatch workflow runs: log in, build every image in dependency \
+               order, push the three tags of each image with push = true, report digests, log out. A \
+               scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache.",
+        args: &[BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+    },
+    Command {
+        name: "matrix",
+        help:
+            "Print the JSON for a GitHub Actions `strategy.matrix`: one entry per group of images that can \
+               build on its own runner (images joined by depends_on share a group). Inside GitHub Actions \
+               it is also written to the step output `matrix`.",
+        args: &[CHANGED_SINCE],
+    },
+    Command {
+        name: "cleanup-test-package",
+        help: "Delete the test package through the GitHub REST API with an org-admin token from \
+               $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.",
+        args: &[opt(
+            "--dry-run",
+            None,
+            "Print the request that would be sent (without the token); send nothing.",
+        )],
+    },
+];
+
+// The typed results, one struct per command.
+
+#[derive(Debug)]
+pub struct Xtask {
+    pub inventory: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub subcommand: XtaskCmd,
+}
+
+#[derive(Debug)]
+pub enum XtaskCmd {
+    List(List),
+    Check(Check),
+    Lint(Lint),
+    Tags(Tags),
+    Build(Build),
+    Publish(Publish),
+    Verify(Verify),
+    Login(Login),
+    CiPr(CiPr),
+    CiMain(CiMain),
+    Matrix(Matrix),
+    CleanupTestPackage(CleanupTestPackage),
+}
+
+#[derive(Debug)]
+pub struct List {
+    pub json: bool,
+    pub changed_since: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Check;
+
+#[derive(Debug)]
+pub struct Lint;
+
+#[derive(Debug)]
+pub struct Tags {
+    pub image: String,
+    pub build_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Build {
+    pub images: Vec<String>,
+    pub changed_since: Option<String>,
+    pub pull: bool,
+    pub no_cache: bool,
+    pub keep_going: bool,
+    pub jobs: Option<usize>,
+    pub builder: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct Publish {
+    pub images: Vec<String>,
+    pub build_id: Option<String>,
+    pub pull: bool,
+    pub no_cache: bool,
+    pub keep_going: bool,
+    pub jobs: Option<usize>,
+    pub builder: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct Verify {
+    pub image: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Login {
+    pub username: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct CiPr {
+    pub changed_since: Option<String>,
+    pub keep_going: bool,
+    pub jobs: Option<usize>,
+    pub builder: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct CiMain {
+    pub build_id: Option<String>,
+    pub pull: bool,
+    pub no_cache: bool,
+    pub keep_going: bool,
+    pub jobs: Option<usize>,
+    pub builder: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug)]
+pub struct Matrix {
+    pub changed_since: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CleanupTestPackage {
+    pub dry_run: bool,
+}
+
+/// Why parsing stopped: help was asked for (printed on stdout, exit 0) or the arguments are
+/// wrong (stderr, exit 2).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Help(String),
+    Usage(String),
+}
+
+/// The arguments of one command line, before typing.
+struct Parsed {
+    command: &'static Command,
+    options: Vec<(&'static str, Option<OsString>)>,
+    positionals: Vec<String>,
+}
+
+impl Parsed {
+    fn switch(&self, name: &str) -> bool {
+        self.options.iter().any(|(n, _)| *n == name)
+    }
+
+    fn os(&self, name: &str) -> Option<OsString> {
+        self.options.iter().rev().find(|(n, _)| *n == name).and_then(|(_, v)| v.clone())
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, Stop> {
+        self.os(name)
+            .map(|v| v.into_string().map_err(|v| Stop::Usage(format!("{name}: {v:?} is not valid UTF-8"))))
+            .transpose()
+    }
+
+    fn number<T: FromStr>(&self, name: &str) -> Result<Option<T>, Stop> {
+        self.string(name)?
+            .map(|v| v.parse().map_err(|_| Stop::Usage(format!("{name}: `{v}` is not a whole number"))))
+            .transpose()
+    }
+
+    /// The one positional argument a command requires.
+    fn required(&self) -> Result<String, Stop> {
+        match self.positionals.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Stop::Usage(format!(
+                "`cargo xtask {}` needs an IMAGE (see `cargo xtask {} --help`)",
+                self.command.name, self.command.name
+            ))),
+            [_, extra, ..] => Err(Stop::Usage(format!(
+                "`cargo xtask {}` takes one IMAGE; `{extra}` is one too many",
+                self.command.name
+            ))),
         }
+    }
+}
 
-        /// Validate the inventory, the Dockerfiles and the workflows, and lint the Dockerfiles
-        /// when hadolint is installed; exit 1 on any problem.
-        cmd check {}
-
-        /// Lint every Dockerfile with hadolint (rules the team ignores are in .hadolint.yaml
-        /// beside the inventory, each with its reason).
-        cmd lint {}
-
-        /// Print the full references IMAGE would be pushed as, one per line, in push order.
-        cmd tags {
-            /// An image name from the inventory.
-            required image: String
-            /// Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
-            optional --build-id id: String
+impl Xtask {
+    /// Parses the process's arguments; prints help or the usage error and exits when parsing stops.
+    pub fn from_env_or_exit() -> Xtask {
+        match Xtask::parse(std::env::args_os().skip(1).collect()) {
+            Ok(flags) => flags,
+            Err(Stop::Help(text)) => {
+                print!("{text}");
+                std::process::exit(0)
+            }
+            Err(Stop::Usage(message)) => {
+                eprintln!("error: {message}");
+                std::process::exit(2)
+            }
         }
+    }
 
-        /// Build images (all when none are named) and what they depend on, in dependency order,
-        /// with local-only tags that are never pushed.
-        cmd build {
-            /// Image names from the inventory.
-            repeated images: String
-            /// Only the images affected by changes since this git reference (their Dockerfile,
-            /// the context files they copy, the inventory, the tool), and what is built on them.
-            optional --changed-since reference: String
-            /// Always try to pull a newer version of base images.
-            optional --pull
-            /// Do not use the build cache.
-            optional --no-cache
-            /// After a failed build, build what does not depend on it, to report every failure.
-            optional --keep-going
-            /// How many images build at once (default: the number of CPUs).
-            optional -j, --jobs n: usize
-            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
-            optional --builder name: String
-            /// Print each docker command exactly as it would run; run nothing.
-            optional --dry-run
+    pub fn parse(args: Vec<OsString>) -> Result<Xtask, Stop> {
+        let mut command: Option<&'static Command> = None;
+        let mut options: Vec<(&'static str, Option<OsString>)> = Vec::new();
+        let mut positionals = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let text = arg.to_string_lossy().into_owned();
+            if text == "--help" || text == "-h" {
+                return Err(Stop::Help(command.map_or_else(overview, command_help)));
+            }
+            if text.starts_with('-') && text.len() > 1 {
+                let (name, inline) = match text.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
+                    None => (text.clone(), None),
+                };
+                let name = if name == "-j" { "--jobs".to_string() } else { name };
+                let accepted =
+                    command.map_or(&[][..], |c| c.args).iter().chain(GLOBAL).find(|a| a.name == name);
+                let Some(spec) = accepted else {
+                    let context =
+                        command.map_or(String::from("cargo xtask"), |c| format!("cargo xtask {}", c.name));
+                    return Err(Stop::Usage(format!(
+                        "unknown option `{name}` for {context} (see `{context} --help`)"
+                    )));
+                };
+                let value = match (spec.value, inline) {
+                    (None, None) => None,
+                    (None, Some(_)) => return Err(Stop::Usage(format!("{name} takes no value"))),
+                    (Some(_), Some(v)) => Some(v),
+                    (Some(shape), None) => match args.next() {
+                        Some(v) => Some(v),
+                        None => return Err(Stop::Usage(format!("{name} needs a value: {name} {shape}"))),
+                    },
+                };
+                options.push((spec.name, value));
+                continue;
+            }
+            match command {
+                None => {
+                    command = Some(COMMANDS.iter().find(|c| c.name == text).ok_or_else(|| {
+                        Stop::Usage(format!(
+                            "unknown command `{text}`: run `cargo xtask --help` for the commands"
+                        ))
+                    })?);
+                }
+                Some(c) if c.args.iter().any(|a| !a.name.starts_with('-')) => positionals
+                    .push(arg.into_string().map_err(|a| Stop::Usage(format!("{a:?} is not valid UTF-8")))?),
+                Some(c) => {
+                    return Err(Stop::Usage(format!("`cargo xtask {}` takes no argument `{text}`", c.name)));
+                }
+            }
         }
+        let Some(command) = command else { return Err(Stop::Help(overview())) };
+        let p = Parsed { command, options, positionals };
+        let subcommand = match command.name {
+            "list" => {
+                XtaskCmd::List(List { json: p.switch("--json"), changed_since: p.string("--changed-since")? })
+            }
+            "check" => XtaskCmd::Check(Check),
+            "lint" => XtaskCmd::Lint(Lint),
+            "tags" => XtaskCmd::Tags(Tags { image: p.required()?, build_id: p.string("--build-id")? }),
+            "build" => XtaskCmd::Build(Build {
+                images: p.positionals.clone(),
+                changed_since: p.string("--changed-since")?,
+                pull: p.switch("--pull"),
+                no_cache: p.switch("--no-cache"),
+                keep_going: p.switch("--keep-going"),
+                jobs: p.number("--jobs")?,
+                builder: p.string("--builder")?,
+                dry_run: p.switch("--dry-run"),
+            }),
+            "publish" => XtaskCmd::Publish(Publish {
+                images: p.positionals.clone(),
+                build_id: p.string("--build-id")?,
+                pull: p.switch("--pull"),
+                no_cache: p.switch("--no-cache"),
+                keep_going: p.switch("--keep-going"),
+                jobs: p.number("--jobs")?,
+                builder: p.string("--builder")?,
+                dry_run: p.switch("--dry-run"),
+            }),
+            "verify" => {
+                XtaskCmd::Verify(Verify { image: p.required()?, reference: p.string("--reference")? })
+            }
+            "login" => {
+                XtaskCmd::Login(Login { username: p.string("--username")?, dry_run: p.switch("--dry-run") })
+            }
+            "ci-pr" => XtaskCmd::CiPr(CiPr {
+                changed_since: p.string("--changed-since")?,
+                keep_going: p.switch("--keep-going"),
+                jobs: p.number("--jobs")?,
+                builder: p.string("--builder")?,
+                dry_run: p.switch("--dry-run"),
+            }),
+            "ci-main" => XtaskCmd::CiMain(CiMain {
+                build_id: p.string("--build-id")?,
+                pull: p.switch("--pull"),
+                no_cache: p.switch("--no-cache"),
+                keep_going: p.switch("--keep-going"),
+                jobs: p.number("--jobs")?,
+                builder: p.string("--builder")?,
+                dry_run: p.switch("--dry-run"),
+            }),
+            "matrix" => XtaskCmd::Matrix(Matrix { changed_since: p.string("--changed-since")? }),
+            "cleanup-test-package" => {
+                XtaskCmd::CleanupTestPackage(CleanupTestPackage { dry_run: p.switch("--dry-run") })
+            }
+            other => unreachable!("command `{other}` is declared but not typed"),
+        };
+        Ok(Xtask {
+            inventory: p.os("--inventory").map(PathBuf::from),
+            registry: p.string("--registry")?,
+            subcommand,
+        })
+    }
+}
 
-        /// Build every selected image, then tag and push each one's three tags
-        /// (unique, version, latest). Nothing is pushed unless every selected image built.
-        cmd publish {
-            /// Image names from the inventory (default: all).
-            repeated images: String
-            /// Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
-            optional --build-id id: String
-            /// Always try to pull a newer version of base images.
-            optional --pull
-            /// Do not use the build cache.
-            optional --no-cache
-            /// After a failed build, build what does not depend on it, to report every failure
-            /// (still pushes nothing).
-            optional --keep-going
-            /// How many images build, and push, at once (default: the number of CPUs).
-            optional -j, --jobs n: usize
-            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
-            optional --builder name: String
-            /// Print each docker command exactly as it would run; run nothing.
-            optional --dry-run
+fn overview() -> String {
+    let mut out = String::from(
+        "Build, tag, test and publish the base images listed in images/images.toml.\n\n\
+         Usage: cargo xtask COMMAND [OPTIONS]    (options go after the command name)\n\nCommands:\n",
+    );
+    let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in COMMANDS {
+        out.push_str(&format!("  {:width$}  {}\n", c.name, first_sentence(c.help)));
+    }
+    out.push_str("\nOptions of every command:\n");
+    out.push_str(&describe(GLOBAL));
+    out.push_str(
+        "  -h, --help\n      Print help.\n\nRun `cargo xtask COMMAND --help` for a command's options.\n",
+    );
+    out
+}
+
+fn command_help(c: &'static Command) -> String {
+    let positionals: Vec<&Arg> = c.args.iter().filter(|a| !a.name.starts_with('-')).collect();
+    let options: Vec<&Arg> = c.args.iter().filter(|a| a.name.starts_with('-')).collect();
+    let usage: Vec<String> = positionals
+        .iter()
+        .map(|a| if a.name.ends_with("...") { format!("[{}]", a.name) } else { a.name.to_string() })
+        .collect();
+    let mut out = format!(
+        "Usage: cargo xtask {} {}[OPTIONS]\n\n{}\n",
+        c.name,
+        usage.iter().map(|u| format!("{u} ")).collect::<String>(),
+        c.help
+    );
+    if !positionals.is_empty() {
+        out.push_str("\nArguments:\n");
+        for a in positionals {
+            out.push_str(&format!("  {}\n      {}\n", a.name, a.help));
         }
+    }
+    out.push_str("\nOptions:\n");
+    let own: Vec<Arg> = options.iter().map(|a| Arg { name: a.name, value: a.value, help: a.help }).collect();
+    out.push_str(&describe(&own));
+    out.push_str(&describe(GLOBAL));
+    out.push_str("  -h, --help\n      Print help.\n");
+    out
+}
 
-        /// Check a built image against its hardening rules (`[verify]` and `[images.IMAGE.verify]`
-        /// in the inventory): its user, setuid files, world-writable files, /tmp, banner,
-        /// removed tools and accounts. Exits 1 naming each broken rule and path.
-        cmd verify {
-            /// An image name from the inventory.
-            required image: String
-            /// The image reference to check (default: the local build, <registry>/IMAGE:local-vVERSION).
-            optional --reference reference: String
+fn describe(args: &[Arg]) -> String {
+    args.iter()
+        .map(|a| match a.value {
+            Some(value) => format!("  {} {value}\n      {}\n", a.name, a.help),
+            None => format!("  {}\n      {}\n", a.name, a.help),
+        })
+        .collect()
+}
+
+fn first_sentence(help: &str) -> &str {
+    help.split_once(". ").map_or(help, |(first, _)| first).trim_end_matches('.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Xtask, Stop> {
+        Xtask::parse(args.iter().map(OsString::from).collect())
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match parse(args) {
+            Err(Stop::Usage(message)) => message,
+            other => panic!("expected a usage error for {args:?}, got {other:?}"),
         }
+    }
 
-        /// Log in to the registry with a personal access token read from $CR_PAT
-        /// (passed to docker on stdin, never in arguments).
-        cmd login {
-            /// Registry user name (default: $GITHUB_ACTOR).
-            optional --username user: String
-            /// Print the docker command that would run (without the token); run nothing.
-            optional --dry-run
+    #[test]
+    fn parses_commands_options_and_positionals() {
+        let flags = parse(&[
+            "publish",
+            "alpine",
+            "--build-id",
+            "42.2",
+            "-j",
+            "3",
+            "--inventory=x/images.toml",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(flags.inventory, Some(PathBuf::from("x/images.toml")));
+        let XtaskCmd::Publish(p) = flags.subcommand else { panic!() };
+        assert_eq!(p.images, ["alpine"]);
+        assert_eq!((p.build_id.as_deref(), p.jobs, p.dry_run, p.pull), (Some("42.2"), Some(3), true, false));
+        let flags = parse(&["--registry", "r.io/x", "tags", "alpine"]).unwrap();
+        assert_eq!(flags.registry.as_deref(), Some("r.io/x"));
+        assert!(matches!(flags.subcommand, XtaskCmd::Tags(Tags { ref image, .. }) if image == "alpine"));
+    }
+
+    #[test]
+    fn every_declared_command_parses() {
+        for c in COMMANDS {
+            let mut args = vec![c.name];
+            if c.args.iter().any(|a| a.name == "IMAGE") {
+                args.push("alpine");
+            }
+            assert!(parse(&args).is_ok(), "{}", c.name);
         }
+    }
 
-        /// What the pull-request workflow runs: log in with $GITHUB_TOKEN when present, build and
-        /// push the test package (proof the token may write packages), build every image
-        /// with local-only tags and push none of them.
-        cmd ci-pr {
-            /// Build only the images affected by changes since this git reference (default in a
-            /// pull request: origin/$GITHUB_BASE_REF; everything when that cannot be compared).
-            optional --changed-since reference: String
-            /// After a failed build, build what does not depend on it, to report every failure.
-            optional --keep-going
-            /// How many images build at once (default: the number of CPUs).
-            optional -j, --jobs n: usize
-            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
-            optional --builder name: String
-            /// Print each docker command exactly as it would run; run nothing.
-            optional --dry-run
+    #[test]
+    fn errors_name_what_is_wrong() {
+        assert!(usage(&["pubish"]).contains("unknown command `pubish`"));
+        assert!(
+            usage(&["build", "--frobnicate"]).contains("unknown option `--frobnicate` for cargo xtask build")
+        );
+        assert!(usage(&["publish", "--build-id"]).contains("--build-id needs a value"));
+        assert!(usage(&["build", "--jobs", "many"]).contains("--jobs: `many` is not a whole number"));
+        assert!(usage(&["tags"]).contains("needs an IMAGE"));
+        assert!(usage(&["check", "extra"]).contains("takes no argument `extra`"));
+        assert!(usage(&["list", "--json=yes"]).contains("--json takes no value"));
+    }
+
+    #[test]
+    fn help_covers_every_command_and_option() {
+        let Err(Stop::Help(text)) = parse(&["--help"]) else { panic!() };
+        for c in COMMANDS {
+            assert!(text.contains(&format!("  {}", c.name)), "{}", c.name);
         }
-
-        /// What the main / schedule / dispatch workflow runs: log in, build every image in
-        /// dependency order, push the three tags of each image with push = true, report digests,
-        /// log out. A scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache.
-        cmd ci-main {
-            /// Build id for the unique tags (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).
-            optional --build-id id: String
-            /// Always try to pull a newer version of base images.
-            optional --pull
-            /// Do not use the build cache.
-            optional --no-cache
-            /// After a failed build, build what does not depend on it, to report every failure
-            /// (still pushes nothing).
-            optional --keep-going
-            /// How many images build, and push, at once (default: the number of CPUs).
-            optional -j, --jobs n: usize
-            /// The buildx builder to build on (needs docker buildx; may be remote or multi-node).
-            optional --builder name: String
-            /// Print each docker command exactly as it would run; run nothing.
-            optional --dry-run
-        }
-
-        /// Print the JSON for a GitHub Actions `strategy.matrix`: one entry per group of images
-        /// that can build on its own runner (images joined by depends_on share a group).
-        /// Inside GitHub Actions it is also written to the step output `matrix`.
-        cmd matrix {
-            /// Only the images affected by changes since this git reference (their Dockerfile,
-            /// the context files they copy, the inventory, the tool), and what is built on them.
-            optional --changed-since reference: String
-        }
-
-        /// Print the benchmark figures: publish against a fake docker (N = 5, 20, 100 images,
-        /// --jobs 1 and 4), a real-engine publish against the old serial workflow, and the
-        /// cold build against a crate with only the six named dependencies.
-        cmd bench {
-            /// Image counts for the fake-docker runs, e.g. 5,20,100.
-            optional --sizes sizes: String
-            /// How long a fake build takes, in milliseconds (pushes take a third); default 60.
-            optional --sleep-ms ms: u64
-            /// Leave out the real-engine comparison.
-            optional --no-engine
-            /// Leave out the cold-build comparison.
-            optional --no-cold
-        }
-
-        /// Delete the test package through the GitHub REST API with an org-admin token from
-        /// $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.
-        cmd cleanup-test-package {
-            /// Print the request that would be sent (without the token); send nothing.
-            optional --dry-run
+        for c in COMMANDS {
+            let Err(Stop::Help(text)) = parse(&[c.name, "--help"]) else { panic!() };
+            for a in c.args.iter().chain(GLOBAL) {
+                assert!(text.contains(a.name), "{} --help lacks {}", c.name, a.name);
+            }
         }
     }
 }

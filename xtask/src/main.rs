@@ -58,7 +58,7 @@ fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
         XtaskCmd::Login(c) => c.run(&ctx),
         XtaskCmd::Verify(c) => c.run(&ctx),
         XtaskCmd::Matrix(c) => c.run(&ctx),
-        XtaskCmd::Bench(c) => c.run(&ctx),
+
         XtaskCmd::CiPr(c) => c.run(&ctx),
         XtaskCmd::CiMain(c) => c.run(&ctx),
         XtaskCmd::CleanupTestPackage(c) => c.run(&ctx),

@@ -102,24 +102,3 @@ fn with_one_job_images_build_one_at_a_time_in_dependency_order() {
         f.docker.calls_of("build").iter().map(|c| c[2].rsplit('-').next().unwrap().to_string()).collect();
     assert_eq!(order, ["base", "child", "quiet"]);
 }
-
-/// The benchmark keeps working: a tiny fake-docker run prints every figure.
-#[test]
-fn the_benchmark_prints_its_figures() {
-    let out = support::run(support::xtask().args([
-        "bench",
-        "--sizes",
-        "3",
-        "--sleep-ms",
-        "5",
-        "--no-engine",
-        "--no-cold",
-    ]))
-    .ok();
-    let line =
-        out.stdout.lines().find(|l| l.starts_with("N=  3:")).unwrap_or_else(|| panic!("{}", out.stdout));
-    for figure in ["--jobs 1", "--jobs 4", "ratio", "critical path", "4-worker bound", "overhead per image"] {
-        assert!(line.contains(figure), "{figure} missing: {line}");
-    }
-    assert!(out.stdout.contains("real engine: skipped (--no-engine)"), "{}", out.stdout);
-}

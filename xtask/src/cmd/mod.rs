@@ -1,6 +1,5 @@
 //! One module per command; each is `impl flags::Cmd { fn run(self, ctx) }`.
 
-mod bench;
 mod build;
 
 mod check;

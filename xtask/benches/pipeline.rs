@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: figures, not pass/fail. Three parts:
+//! The pipeline benchmark: figures, not pass/fail. Run it with
+//! `cargo bench -p xtask --bench pipeline [-- --sizes 5,20,100 --sleep-ms 60 --no-engine --no-cold]`.
+//! Three parts:
 //! 1. orchestration: publish of generated inventories (5, 20, 100 images) against a fake docker
 //!    whose build and push only sleep, with --jobs 1 and 4;
 //! 2. the real engine: five 25-step images published to a local registry the old workflow's way
@@ -14,13 +16,49 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::cmd::Ctx;
-use crate::flags;
+/// The options, from the command line (cargo adds `--bench`, which is ignored).
+struct Options {
+    sizes: Option<String>,
+    sleep_ms: Option<u64>,
+    no_engine: bool,
+    no_cold: bool,
+}
 
-impl flags::Bench {
-    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let sh = Shell::new()?;
-        let sizes: Vec<usize> = match &self.sizes {
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options { sizes: None, sleep_ms: None, no_engine: false, no_cold: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => options.sizes = args.next(),
+            "--sleep-ms" => {
+                options.sleep_ms = Some(args.next().context("--sleep-ms needs a number")?.parse()?)
+            }
+            "--no-engine" => options.no_engine = true,
+            "--no-cold" => options.no_cold = true,
+            "--bench" => {}
+            other => bail!(
+                "unknown option `{other}`: the bench takes --sizes N,N --sleep-ms MS --no-engine --no-cold"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+/// The tool under test: the binary cargo built for this bench.
+fn xtask() -> &'static str {
+    env!("CARGO_BIN_EXE_xtask")
+}
+
+/// `$DOCKER` or `docker`, as the tool itself picks it.
+fn docker() -> String {
+    std::env::var("DOCKER").ok().filter(|d| !d.is_empty()).unwrap_or_else(|| "docker".to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    let sh = Shell::new()?;
+    {
+        let sizes: Vec<usize> = match &options.sizes {
             Some(list) => list
                 .split(',')
                 .map(|n| {
@@ -29,18 +67,18 @@ impl flags::Bench {
                 .collect::<anyhow::Result<_>>()?,
             None => vec![5, 20, 100],
         };
-        let build = Duration::from_millis(self.sleep_ms.unwrap_or(60));
+        let build = Duration::from_millis(options.sleep_ms.unwrap_or(60));
         let push = build / 3;
         println!("== orchestration: publish against a fake docker (build {build:?}, push {push:?} per tag)");
         for n in sizes {
             orchestration(&sh, n, build, push)?;
         }
-        if self.no_engine {
+        if options.no_engine {
             println!("== real engine: skipped (--no-engine)");
         } else {
-            real_engine(&sh, ctx)?;
+            real_engine(&sh)?;
         }
-        if self.no_cold {
+        if options.no_cold {
             println!("== cold build: skipped (--no-cold)");
         } else {
             cold_build(&sh)?;
@@ -136,7 +174,7 @@ fn make_executable(_: &Path) -> anyhow::Result<()> {
 /// Wall time of this binary publishing `inventory` with `docker` and `jobs`.
 fn timed_publish(inventory: &Path, docker: &Path, jobs: usize) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let out = Command::new(std::env::current_exe()?)
+    let out = Command::new(xtask())
         .args(["publish", "--build-id", "1", "--jobs", &jobs.to_string(), "--inventory"])
         .arg(inventory)
         .env("DOCKER", docker)
@@ -258,13 +296,14 @@ fn real_fixture(dir: &Path, registry: &str, nonce: &str) -> anyhow::Result<PathB
     Ok(path)
 }
 
-fn real_engine(sh: &Shell, ctx: &Ctx) -> anyhow::Result<()> {
+fn real_engine(sh: &Shell) -> anyhow::Result<()> {
     println!("== real engine: five 25-step images, old workflow (a) against cargo xtask publish (b)");
-    if let Err(e) = ctx.docker.check_engine() {
-        println!("skipped: {e:#}");
+    let docker = docker();
+    let format = "{{.Server.Version}}";
+    if cmd!(sh, "{docker} version --format {format}").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+        println!("skipped: no Docker engine answers `{docker} version`");
         return Ok(());
     }
-    let docker = ctx.docker.program().to_string();
     let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists());
     let Some(busybox) = busybox else {
         println!("skipped: no static busybox for the local base image (Debian: busybox-static)");
@@ -315,7 +354,7 @@ fn real_engine(sh: &Shell, ctx: &Ctx) -> anyhow::Result<()> {
         PathBuf::from(&docker)
     };
     let start = Instant::now();
-    let out = Command::new(std::env::current_exe()?)
+    let out = Command::new(xtask())
         .args(["publish", "--build-id", "1", "--jobs", "5", "--inventory"])
         .arg(&inventory)
         .env("DOCKER", &client)
@@ -378,20 +417,4 @@ fn cold_build(sh: &Shell) -> anyhow::Result<()> {
         ours.as_secs_f64() / six.as_secs_f64()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_graph_shape() {
-        assert_eq!(
-            (0..9).map(parent).collect::<Vec<_>>(),
-            [None, Some(0), Some(0), Some(0), None, Some(1), Some(1), Some(2), None]
-        );
-        assert_eq!(chain(1), 1);
-        assert_eq!(chain(5), 2);
-        assert_eq!(chain(100), 5);
-    }
 }
