@@ -217,10 +217,9 @@ pub struct Tags {
     pub build_id: Option<String>,
 }
 
-#[derive(Debug)]
-pub struct Build {
-    pub images: Vec<String>,
-    pub changed_since: Option<String>,
+/// The options every building command shares (ci-pr has no --pull or --no-cache).
+#[derive(Debug, Clone, Default)]
+pub struct BuildArgs {
     pub pull: bool,
     pub no_cache: bool,
     pub keep_going: bool,
@@ -230,15 +229,17 @@ pub struct Build {
 }
 
 #[derive(Debug)]
+pub struct Build {
+    pub images: Vec<String>,
+    pub changed_since: Option<String>,
+    pub build: BuildArgs,
+}
+
+#[derive(Debug)]
 pub struct Publish {
     pub images: Vec<String>,
     pub build_id: Option<String>,
-    pub pull: bool,
-    pub no_cache: bool,
-    pub keep_going: bool,
-    pub jobs: Option<usize>,
-    pub builder: Option<String>,
-    pub dry_run: bool,
+    pub build: BuildArgs,
 }
 
 #[derive(Debug)]
@@ -256,21 +257,13 @@ pub struct Login {
 #[derive(Debug)]
 pub struct CiPr {
     pub changed_since: Option<String>,
-    pub keep_going: bool,
-    pub jobs: Option<usize>,
-    pub builder: Option<String>,
-    pub dry_run: bool,
+    pub build: BuildArgs,
 }
 
 #[derive(Debug)]
 pub struct CiMain {
     pub build_id: Option<String>,
-    pub pull: bool,
-    pub no_cache: bool,
-    pub keep_going: bool,
-    pub jobs: Option<usize>,
-    pub builder: Option<String>,
-    pub dry_run: bool,
+    pub build: BuildArgs,
 }
 
 #[derive(Debug)]
@@ -317,6 +310,17 @@ impl Parsed {
         self.string(name)?
             .map(|v| v.parse().map_err(|_| Stop::Usage(format!("{name}: `{v}` is not a whole number"))))
             .transpose()
+    }
+
+    fn build_args(&self) -> Result<BuildArgs, Stop> {
+        Ok(BuildArgs {
+            pull: self.switch("--pull"),
+            no_cache: self.switch("--no-cache"),
+            keep_going: self.switch("--keep-going"),
+            jobs: self.number("--jobs")?,
+            builder: self.string("--builder")?,
+            dry_run: self.switch("--dry-run"),
+        })
     }
 
     /// The one positional argument a command requires.
@@ -415,22 +419,12 @@ impl Xtask {
             "build" => XtaskCmd::Build(Build {
                 images: p.positionals.clone(),
                 changed_since: p.string("--changed-since")?,
-                pull: p.switch("--pull"),
-                no_cache: p.switch("--no-cache"),
-                keep_going: p.switch("--keep-going"),
-                jobs: p.number("--jobs")?,
-                builder: p.string("--builder")?,
-                dry_run: p.switch("--dry-run"),
+                build: p.build_args()?,
             }),
             "publish" => XtaskCmd::Publish(Publish {
                 images: p.positionals.clone(),
                 build_id: p.string("--build-id")?,
-                pull: p.switch("--pull"),
-                no_cache: p.switch("--no-cache"),
-                keep_going: p.switch("--keep-going"),
-                jobs: p.number("--jobs")?,
-                builder: p.string("--builder")?,
-                dry_run: p.switch("--dry-run"),
+                build: p.build_args()?,
             }),
             "verify" => {
                 XtaskCmd::Verify(Verify { image: p.required()?, reference: p.string("--reference")? })
@@ -438,22 +432,12 @@ impl Xtask {
             "login" => {
                 XtaskCmd::Login(Login { username: p.string("--username")?, dry_run: p.switch("--dry-run") })
             }
-            "ci-pr" => XtaskCmd::CiPr(CiPr {
-                changed_since: p.string("--changed-since")?,
-                keep_going: p.switch("--keep-going"),
-                jobs: p.number("--jobs")?,
-                builder: p.string("--builder")?,
-                dry_run: p.switch("--dry-run"),
-            }),
-            "ci-main" => XtaskCmd::CiMain(CiMain {
-                build_id: p.string("--build-id")?,
-                pull: p.switch("--pull"),
-                no_cache: p.switch("--no-cache"),
-                keep_going: p.switch("--keep-going"),
-                jobs: p.number("--jobs")?,
-                builder: p.string("--builder")?,
-                dry_run: p.switch("--dry-run"),
-            }),
+            "ci-pr" => {
+                XtaskCmd::CiPr(CiPr { changed_since: p.string("--changed-since")?, build: p.build_args()? })
+            }
+            "ci-main" => {
+                XtaskCmd::CiMain(CiMain { build_id: p.string("--build-id")?, build: p.build_args()? })
+            }
             "matrix" => XtaskCmd::Matrix(Matrix { changed_since: p.string("--changed-since")? }),
             "cleanup-test-package" => {
                 XtaskCmd::CleanupTestPackage(CleanupTestPackage { dry_run: p.switch("--dry-run") })
@@ -556,7 +540,10 @@ mod tests {
         assert_eq!(flags.inventory, Some(PathBuf::from("x/images.toml")));
         let XtaskCmd::Publish(p) = flags.subcommand else { panic!() };
         assert_eq!(p.images, ["alpine"]);
-        assert_eq!((p.build_id.as_deref(), p.jobs, p.dry_run, p.pull), (Some("42.2"), Some(3), true, false));
+        assert_eq!(
+            (p.build_id.as_deref(), p.build.jobs, p.build.dry_run, p.build.pull),
+            (Some("42.2"), Some(3), true, false)
+        );
         let flags = parse(&["--registry", "r.io/x", "tags", "alpine"]).unwrap();
         assert_eq!(flags.registry.as_deref(), Some("r.io/x"));
         assert!(matches!(flags.subcommand, XtaskCmd::Tags(Tags { ref image, .. }) if image == "alpine"));

@@ -1,4 +1,4 @@
-use crate::cmd::{build_flags, build_settings, chosen_images, Ctx};
+use crate::cmd::{build_settings, chosen_images, Ctx};
 use crate::execute::execute;
 use crate::flags;
 use crate::plan;
@@ -10,10 +10,9 @@ impl flags::Build {
         else {
             return Ok(());
         };
-        let (options, exec) =
-            build_settings(ctx, build_flags!(self, pull: self.pull, no_cache: self.no_cache))?;
+        let (options, exec) = build_settings(ctx, &self.build)?;
         let plan = plan::build_plan(&inventory.registry, &images, &options)?;
-        if self.dry_run {
+        if self.build.dry_run {
             print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }

@@ -5,10 +5,11 @@ use anyhow::{bail, Context};
 
 use crate::cmd::publish::{publish, publish_plan};
 use crate::cmd::Ctx;
-use crate::cmd::{build_flags, build_settings, chosen_images};
+use crate::cmd::{build_settings, chosen_images};
 use crate::docker::{login_args, Secret};
 use crate::execute::{execute, ExecOptions, Report};
 use crate::flags;
+use crate::flags::BuildArgs;
 use crate::gha;
 use crate::inventory::{Image, Inventory};
 use crate::json;
@@ -26,10 +27,10 @@ impl flags::CiPr {
             );
         }
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
-        let (options, exec) = build_settings(ctx, build_flags!(self, pull: false, no_cache: false))?;
+        let (options, exec) = build_settings(ctx, &self.build)?;
         let images = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
         let plans = plan::pull_request_plans(&inventory, &images, login.is_some(), &options)?;
-        if self.dry_run {
+        if self.build.dry_run {
             print_dry_run(ctx, login.as_ref(), &plans);
             return Ok(());
         }
@@ -70,12 +71,16 @@ impl flags::CiMain {
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
         let (options, exec) = build_settings(
             ctx,
-            build_flags!(self, pull: self.pull || scheduled, no_cache: self.no_cache || scheduled),
+            &BuildArgs {
+                pull: self.build.pull || scheduled,
+                no_cache: self.build.no_cache || scheduled,
+                ..self.build.clone()
+            },
         )?;
         let images = plan::select(&inventory, &[])?;
         let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
-        if self.dry_run {
+        if self.build.dry_run {
             print_dry_run(ctx, login.as_ref(), std::slice::from_ref(&plan));
             return Ok(());
         }

@@ -24,6 +24,7 @@ use crate::git;
 use crate::docker::Docker;
 use crate::env::Env;
 use crate::execute::{ExecOptions, OnBuildFailure};
+use crate::flags::BuildArgs;
 use crate::gha::Log;
 use crate::inventory::{Image, Inventory};
 use crate::plan;
@@ -96,43 +97,16 @@ fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(
     Ok(changes::select(inventory, &layout, &changed, &sources, &ignored))
 }
 
-/// The shared build flags of a command's flag struct: build, publish, ci-pr and ci-main all
-/// name them alike. `pull` and `no_cache` are given, since ci-pr has no such flags and
-/// ci-main adds the schedule to them.
-macro_rules! build_flags {
-    ($flags:expr, pull: $pull:expr, no_cache: $no_cache:expr) => {
-        $crate::cmd::BuildFlags {
-            pull: $pull,
-            no_cache: $no_cache,
-            keep_going: $flags.keep_going,
-            jobs: $flags.jobs,
-            builder: $flags.builder.as_deref(),
-            dry_run: $flags.dry_run,
-        }
-    };
-}
-use build_flags;
-
-/// The build-related flags every building command shares.
-struct BuildFlags<'a> {
-    pull: bool,
-    no_cache: bool,
-    keep_going: bool,
-    jobs: Option<usize>,
-    builder: Option<&'a str>,
-    dry_run: bool,
-}
-
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
 /// and what the docker client offers. BuildKit is used whenever the client has it; the legacy
 /// builder is said once.
-fn build_settings(ctx: &Ctx, flags: BuildFlags<'_>) -> anyhow::Result<(BuildOptions, ExecOptions)> {
+fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions, ExecOptions)> {
     let jobs = match flags.jobs {
         Some(0) => anyhow::bail!("--jobs: must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let builder = match ctx.docker.detect_builder(flags.builder) {
+    let builder = match ctx.docker.detect_builder(flags.builder.as_deref()) {
         Ok(builder) => builder,
         // A dry run on a machine without docker still shows the plan, in the plain form.
         Err(e) if flags.dry_run && flags.builder.is_none() => {

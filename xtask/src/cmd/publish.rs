@@ -1,4 +1,4 @@
-use crate::cmd::{build_flags, build_settings, Ctx};
+use crate::cmd::{build_settings, Ctx};
 use crate::execute::{execute, ExecOptions, Report};
 use crate::flags;
 use crate::inventory::{Image, Inventory};
@@ -12,10 +12,9 @@ impl flags::Publish {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
-        let (options, exec) =
-            build_settings(ctx, build_flags!(self, pull: self.pull, no_cache: self.no_cache))?;
+        let (options, exec) = build_settings(ctx, &self.build)?;
         let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
-        if self.dry_run {
+        if self.build.dry_run {
             print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }
