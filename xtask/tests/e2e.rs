@@ -311,3 +311,28 @@ fn buildkit_builds_on_the_real_engine() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "bk-base");
 }
+
+/// One of three images fails to build on the real engine: publish fails, names it, and the
+/// registry holds no tag of any of them, not even of the two that built.
+#[test]
+fn one_failed_build_of_three_leaves_the_registry_untouched() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    let inv = fixture(&dir, &registry, "fail");
+    let dockerfile = dir.path().join("Dockerfile-fail-quiet");
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "RUN echo failing on purpose && false\n";
+    std::fs::write(&dockerfile, text).unwrap();
+    // quiet is pushed too in this test, so that every image would have reached the registry.
+    let toml = std::fs::read_to_string(&inv).unwrap().replace("push = false", "push = true");
+    std::fs::write(&inv, toml).unwrap();
+    let out =
+        run(xtask().args(["publish", "--build-id", "3", "--keep-going", "--inventory"]).arg(&inv)).fails();
+    assert!(out.stderr.contains("build of fail-quiet"), "{}", out.stderr);
+    assert!(out.stderr.contains("Nothing was pushed. Built: fail-base, fail-child"), "{}", out.stderr);
+    for name in ["fail-base", "fail-child", "fail-quiet"] {
+        assert!(registry.tags(&format!("x/{name}")).is_empty(), "{name} reached the registry");
+    }
+}
