@@ -70,11 +70,10 @@ impl Spec {
                 let bit = if e.mode & 0o4000 != 0 { "setuid" } else { "setgid" };
                 out.push(v("no-setuid", &e.path, format!("has the {bit} bit (mode {:04o})", e.mode)));
             }
-            if self.no_world_writable
-                && e.kind != Kind::Symlink
-                && e.mode & 0o002 != 0
-                && !under_writable_root(e)
-            {
+            // A world-writable folder is safe with the sticky bit (only owners may delete).
+            let unsafe_folder = e.kind == Kind::Dir && e.mode & 0o1000 == 0;
+            let writable = e.mode & 0o002 != 0 && (regular || unsafe_folder);
+            if self.no_world_writable && writable && !under_writable_root(e) {
                 out.push(v("no-world-writable", &e.path, format!("is world-writable (mode {:04o})", e.mode)));
             }
         }
@@ -264,6 +263,14 @@ mod tests {
         let files =
             listing(&[("var/tmp/", b'5', 0o1777, "", ""), ("etc/mtab", b'2', 0o777, "", "/proc/mounts")]);
         assert_eq!(strict().check("sbl", &files), []);
+    }
+
+    #[test]
+    fn a_world_writable_folder_needs_the_sticky_bit() {
+        let sticky = listing(&[("var/spool/drop/", b'5', 0o1777, "", "")]);
+        assert_eq!(strict().check("sbl", &sticky), []);
+        let open = listing(&[("var/spool/drop/", b'5', 0o777, "", "")]);
+        assert_eq!(rules(&strict().check("sbl", &open)), ["no-world-writable /var/spool/drop"]);
     }
 
     #[test]

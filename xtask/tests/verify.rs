@@ -177,6 +177,7 @@ RUN sh /tmp/stand-ins.sh \
  && echo 'export PATH' > /etc/profile && echo '/dev/sda / ext4' > /etc/fstab \
  && cp /bin/busybox /usr/local/bin/ping && chmod 4755 /usr/local/bin/ping \
  && echo data > /etc/app.conf && chmod 666 /etc/app.conf \
+ && mkdir -p /var/spool/drop && chmod 777 /var/spool/drop \
  && ln -s /nowhere /usr/local/bin/dangling
 ENV APP_USER=sbl APP_UID=1000
 COPY harden-alpine.sh /tmp/harden-alpine.sh
