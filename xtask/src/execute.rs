@@ -85,7 +85,7 @@ pub fn execute(
     let mut report = Report::default();
     let result = build_all(docker, plan, log, options, &mut report)
         .and_then(|()| verify_all(docker, plan, log, &mut report))
-        .and_then(|()| tag_all(docker, plan, log))
+        .and_then(|()| tag_all(docker, plan, log, options.jobs, &mut report))
         .and_then(|()| push_all(docker, plan, log, options.jobs, &mut report));
     (report, result)
 }
@@ -365,18 +365,47 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
     Ok(violations)
 }
 
-fn tag_all(docker: &Docker, plan: &Plan, log: &Log) -> anyhow::Result<()> {
-    for step in &plan.tags {
-        log.info(&step.command.display(docker.program()));
-        if let Err(e) = docker.tag(&step.command) {
-            bail!("{}: {e:#}. Nothing was pushed", step_name(step));
-        }
+/// Tags every image, up to `jobs` images at once. Local tags are not visible to anyone, but
+/// they are still all made before the first push, so that a failing tag pushes nothing.
+fn tag_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
+    let tag_image = |image: &str, steps: &[&Step]| {
+        in_order(image, steps, |step, transcript| {
+            transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
+            docker.tag(&step.command).map(|()| None)
+        })
+    };
+    let failure = for_each_image(&plan.tags, jobs, tag_image, |done| {
+        report.add_time(&done.image, done.elapsed);
+        log.info(done.transcript.trim_end());
+    });
+    match failure {
+        Some((step, e)) => bail!("{}: {e:#}. Nothing was pushed", step_name(&step)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// What one image's pushes send back: the tags that went out, the output, the first failure.
-struct PushDone {
+fn push_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
+    let push_image = |image: &str, steps: &[&Step]| {
+        in_order(image, steps, |step, transcript| {
+            transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
+            let digest = docker.push(&step.command, transcript)?;
+            Ok(Some(Pushed { image: step.image.clone(), reference: step.reference.clone(), digest }))
+        })
+    };
+    let failure = for_each_image(&plan.pushes, jobs, push_image, |done| {
+        report.add_time(&done.image, done.elapsed);
+        report.pushed.extend(done.pushed);
+        log.group(&format!("push {}", done.image), || print!("{}", done.transcript));
+    });
+    match failure {
+        Some((step, e)) => bail!("{}: {e:#}. {}", step_name(&step), push_state(plan, report)),
+        None => Ok(()),
+    }
+}
+
+/// What one image's tags or pushes send back: the pushes that went out, the output, and the
+/// first failure.
+struct ImageDone {
     image: String,
     elapsed: Duration,
     pushed: Vec<Pushed>,
@@ -384,47 +413,55 @@ struct PushDone {
     failure: Option<(Step, anyhow::Error)>,
 }
 
-fn push_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
-    let images = pushed_images(plan);
-    let mut first_failure: Option<(Step, anyhow::Error)> = None;
+/// Runs `work` for every image of `steps` (with that image's steps, in plan order), up to
+/// `jobs` images at once, handing each result to `finished` on this thread. After a failure
+/// no further image is started; the ones running finish. Returns the first failure.
+fn for_each_image(
+    steps: &[Step],
+    jobs: usize,
+    work: impl Fn(&str, &[&Step]) -> ImageDone + Sync,
+    mut finished: impl FnMut(ImageDone),
+) -> Option<(Step, anyhow::Error)> {
+    let mut first_failure = None;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<PushDone>();
-        let mut queue = images.iter();
+        let (tx, rx) = mpsc::channel::<ImageDone>();
+        let mut queue = images_of(steps).into_iter();
         let mut running = 0;
         loop {
             while running < jobs.max(1) && first_failure.is_none() {
                 let Some(image) = queue.next() else { break };
                 running += 1;
-                let tx = tx.clone();
-                let steps: Vec<&Step> = plan.pushes.iter().filter(|s| s.image == *image).collect();
+                let (tx, work) = (tx.clone(), &work);
+                let own: Vec<&Step> = steps.iter().filter(|s| s.image == image).collect();
                 scope.spawn(move || {
-                    let _ = tx.send(push_image(docker, image, &steps));
+                    let _ = tx.send(work(image, &own));
                 });
             }
             if running == 0 {
                 break;
             }
-            let Ok(done) = rx.recv() else { break };
+            let Ok(mut done) = rx.recv() else { break };
             running -= 1;
-            report.add_time(&done.image, done.elapsed);
-            report.pushed.extend(done.pushed);
-            log.group(&format!("push {}", done.image), || print!("{}", done.transcript));
+            let failure = done.failure.take();
+            finished(done);
             if first_failure.is_none() {
-                first_failure = done.failure;
+                first_failure = failure;
             }
         }
     });
-    match first_failure {
-        Some((step, e)) => bail!("{}: {e:#}. {}", step_name(&step), push_state(plan, report)),
-        None => Ok(()),
-    }
+    first_failure
 }
 
-/// Pushes one image's tags in order, stopping at the first failure so that `latest` never gets
-/// ahead of the pinned tags.
-fn push_image(docker: &Docker, image: &str, steps: &[&Step]) -> PushDone {
+/// Runs `one` on each of `image`'s steps in order, stopping at the first failure: an image's
+/// `latest` never gets ahead of its pinned tags. `one` writes its output to the transcript and
+/// returns what a push went out as.
+fn in_order(
+    image: &str,
+    steps: &[&Step],
+    one: impl Fn(&Step, &mut String) -> anyhow::Result<Option<Pushed>>,
+) -> ImageDone {
     let start = Instant::now();
-    let mut done = PushDone {
+    let mut done = ImageDone {
         image: image.to_string(),
         elapsed: Duration::ZERO,
         pushed: Vec::new(),
@@ -432,13 +469,8 @@ fn push_image(docker: &Docker, image: &str, steps: &[&Step]) -> PushDone {
         failure: None,
     };
     for step in steps {
-        done.transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
-        match docker.push(&step.command, &mut done.transcript) {
-            Ok(digest) => done.pushed.push(Pushed {
-                image: step.image.clone(),
-                reference: step.reference.clone(),
-                digest,
-            }),
+        match one(step, &mut done.transcript) {
+            Ok(pushed) => done.pushed.extend(pushed),
             Err(e) => {
                 done.failure = Some(((*step).clone(), e));
                 break;
@@ -453,9 +485,9 @@ fn step_name(step: &Step) -> String {
     format!("{} of {} ({}) failed", step.action, step.image, step.reference)
 }
 
-/// Images with push steps, in plan order.
-fn pushed_images(plan: &Plan) -> Vec<&str> {
-    let mut images: Vec<&str> = plan.pushes.iter().map(|s| s.image.as_str()).collect();
+/// The images `steps` are for, in plan order.
+fn images_of(steps: &[Step]) -> Vec<&str> {
+    let mut images: Vec<&str> = steps.iter().map(|s| s.image.as_str()).collect();
     images.dedup();
     images
 }
@@ -464,7 +496,7 @@ fn pushed_images(plan: &Plan) -> Vec<&str> {
 fn push_state(plan: &Plan, report: &Report) -> String {
     let mut full = Vec::new();
     let mut partial = Vec::new();
-    for image in pushed_images(plan) {
+    for image in images_of(&plan.pushes) {
         let wanted = plan.pushes.iter().filter(|s| s.image == image).count();
         let done = report.pushed.iter().filter(|p| p.image == image).count();
         match done {

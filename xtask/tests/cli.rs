@@ -69,6 +69,15 @@ fn an_existing_unique_tag_stops_publish_before_any_build() {
 }
 
 #[test]
+fn every_image_is_asked_about_not_only_the_first() {
+    let f = Fixture::new("cli");
+    let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST_PRESENT", "child:v1.0.0_1")]).fails();
+    assert!(out.stderr.contains("reg.example/ns/child:v1.0.0_1 already exists"), "{}", out.stderr);
+    assert_eq!(f.docker.calls_of("manifest").len(), 2);
+    assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+}
+
+#[test]
 fn no_registry_access_names_the_login_command() {
     let f = Fixture::new("cli");
     let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST", "unauthorized")]).fails();

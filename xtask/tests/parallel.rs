@@ -102,3 +102,31 @@ fn with_one_job_images_build_one_at_a_time_in_dependency_order() {
         f.docker.calls_of("build").iter().map(|c| c[2].rsplit('-').next().unwrap().to_string()).collect();
     assert_eq!(order, ["base", "child", "quiet"]);
 }
+
+#[test]
+fn images_are_tagged_at_once_and_all_tags_come_before_the_first_push() {
+    let f = Fixture::new("par");
+    // Three images with two tags each (quiet is tagged, not pushed); every tag takes half a
+    // second.
+    let start = Instant::now();
+    f.run(&["publish", "--build-id", "5", "--jobs", "3"], &[("FAKE_TAG_SLEEP", "0.5")]).ok();
+    let elapsed = start.elapsed();
+    // One image after the other would take 3 s of tagging alone; all at once about 1 s.
+    assert!(elapsed < Duration::from_millis(2000), "took {elapsed:?}: {:#?}", f.commands());
+    let commands = f.commands();
+    let last_tag = commands.iter().rposition(|c| c.starts_with("tag ")).expect("tags");
+    let first_push = commands.iter().position(|c| c.starts_with("push ")).expect("pushes");
+    assert!(last_tag < first_push, "{commands:#?}");
+    assert_eq!(commands.iter().filter(|c| c.starts_with("tag ")).count(), 6, "{commands:#?}");
+}
+
+#[test]
+fn a_failed_tag_pushes_nothing_and_says_which() {
+    let f = Fixture::new("par");
+    let out =
+        f.run(&["publish", "--build-id", "5", "--jobs", "2"], &[("FAKE_FAIL_TAG", "child:latest")]).fails();
+    assert!(out.stderr.contains("child:latest"), "{}", out.stderr);
+    assert!(out.stderr.contains("no space left on device"), "{}", out.stderr);
+    assert!(out.stderr.contains("Nothing was pushed"), "{}", out.stderr);
+    assert!(f.pushes().is_empty(), "{:?}", f.pushes());
+}

@@ -66,7 +66,7 @@ pub(super) fn publish(
             Err(e) => return (Report::default(), Err(e)),
         }
     }
-    if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique) {
+    if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique, exec.jobs) {
         return (Report::default(), Err(e));
     }
     execute(&ctx.docker, plan, &ctx.log, exec)

@@ -80,7 +80,9 @@ pub fn run(cmd: &mut Command) -> Run {
 /// Behaviour knobs (environment of the xtask process):
 /// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
 /// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
+/// - FAKE_TAG_SLEEP=<seconds>, FAKE_FAIL_TAG=<substring>: the same for `docker tag`;
 /// - FAKE_MANIFEST=present | unauthorized | down: every manifest exists / 401 / connection refused;
+/// - FAKE_MANIFEST_PRESENT=<substring>: only the manifests of references containing it exist;
 /// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
 ///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all).
 pub struct FakeDocker {
@@ -110,6 +112,10 @@ case "$1" in
   login) cat > "$here/stdin"; echo "Login Succeeded" ;;
   logout) echo "Removing login credentials" ;;
   manifest)
+    for reference; do :; done
+    if [ -n "$FAKE_MANIFEST_PRESENT" ]; then
+      case "$reference" in *"$FAKE_MANIFEST_PRESENT"*) echo '{}'; exit 0 ;; esac
+    fi
     case "$FAKE_MANIFEST" in
       present) echo '{}' ;;
       unauthorized) echo "unauthorized: authentication required" >&2; exit 1 ;;
@@ -117,6 +123,11 @@ case "$1" in
       *) echo "no such manifest: $4" >&2; exit 1 ;;
     esac ;;
   build) build "$@" ;;
+  tag)
+    [ -n "$FAKE_TAG_SLEEP" ] && sleep "$FAKE_TAG_SLEEP"
+    if [ -n "$FAKE_FAIL_TAG" ]; then
+      case "$*" in *"$FAKE_FAIL_TAG"*) echo "Error response from daemon: no space left on device" >&2; exit 1 ;; esac
+    fi ;;
   push)
     if [ -n "$FAKE_PUSH_FAIL" ]; then
       case "$2" in *"$FAKE_PUSH_FAIL")
