@@ -120,6 +120,7 @@ fn build_all(
     let live = jobs == 1 || steps.len() <= 1;
     let mut progress = Progress::new(!live && std::io::stderr().is_terminal());
     let mut state = vec![State::Waiting; steps.len()];
+    let priority = longest_chain_first(steps);
     let mut stopping = false;
     let mut interrupted = false;
     std::thread::scope(|scope| {
@@ -128,7 +129,8 @@ fn build_all(
         loop {
             skip_dependents(steps, &mut state);
             if !stopping {
-                for (index, step) in steps.iter().enumerate() {
+                for &index in &priority {
+                    let step = &steps[index];
                     if running >= jobs {
                         break;
                     }
@@ -199,6 +201,25 @@ fn build_all(
     });
     progress.clear();
     build_result(plan, &state, interrupted)
+}
+
+/// The order in which ready builds start: the one with the longest chain of builds waiting on
+/// it first, so the graph's critical path never queues behind images nothing is built on (with
+/// fewer jobs than ready images, plan order alone can cost a whole extra round of builds).
+fn longest_chain_first(steps: &[Step]) -> Vec<usize> {
+    // Steps come in dependency order, so walking backwards meets every step after all the steps
+    // built on it.
+    let mut chain = vec![1; steps.len()];
+    for i in (0..steps.len()).rev() {
+        for parent in &steps[i].needs {
+            if let Some(p) = steps.iter().position(|s| &s.image == parent) {
+                chain[p] = chain[p].max(chain[i] + 1);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(chain[i]), i));
+    order
 }
 
 fn print_captured(docker: &Docker, step: &Step, output: &str) {
@@ -507,4 +528,36 @@ fn push_state(plan: &Plan, report: &Report) -> String {
     }
     let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     format!("Fully pushed: {}; not fully pushed: {}", list(&full), list(&partial))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, DockerCommand};
+
+    fn build(image: &str, needs: &[&str]) -> Step {
+        Step {
+            image: image.to_string(),
+            action: Action::Build,
+            command: DockerCommand::new(["build", image]),
+            reference: format!("r/{image}:1"),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_longest_chain_starts_first_and_ties_keep_plan_order() {
+        // Plan order (parents first): two leaves, then the chain c -> d -> e, and f on c.
+        let steps = [
+            build("a", &[]),
+            build("b", &[]),
+            build("c", &[]),
+            build("d", &["c"]),
+            build("e", &["d"]),
+            build("f", &["c"]),
+        ];
+        let names: Vec<&str> =
+            longest_chain_first(&steps).into_iter().map(|i| steps[i].image.as_str()).collect();
+        assert_eq!(names, ["c", "d", "a", "b", "e", "f"]);
+    }
 }

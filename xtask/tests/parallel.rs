@@ -130,3 +130,27 @@ fn a_failed_tag_pushes_nothing_and_says_which() {
     assert!(out.stderr.contains("Nothing was pushed"), "{}", out.stderr);
     assert!(f.pushes().is_empty(), "{:?}", f.pushes());
 }
+
+#[test]
+fn the_image_with_the_longest_chain_behind_it_builds_first() {
+    let dir = support::TempDir::new("par-chain");
+    let images: &[(&str, &[&str], bool)] =
+        &[("a", &[], true), ("b", &[], true), ("c", &[], true), ("d", &["c"], true), ("e", &["d"], true)];
+    let inventory = support::fixture_inventory(&dir, "reg.example/ns", "base:1", images);
+    let f = Fixture { dir, inventory, docker: support::FakeDocker::new() };
+    // Two jobs. In plan order (a, b first) the chain c -> d -> e would start a round late:
+    // four rounds of builds instead of three.
+    let start = Instant::now();
+    f.run(&["build", "--jobs", "2"], &[("FAKE_BUILD_SLEEP", "0.4")]).ok();
+    let elapsed = start.elapsed();
+    let started: Vec<String> =
+        f.docker.calls_of("build").iter().map(|c| c[2].rsplit('-').next().unwrap().to_string()).collect();
+    let round = |r: usize| {
+        let mut pair: Vec<&str> =
+            started[2 * r..(2 * r + 2).min(started.len())].iter().map(String::as_str).collect();
+        pair.sort();
+        pair
+    };
+    assert_eq!((round(0), round(1), round(2)), (vec!["a", "c"], vec!["b", "d"], vec!["e"]), "{started:?}");
+    assert!(elapsed < Duration::from_millis(1550), "three rounds of 0.4 s took {elapsed:?}");
+}
