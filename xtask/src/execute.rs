@@ -390,10 +390,7 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
 /// they are still all made before the first push, so that a failing tag pushes nothing.
 fn tag_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
     let tag_image = |image: &str, steps: &[&Step]| {
-        in_order(image, steps, |step, transcript| {
-            transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
-            docker.tag(&step.command).map(|()| None)
-        })
+        in_order(docker, image, steps, |step, _| docker.tag(&step.command).map(|()| None))
     };
     let failure = for_each_image(&plan.tags, jobs, tag_image, |done| {
         report.add_time(&done.image, done.elapsed);
@@ -407,8 +404,7 @@ fn tag_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Re
 
 fn push_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
     let push_image = |image: &str, steps: &[&Step]| {
-        in_order(image, steps, |step, transcript| {
-            transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
+        in_order(docker, image, steps, |step, transcript| {
             let digest = docker.push(&step.command, transcript)?;
             Ok(Some(Pushed { image: step.image.clone(), reference: step.reference.clone(), digest }))
         })
@@ -474,9 +470,10 @@ fn for_each_image(
 }
 
 /// Runs `one` on each of `image`'s steps in order, stopping at the first failure: an image's
-/// `latest` never gets ahead of its pinned tags. `one` writes its output to the transcript and
-/// returns what a push went out as.
+/// `latest` never gets ahead of its pinned tags. Each step's command goes to the transcript
+/// first; `one` adds its output there and returns what a push went out as.
 fn in_order(
+    docker: &Docker,
     image: &str,
     steps: &[&Step],
     one: impl Fn(&Step, &mut String) -> anyhow::Result<Option<Pushed>>,
@@ -490,6 +487,7 @@ fn in_order(
         failure: None,
     };
     for step in steps {
+        done.transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
         match one(step, &mut done.transcript) {
             Ok(pushed) => done.pushed.extend(pushed),
             Err(e) => {
