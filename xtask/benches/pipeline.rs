@@ -125,7 +125,7 @@ impl Drop for Scratch {
 /// Parents of image `i` in the generated inventories: a forest of shallow trees (every fourth
 /// image is a new root), like base images with a few families of children.
 fn parent(i: usize) -> Option<usize> {
-    (i % 4 != 0).then(|| (i - 1) / 3)
+    (!i.is_multiple_of(4)).then(|| (i - 1) / 3)
 }
 
 fn generated_inventory(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {

@@ -5,7 +5,6 @@
 //! (after .dockerignore) and its parents in the inventory. A change to the inventory file or
 //! to the tool itself rebuilds everything, since either can change every image's build.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::inventory::Inventory;
@@ -92,63 +91,6 @@ pub fn select(
     selected
 }
 
-/// The COPY and ADD sources of a Dockerfile (relative to the context), skipping copies from
-/// other build stages or images (`--from`) and URLs.
-pub fn copy_sources(dockerfile: &str) -> Vec<String> {
-    let mut sources = Vec::new();
-    for instruction in instructions(dockerfile) {
-        let mut words = instruction.split_whitespace();
-        let Some(keyword) = words.next() else { continue };
-        if !(keyword.eq_ignore_ascii_case("COPY") || keyword.eq_ignore_ascii_case("ADD")) {
-            continue;
-        }
-        let rest: Vec<&str> = words.collect();
-        if rest.iter().any(|w| w.starts_with("--from")) {
-            continue;
-        }
-        let args: Vec<String> = rest.iter().filter(|w| !w.starts_with("--")).map(|w| w.to_string()).collect();
-        let args = match args.first() {
-            Some(first) if first.starts_with('[') => json_words(&args.join(" ")),
-            _ => args,
-        };
-        if let Some((_, srcs)) = args.split_last() {
-            sources.extend(srcs.iter().filter(|s| !s.contains("://")).cloned());
-        }
-    }
-    sources
-}
-
-/// Instructions with `\` continuations joined and comments dropped.
-fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in dockerfile.lines() {
-        let trimmed = line.trim();
-        if current.is_empty() && (trimmed.starts_with('#') || trimmed.is_empty()) {
-            continue;
-        }
-        match trimmed.strip_suffix('\\') {
-            Some(head) => {
-                current.push_str(head);
-                current.push(' ');
-            }
-            None => {
-                current.push_str(trimmed);
-                out.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-/// `["a", "b c", "d"]` -> the strings.
-fn json_words(text: &str) -> Vec<String> {
-    text.split('"').skip(1).step_by(2).map(String::from).collect()
-}
-
 /// Whether a COPY source reaches `file` (both relative to the context): the file itself, a
 /// folder holding it, or a wildcard pattern matching it.
 fn reaches(source: &str, file: &str) -> bool {
@@ -219,51 +161,10 @@ fn glob(pattern: &str, path: &str) -> bool {
     segments(&p, &s)
 }
 
-/// The inventory images a Dockerfile builds FROM, resolving `${ARG}` from the ARG defaults
-/// declared before it. Used by `check` to find a parent that depends_on leaves out.
-pub fn from_images(dockerfile: &str) -> Vec<String> {
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
-    let mut images = Vec::new();
-    for instruction in instructions(dockerfile) {
-        let mut words = instruction.split_whitespace();
-        match words.next().map(str::to_ascii_uppercase).as_deref() {
-            Some("ARG") => {
-                if let Some((key, value)) = words.next().and_then(|w| w.split_once('=')) {
-                    args.insert(key.to_string(), value.trim_matches('"').to_string());
-                }
-            }
-            Some("FROM") => {
-                if let Some(image) = words.find(|w| !w.starts_with("--")) {
-                    images.push(substitute(image, &args));
-                }
-            }
-            _ => {}
-        }
-    }
-    images
-}
-
-fn substitute(text: &str, args: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_string();
-    for (key, value) in args {
-        out = out.replace(&format!("${{{key}}}"), value).replace(&format!("${key}"), value);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testdir::TestDir;
-
-    #[test]
-    fn copy_sources_of_a_dockerfile() {
-        let dockerfile = "FROM x\n# COPY not-this\nCOPY harden.sh /tmp/\nADD --chown=1:1 a b /dst/\n\
-                          COPY --from=build /out /out\nCOPY [\"with space.txt\", \"/x\"]\nRUN echo \\\n COPY no\n\
-                          ADD https://example.com/f /f\nCOPY conf/*.yml \\\n /etc/\n";
-        assert_eq!(copy_sources(dockerfile), ["harden.sh", "a", "b", "with space.txt", "conf/*.yml"]);
-        assert!(copy_sources("FROM x\nRUN true\n").is_empty());
-    }
 
     #[test]
     fn what_a_source_reaches() {
@@ -286,12 +187,6 @@ mod tests {
         assert!(dockerignored(&patterns, "secrets/key"));
         assert!(dockerignored(&patterns, "a/b/c.tmp"));
         assert!(!dockerignored(&patterns, "harden.sh"));
-    }
-
-    #[test]
-    fn from_lines_resolve_arg_defaults() {
-        let dockerfile = "ARG BASE_IMAGE=ghcr.io/x/alpine:latest\nFROM ${BASE_IMAGE} AS base\nFROM --platform=$BUILDPLATFORM golang:1 AS b\n";
-        assert_eq!(from_images(dockerfile), ["ghcr.io/x/alpine:latest", "golang:1"]);
     }
 
     fn inventory(dir: &TestDir) -> Inventory {

@@ -1,18 +1,23 @@
-//! The only place that runs the docker CLI: `docker` on PATH, or `$DOCKER` when set.
+//! The only place that runs the container CLI: `docker` on PATH, or `$DOCKER` when set (a
+//! pinned docker, or podman).
 //!
-//! Every call is an argument vector, never a shell string; a secret reaches docker only on
-//! stdin. Every child runs under a timeout and stops when the tool is interrupted. Login, push
-//! and registry queries are retried with backoff when the failure is transient.
+//! Every call is an argument vector, never a shell string; a secret reaches the CLI only on
+//! stdin. Every child runs under a time limit and stops when the tool is interrupted. Login
+//! and push are retried with backoff when the failure is transient. What is parsed as data
+//! (ids, versions, users) is read from stdout alone; errors come from stderr.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::env::Env;
 use crate::gha::Log;
 use crate::plan::{Builder, DockerCommand};
-use crate::process::{self, last_line, sleep_unless_interrupted, Finished, Io};
+use crate::process::{self, sleep_unless_interrupted, Finished, Io};
+use crate::registry::Transport;
 use crate::retry::{self, Backoff, Failure};
 use crate::tarscan::{self, Listing};
 
@@ -36,99 +41,110 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How long one docker command may run before it is stopped and reported.
+/// How long one command may run before it is stopped and reported.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub build: Duration,
     pub push: Duration,
-    /// Everything else: version, tag, login, logout, manifest inspect.
+    /// Everything else: version, tag, login, logout, registry queries.
     pub command: Duration,
 }
 
 impl Timeouts {
     /// Defaults (build 60 min, push 20 min, other commands 2 min), or XTASK_BUILD_TIMEOUT,
     /// XTASK_PUSH_TIMEOUT and XTASK_COMMAND_TIMEOUT in seconds.
-    pub fn from_env(env: &Env) -> Timeouts {
-        let secs = |name: &str, default: u64| {
-            Duration::from_secs(env.get(name).and_then(|v| v.parse().ok()).unwrap_or(default))
+    pub fn from_env(env: &Env) -> anyhow::Result<Timeouts> {
+        let secs = |name: &str, default: u64| -> anyhow::Result<Duration> {
+            match env.number(name, default)? {
+                0 => bail!("{name}=0: a time limit must be at least one second"),
+                n => Ok(Duration::from_secs(n)),
+            }
         };
-        Timeouts {
-            build: secs("XTASK_BUILD_TIMEOUT", 3600),
-            push: secs("XTASK_PUSH_TIMEOUT", 1200),
-            command: secs("XTASK_COMMAND_TIMEOUT", 120),
-        }
+        Ok(Timeouts {
+            build: secs("XTASK_BUILD_TIMEOUT", 3600)?,
+            push: secs("XTASK_PUSH_TIMEOUT", 1200)?,
+            command: secs("XTASK_COMMAND_TIMEOUT", 120)?,
+        })
     }
+}
+
+/// Which CLI `$DOCKER` is: their commands, outputs and registry settings differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Docker,
+    Podman,
 }
 
 pub struct Docker {
     program: String,
-    timeouts: Timeouts,
-    backoff: Backoff,
+    client: OnceLock<Client>,
+    pub timeouts: Timeouts,
+    pub backoff: Backoff,
     log: Log,
-}
-
-/// What the registry says about one reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Manifest {
-    Present,
-    Absent,
-    /// The registry wants credentials the engine does not have (or refuses the ones it has).
-    Unauthorized(String),
-    /// No answer: connection refused, DNS, TLS, timeouts (after the retries).
-    Unreachable(String),
-}
-
-/// A finished child after any retries.
-struct Attempts {
-    last: Finished,
-    retries: u32,
-}
-
-impl Attempts {
-    /// `"after 3 retries: "` or nothing, for messages.
-    fn after(&self) -> String {
-        match self.retries {
-            0 => String::new(),
-            1 => "after 1 retry: ".into(),
-            n => format!("after {n} retries: "),
-        }
-    }
 }
 
 const INSTALL_DOCKER: &str = "Install the Docker CLI, or set $DOCKER to the client to use";
 
 impl Docker {
-    pub fn from_env(env: &Env) -> Docker {
-        Docker {
+    pub fn from_env(env: &Env) -> anyhow::Result<Docker> {
+        Ok(Docker {
             program: env.get("DOCKER").unwrap_or("docker").to_string(),
-            timeouts: Timeouts::from_env(env),
-            backoff: Backoff::from_env(env),
+            client: OnceLock::new(),
+            timeouts: Timeouts::from_env(env)?,
+            backoff: Backoff::from_env(env)?,
             log: Log::new(env),
-        }
+        })
     }
 
     pub fn program(&self) -> &str {
         &self.program
     }
 
-    /// Fails with the fix when the CLI is missing or the daemon does not answer.
+    /// docker or podman, from `$DOCKER --version` (asked once).
+    pub fn client(&self) -> anyhow::Result<Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(*client);
+        }
+        let out = self.exec(&["--version"], Io::Capture(None), self.timeouts.command)?;
+        let client = match out.stdout.trim_start().to_ascii_lowercase().starts_with("podman") {
+            true => Client::Podman,
+            false => Client::Docker,
+        };
+        Ok(*self.client.get_or_init(|| client))
+    }
+
+    /// Fails with the fix when the CLI is missing or the engine does not answer.
     pub fn check_engine(&self) -> anyhow::Result<()> {
-        let args = ["version", "--format", "{{.Server.Version}}"].map(String::from);
-        let out = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
-        if !out.success {
+        let out = self.exec(
+            &["version", "--format", "{{.Server.Version}}"],
+            Io::Capture(None),
+            self.timeouts.command,
+        )?;
+        if !out.success || out.stdout.trim().is_empty() {
             bail!(
-                "the Docker daemon is not reachable ({}). Start it (dockerd, or Docker Desktop) and try again",
-                last_line(&out.output)
+                "the container engine behind `{}` is not reachable ({}). Start it (dockerd, Docker Desktop, \
+                 or podman's service) and try again",
+                self.program,
+                out.error_line()
             );
         }
         Ok(())
     }
 
     /// BuildKit whenever this client offers it: buildx when installed (required for
-    /// `--builder`), else the built-in BuildKit of clients before 23, else the legacy builder.
+    /// `--builder`), else the built-in BuildKit of docker clients before 23, else the legacy
+    /// builder. Podman builds with its own builder (buildah).
     pub fn detect_builder(&self, name: Option<&str>) -> anyhow::Result<Builder> {
-        let buildx =
-            self.exec(&["buildx", "version"].map(String::from), Io::Capture(None), self.timeouts.command)?;
+        if self.client()? == Client::Podman {
+            if let Some(name) = name {
+                bail!(
+                    "--builder {name} needs docker buildx; `{}` is podman, which has no builders to pick",
+                    self.program
+                );
+            }
+            return Ok(Builder::Podman);
+        }
+        let buildx = self.exec(&["buildx", "version"], Io::Capture(None), self.timeouts.command)?;
         if buildx.success {
             return Ok(Builder::Buildx { name: name.map(String::from) });
         }
@@ -138,20 +154,21 @@ impl Docker {
                 self.program
             );
         }
-        let args = ["version", "--format", "{{.Client.Version}}"].map(String::from);
-        let version = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
-        let major =
-            version.output.lines().next().and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
+        let version = self.exec(
+            &["version", "--format", "{{.Client.Version}}"],
+            Io::Capture(None),
+            self.timeouts.command,
+        )?;
+        let major = version.stdout.trim().split('.').next().and_then(|m| m.parse::<u32>().ok());
         match major {
             Some(major) if major < 23 => Ok(Builder::BuildKit),
             _ => Ok(Builder::Legacy),
         }
     }
 
-    /// Runs a build: output live when `live`, else captured for printing whole. Err only when
-    /// docker could not run to the end (missing, timed out, interrupted).
+    /// Runs a build: output streamed when `live`, else captured for printing whole.
     pub fn build(&self, command: &DockerCommand, live: bool) -> anyhow::Result<Finished> {
-        let io = if live { Io::Inherit } else { Io::Capture(None) };
+        let io = if live { Io::Stream } else { Io::Capture(None) };
         process::run_with_env(
             &self.program,
             &command.args,
@@ -162,50 +179,47 @@ impl Docker {
         )
     }
 
-    /// Runs `docker tag`.
-    pub fn tag(&self, command: &DockerCommand) -> anyhow::Result<()> {
+    /// Runs a short command (tag, image rm) that must succeed.
+    pub fn run(&self, command: &DockerCommand) -> anyhow::Result<Finished> {
         let out = self.exec(&command.args, Io::Capture(None), self.timeouts.command)?;
         if !out.success {
-            bail!("docker tag exited with {}: {}", out.status, last_line(&out.output));
+            bail!("{} {} {}: {}", self.name(), command.args[0], out.status, out.error_line());
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Runs `docker push` (retrying transient failures) and returns the digest the registry
-    /// answered with. Every attempt's output goes to `out`.
-    pub fn push(&self, command: &DockerCommand, out: &mut String) -> anyhow::Result<Option<String>> {
-        let what = format!("docker push {}", command.args.last().map_or("", String::as_str));
-        let attempts = self
-            .retrying(&what, Some(out), || self.exec(&command.args, Io::Capture(None), self.timeouts.push))?;
-        if !attempts.last.success {
-            bail!("{}{}", attempts.after(), last_line(&attempts.last.output));
-        }
-        Ok(attempts.last.output.lines().find_map(push_digest))
+    /// Runs a push (retrying transient failures) and returns the digest docker reports, if
+    /// any (podman reports none; the registry is asked afterwards either way). Every attempt's
+    /// output goes to `transcript`.
+    pub fn push(
+        &self,
+        command: &DockerCommand,
+        registry: &str,
+        transcript: &mut String,
+    ) -> anyhow::Result<Option<String>> {
+        let reference = command.args.last().map_or("", String::as_str);
+        let what = format!("{} push {reference}", self.name());
+        let last = self.retrying(&what, registry, Some(transcript), || {
+            self.exec(&command.args, Io::Capture(None), self.timeouts.push)
+        })?;
+        Ok(last.stdout.lines().find_map(push_digest))
     }
 
     /// `docker login HOST -u USER --password-stdin`, the token on stdin.
     pub fn login(&self, host: &str, username: &str, token: &Secret) -> anyhow::Result<()> {
         let args = login_args(host, username);
         let stdin = token.expose().as_bytes();
-        let attempts = self.retrying(&format!("docker login {host}"), None, || {
+        let what = format!("{} login as {username}", self.name());
+        let result = self.retrying(&what, host, None, || {
             self.exec(&args, Io::Capture(Some(stdin)), self.timeouts.command)
-        })?;
-        if !attempts.last.success {
-            // docker does not echo the password, but scrub it anyway in case a client ever does.
-            let said = attempts.last.output.replace(token.expose(), "***");
-            bail!("docker login to {host} as {username} failed: {}{}", attempts.after(), last_line(&said));
-        }
-        Ok(())
+        });
+        // The CLI does not echo the password, but scrub it anyway in case a client ever does.
+        result.map(|_| ()).map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replace(token.expose(), "***")))
     }
 
     /// `docker logout HOST`, so credentials do not outlive the job on a reused runner.
     pub fn logout(&self, host: &str) -> anyhow::Result<()> {
-        let args = ["logout", host].map(String::from);
-        let out = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
-        if !out.success {
-            bail!("{}", last_line(&out.output));
-        }
-        Ok(())
+        self.run(&DockerCommand::new(["logout", host])).map(|_| ())
     }
 
     /// The user an image is configured to run as, and its files (from a container that is
@@ -215,73 +229,100 @@ impl Docker {
         reference: &str,
         keep: &dyn Fn(&str) -> bool,
     ) -> anyhow::Result<(String, Listing)> {
-        let inspect = ["image", "inspect", "--format", "{{.Config.User}}", reference].map(String::from);
-        let user = self.exec(&inspect, Io::Capture(None), self.timeouts.command)?;
-        if !user.success {
-            bail!("cannot inspect {reference}: {}", last_line(&user.output));
+        let inspect = self.exec(
+            &["image", "inspect", "--format", "{{.Config.User}}", reference],
+            Io::Capture(None),
+            self.timeouts.command,
+        )?;
+        if !inspect.success {
+            bail!("cannot inspect {reference}: {}", inspect.error_line());
         }
         // The entrypoint is never run; it only spares images without CMD a create error.
-        let create = ["create", "--entrypoint", "/xtask-verify-never-runs", reference].map(String::from);
+        let create = ["create", "--entrypoint", "/xtask-verify-never-runs", reference];
         let created = self.exec(&create, Io::Capture(None), self.timeouts.command)?;
-        if !created.success {
-            bail!("cannot create a container of {reference}: {}", last_line(&created.output));
+        let container =
+            created.stdout.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default().to_string();
+        if !created.success || container.is_empty() {
+            bail!("cannot create a container of {reference}: {}", created.error_line());
         }
-        let container = last_line(&created.output).to_string();
         let archive =
             std::env::temp_dir().join(format!("xtask-export-{}-{container}.tar", std::process::id()));
         let listing = (|| {
-            let export = ["export", "--output", &archive.to_string_lossy(), &container].map(String::from);
+            let export = ["export", "--output", &archive.to_string_lossy(), &container];
             let exported = self.exec(&export, Io::Capture(None), self.timeouts.push)?;
             if !exported.success {
-                bail!("cannot export the files of {reference}: {}", last_line(&exported.output));
+                bail!("cannot export the files of {reference}: {}", exported.error_line());
             }
             let file = std::fs::File::open(&archive)?;
             tarscan::scan(std::io::BufReader::new(file), keep)
         })();
-        let _ = self.exec(
-            &["rm", "--force", &container].map(String::from),
-            Io::Capture(None),
-            self.timeouts.command,
-        );
+        let _ = self.exec(&["rm", "--force", &container], Io::Capture(None), self.timeouts.command);
         let _ = std::fs::remove_file(&archive);
-        Ok((user.output.trim().to_string(), listing?))
+        Ok((inspect.stdout.trim().to_string(), listing?))
     }
 
-    /// Asks the registry (with the engine's stored credentials) whether `reference` exists.
-    pub fn manifest(&self, reference: &str, insecure: bool) -> anyhow::Result<Manifest> {
-        let args = manifest_args(reference, insecure);
-        let attempts = self.retrying(&format!("docker manifest inspect {reference}"), None, || {
-            self.exec(&args, Io::Capture(None), self.timeouts.command)
-        })?;
-        Ok(match classify_manifest(attempts.last.success, &attempts.last.output) {
-            Manifest::Unreachable(said) => Manifest::Unreachable(format!("{}{said}", attempts.after())),
-            other => other,
-        })
+    /// How the engine reaches `host`: TLS, or (for registries its settings call insecure) TLS
+    /// without verification and then plain HTTP. Decided by the engine's own rules, never by
+    /// how the name is spelled: docker's insecure-registries and their CIDRs (127.0.0.0/8 by
+    /// default, matched against what the name resolves to), podman's registries.conf.
+    pub fn transport(&self, host: &str) -> anyhow::Result<Transport> {
+        let insecure = match self.client()? {
+            Client::Docker => {
+                let out = self.run(&DockerCommand::new(["info", "--format", "{{json .RegistryConfig}}"]))?;
+                let config: serde_json::Value =
+                    serde_json::from_str(out.stdout.trim()).with_context(|| {
+                        format!("cannot read the engine's registry settings from `{} info`", self.program)
+                    })?;
+                docker_insecure(&config, host, &resolve(host))
+            }
+            Client::Podman => {
+                let out = self.run(&DockerCommand::new(["info", "--format", "json"]))?;
+                let info: serde_json::Value = serde_json::from_str(out.stdout.trim()).with_context(|| {
+                    format!("cannot read the registry settings from `{} info`", self.program)
+                })?;
+                podman_insecure(&info["registries"], host)
+            }
+        };
+        Ok(if insecure { Transport::Insecure } else { Transport::Tls })
     }
 
-    /// Runs `attempt` until it succeeds, fails permanently, or the retries are used up; each
-    /// retry is logged. `transcript` collects every attempt's output (pushes).
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up; each
+    /// retry is logged. A time limit that ran out counts as transient. The error names the
+    /// command and the registry.
     fn retrying(
         &self,
         what: &str,
+        registry: &str,
         mut transcript: Option<&mut String>,
         mut attempt: impl FnMut() -> anyhow::Result<Finished>,
-    ) -> anyhow::Result<Attempts> {
+    ) -> anyhow::Result<Finished> {
         let mut retries = 0;
         loop {
             let last = attempt()?;
             if let Some(t) = transcript.as_deref_mut() {
-                t.push_str(&last.output);
+                t.push_str(&last.transcript());
             }
-            let transient = !last.success && retry::classify(&last.output) == Failure::Transient;
+            if last.success {
+                return Ok(last);
+            }
+            let cause = match last.timed_out {
+                Some(limit) => format!("did not finish within {}s and was stopped", limit.as_secs_f64()),
+                None => last.error_line().to_string(),
+            };
+            let transient =
+                last.timed_out.is_some() || retry::classify(last.error_line()) == Failure::Transient;
             if !transient || retries == self.backoff.retries {
-                return Ok(Attempts { last, retries });
+                let after = match retries {
+                    0 => String::new(),
+                    1 => " after 1 retry".to_string(),
+                    n => format!(" after {n} retries"),
+                };
+                bail!("{what} (registry {registry}) failed{after}: {cause}");
             }
             retries += 1;
             let wait = self.backoff.delay(retries, retry::jitter());
             self.log.warning(&format!(
-                "{what} failed ({}); retry {retries} of {} in {:.1}s",
-                last_line(&last.output),
+                "{what} (registry {registry}) failed ({cause}); retry {retries} of {} in {:.1}s",
                 self.backoff.retries,
                 wait.as_secs_f64()
             ));
@@ -289,8 +330,15 @@ impl Docker {
         }
     }
 
-    fn exec(&self, args: &[String], io: Io<'_>, timeout: Duration) -> anyhow::Result<Finished> {
-        process::run(&self.program, args, io, timeout, INSTALL_DOCKER)
+    /// `docker` or `podman`, for messages.
+    fn name(&self) -> &str {
+        std::path::Path::new(&self.program).file_name().and_then(|n| n.to_str()).unwrap_or(&self.program)
+    }
+
+    fn exec<S: AsRef<str>>(&self, args: &[S], io: Io<'_>, timeout: Duration) -> anyhow::Result<Finished> {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+        let out = process::run(&self.program, &args, io, timeout, INSTALL_DOCKER)?;
+        Ok(out)
     }
 }
 
@@ -298,40 +346,80 @@ pub fn login_args(host: &str, username: &str) -> Vec<String> {
     ["login", host, "--username", username, "--password-stdin"].map(String::from).to_vec()
 }
 
-fn manifest_args(reference: &str, insecure: bool) -> Vec<String> {
-    let mut args = vec!["manifest".to_string(), "inspect".to_string()];
-    if insecure {
-        args.push("--insecure".into());
-    }
-    args.push(reference.to_string());
-    args
-}
-
-/// Reads `docker manifest inspect`'s answer. Unknown failures count as unreachable, never as
-/// absent: treating "could not ask" as "not there" would let a rerun overwrite a pinned tag.
-fn classify_manifest(success: bool, said: &str) -> Manifest {
-    if success {
-        return Manifest::Present;
-    }
-    let lower = said.to_ascii_lowercase();
-    let line = last_line(said).to_string();
-    if lower.contains("no such manifest") || lower.contains("manifest unknown") {
-        Manifest::Absent
-    } else if ["unauthorized", "no basic auth credentials", "denied", "401", "403"]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
-        Manifest::Unauthorized(line)
-    } else {
-        Manifest::Unreachable(line)
-    }
-}
-
 /// The digest in docker push's closing line: `v1: digest: sha256:... size: 735`.
 pub fn push_digest(line: &str) -> Option<String> {
     let rest = line.split_once("digest: ")?.1;
     let digest = rest.split_whitespace().next()?;
     digest.starts_with("sha256:").then(|| digest.to_string())
+}
+
+/// `sha256:<hex>` whether the CLI said it with or without the algorithm (podman's ids come
+/// bare from some commands).
+pub fn normalize_id(id: &str) -> String {
+    let id = id.trim();
+    if id.contains(':') || id.is_empty() {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
+}
+
+/// The addresses `host` (`name[:port]`) resolves to; none when it does not resolve.
+fn resolve(host: &str) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let name = host_name(host);
+    if let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return vec![ip];
+    }
+    (name, 0u16).to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default()
+}
+
+/// `registry.internal` of `registry.internal:5000`, `[::1]` of `[::1]:5000`.
+fn host_name(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    }
+}
+
+/// The docker engine's rule (`docker info`'s RegistryConfig): a registry it has settings for
+/// is insecure when they say so; any other is insecure when an address its name resolves to
+/// lies in one of the insecure CIDRs.
+fn docker_insecure(config: &serde_json::Value, host: &str, addresses: &[IpAddr]) -> bool {
+    if let Some(index) = config["IndexConfigs"].get(host) {
+        return index["Secure"] == serde_json::Value::Bool(false);
+    }
+    let cidrs = config["InsecureRegistryCIDRs"].as_array().cloned().unwrap_or_default();
+    cidrs.iter().filter_map(|c| c.as_str()).any(|cidr| addresses.iter().any(|ip| in_cidr(*ip, cidr)))
+}
+
+/// Podman's rule (registries.conf, as `podman info` reports it): the most specific entry whose
+/// prefix is the host, or the host and a path, decides.
+fn podman_insecure(registries: &serde_json::Value, host: &str) -> bool {
+    let Some(entries) = registries.as_object() else { return false };
+    entries
+        .iter()
+        .filter(|(prefix, entry)| {
+            entry.is_object() && (prefix.as_str() == host || prefix.starts_with(&format!("{host}/")))
+        })
+        .min_by_key(|(prefix, _)| prefix.len())
+        .is_some_and(|(_, entry)| entry["Insecure"] == serde_json::Value::Bool(true))
+}
+
+fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
+    let Some((network, bits)) = cidr.split_once('/') else { return false };
+    let (Ok(network), Ok(bits)) = (network.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -349,30 +437,70 @@ mod tests {
         assert_eq!(push_digest("fb7774699db7: Pushed"), None);
     }
 
+    /// `docker info --format '{{json .RegistryConfig}}'` of a 20.10 engine with one registry
+    /// configured as insecure by name.
+    const DOCKER_INFO: &str = r#"{"AllowNondistributableArtifactsCIDRs":[],"AllowNondistributableArtifactsHostnames":[],"InsecureRegistryCIDRs":["127.0.0.0/8"],"IndexConfigs":{"docker.io":{"Name":"docker.io","Mirrors":[],"Secure":true,"Official":true},"registry.internal:5000":{"Name":"registry.internal:5000","Mirrors":[],"Secure":false,"Official":false}},"Mirrors":[]}"#;
+
     #[test]
-    fn manifest_answers() {
-        assert_eq!(classify_manifest(true, ""), Manifest::Present);
-        assert_eq!(classify_manifest(false, "no such manifest: 127.0.0.1:5055/x/a:nope\n"), Manifest::Absent);
-        assert!(matches!(
-            classify_manifest(false, "Get \"http://h/v2/x/manifests/y\": no basic auth credentials\n"),
-            Manifest::Unauthorized(_)
-        ));
-        assert!(matches!(
-            classify_manifest(false, "unauthorized: authentication required"),
-            Manifest::Unauthorized(_)
-        ));
-        assert!(matches!(
-            classify_manifest(
-                false,
-                "failed to configure transport: error pinging v2 registry: connect: connection refused"
-            ),
-            Manifest::Unreachable(_)
-        ));
-        assert!(matches!(classify_manifest(false, "something new"), Manifest::Unreachable(_)));
+    fn the_engine_decides_plain_http_by_address_and_settings_not_by_spelling() {
+        let config: serde_json::Value = serde_json::from_str(DOCKER_INFO).unwrap();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let public: IpAddr = "140.82.112.33".parse().unwrap();
+        // A host name that resolves into 127.0.0.0/8 is insecure, whatever it is called.
+        assert!(docker_insecure(&config, "vm:5000", &[loopback]));
+        assert!(docker_insecure(&config, "127.0.0.1:5000", &[loopback]));
+        // A registry configured by name is insecure even though it resolves elsewhere...
+        assert!(docker_insecure(&config, "registry.internal:5000", &[public]));
+        // ...and a public one is not, nor is a name that does not resolve.
+        assert!(!docker_insecure(&config, "ghcr.io", &[public]));
+        assert!(!docker_insecure(&config, "nowhere.invalid:5000", &[]));
+        // "docker.io" is configured secure; its address decides nothing.
+        assert!(!docker_insecure(&config, "docker.io", &[loopback]));
+        assert!(in_cidr("::1".parse().unwrap(), "::1/128"));
+        assert!(!in_cidr("10.0.0.1".parse().unwrap(), "127.0.0.0/8"));
+        assert!(in_cidr("10.1.2.3".parse().unwrap(), "10.0.0.0/8"));
+        assert!(in_cidr("10.1.2.3".parse().unwrap(), "0.0.0.0/0"));
+    }
+
+    #[test]
+    fn podman_reads_registries_conf() {
+        let registries: serde_json::Value = serde_json::from_str(
+            r#"{"search":["docker.io"],"vm:5000":{"Prefix":"vm:5000","Location":"vm:5000","Insecure":true,"Blocked":false},"ghcr.io":{"Prefix":"ghcr.io","Insecure":false}}"#,
+        )
+        .unwrap();
+        assert!(podman_insecure(&registries, "vm:5000"));
+        assert!(!podman_insecure(&registries, "ghcr.io"));
+        // Podman, unlike docker, has no default for loopback addresses.
+        assert!(!podman_insecure(&registries, "127.0.0.1:5000"));
+        assert!(!podman_insecure(&serde_json::json!({}), "vm:5000"));
+    }
+
+    #[test]
+    fn host_names_and_resolution() {
+        assert_eq!(host_name("vm:5000"), "vm");
+        assert_eq!(host_name("ghcr.io"), "ghcr.io");
+        assert_eq!(host_name("[::1]:5000"), "[::1]");
+        assert_eq!(resolve("127.0.0.1:5000"), ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(resolve("[::1]:5000"), ["::1".parse::<IpAddr>().unwrap()]);
+        assert!(resolve("localhost:5000").iter().any(IpAddr::is_loopback));
+    }
+
+    #[test]
+    fn ids_carry_their_algorithm() {
+        assert_eq!(normalize_id("abc\n"), "sha256:abc");
+        assert_eq!(normalize_id("sha256:abc"), "sha256:abc");
     }
 
     #[test]
     fn secret_debug_hides_the_value() {
         assert_eq!(format!("{:?}", Secret::new("ghp_abc".into())), "Secret(***)");
+    }
+
+    #[test]
+    fn bad_time_limits_name_the_variable() {
+        let err = Timeouts::from_env(&Env::from_pairs(&[("XTASK_BUILD_TIMEOUT", "abc")])).unwrap_err();
+        assert!(err.to_string().contains("XTASK_BUILD_TIMEOUT=`abc`"), "{err}");
+        assert!(Timeouts::from_env(&Env::from_pairs(&[("XTASK_PUSH_TIMEOUT", "0")])).is_err());
+        assert_eq!(Timeouts::from_env(&Env::default()).unwrap().command, Duration::from_secs(120));
     }
 }

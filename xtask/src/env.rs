@@ -24,6 +24,19 @@ impl Env {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A whole number from `name`, or `default` when it is unset; anything else is an error
+    /// that names the variable, so a typo never silently falls back to the default.
+    pub fn number(&self, name: &str, default: u64) -> anyhow::Result<u64> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{name}=`{value}` is not a whole number: set it to one (the default is {default}) or unset it"
+                )
+            }),
+        }
+    }
+
     pub fn in_github_actions(&self) -> bool {
         self.get("GITHUB_ACTIONS") == Some("true")
     }

@@ -1,13 +1,18 @@
-//! Runs a plan, phase by phase: builds (up to `jobs` at once, each as soon as the images it is
-//! built on are built), verifications, tags, then pushes (up to `jobs` images at once, each
-//! image's tags in order: unique, version, latest). A phase runs only when the one before it
-//! fully succeeded, so a failed build or verification pushes nothing.
+//! Runs plans, phase by phase: the registry questions, builds (up to `jobs` at once, each as
+//! soon as the images it is built on are built), verifications, then each image's tags (up to
+//! `jobs` images at once, each image's in order: unique, version, latest). A phase runs only
+//! when the one before it fully succeeded, so a failed build or verification pushes nothing.
+//! At the end, also after a failure, the run-private names are removed.
 //!
-//! With one job (or one image) docker's output streams live. With more, each image's output is
-//! kept whole and printed in its own group when the image is done, so concurrent logs never
+//! The scheduler drives the outside world through `World`: docker and the registry in a run
+//! (`Live`), a script in tests.
+//!
+//! With one job (or one image) a build's output streams live. With more, each image's output
+//! is kept whole and printed in its own group when the image is done, so concurrent logs never
 //! interleave; on a terminal a one-line progress shows what is running.
 
-use std::io::{IsTerminal, Write};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,20 +21,29 @@ use anyhow::bail;
 use crate::docker::Docker;
 use crate::gha::Log;
 use crate::interrupt::{self, Interrupted};
-use crate::plan::{Plan, Step, Verification};
+use crate::lock;
+use crate::oci::{registry_host, split_reference};
+use crate::plan::{Build, DockerCommand, Plan, Publication, Target, Verification};
+use crate::preflight;
+use crate::process::last_lines;
+use crate::registry::{Registry, Tag};
 use crate::verify::Violation;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
     pub image: String,
     pub reference: String,
-    pub digest: Option<String>,
+    /// The digest the registry holds under the reference, read back after the push.
+    pub digest: String,
 }
 
 #[derive(Debug, Default)]
 pub struct Report {
-    pub built: Vec<String>,
+    /// The id of the image each build made.
+    pub ids: BTreeMap<String, String>,
     pub pushed: Vec<Pushed>,
+    /// Images whose build is kept under its run-private name for inspection (it failed its checks).
+    pub kept: Vec<String>,
     /// Wall time spent building, verifying and pushing each image.
     seconds: Vec<(String, f64)>,
 }
@@ -47,9 +61,9 @@ impl Report {
         self.seconds.iter().find(|(name, _)| name == image).map(|(_, s)| *s)
     }
 
-    /// The digest the registry answered for `image`'s pushes (all three tags share it).
+    /// The digest the registry holds for `image`'s pushed tags (all share it).
     pub fn digest(&self, image: &str) -> Option<&str> {
-        self.pushed.iter().find(|p| p.image == image).and_then(|p| p.digest.as_deref())
+        self.pushed.iter().find(|p| p.image == image).map(|p| p.digest.as_str())
     }
 }
 
@@ -64,7 +78,7 @@ pub enum OnBuildFailure {
 
 #[derive(Debug, Clone, Copy)]
 pub struct ExecOptions {
-    /// How many builds (and image pushes) run at once; at least 1.
+    /// How many builds (and image publications) run at once; at least 1.
     pub jobs: usize,
     pub on_failure: OnBuildFailure,
 }
@@ -75,19 +89,86 @@ impl Default for ExecOptions {
     }
 }
 
-/// Runs `plan`; the report holds what was done even when the run failed part way.
+/// A finished build, as the scheduler sees it.
+pub struct Built {
+    pub success: bool,
+    /// How it ended: `exited with exit status: 1`, or that its time limit stopped it.
+    pub status: String,
+    /// Everything it printed when captured (empty when streamed).
+    pub output: String,
+    /// Its last lines, which carry the cause of a failure.
+    pub tail: String,
+    /// The id of the image it made.
+    pub id: Option<String>,
+}
+
+/// What the scheduler asks of the outside world.
+pub trait World: Sync {
+    /// The program that runs the steps, as the logs show it.
+    fn program(&self) -> &str;
+    /// Fails unless the registry says every one of `references` is absent.
+    fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()>;
+    /// Runs a build; Err only when it could not run to the end (missing CLI, interrupt).
+    fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
+    /// The hardening rules the built image breaks.
+    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>>;
+    /// Makes one target of a publication from the image with `id`: tag, and push and read back
+    /// when it is pushed. Output goes to `transcript`.
+    fn publish(
+        &self,
+        p: &Publication,
+        t: &Target,
+        id: &str,
+        transcript: &mut String,
+    ) -> anyhow::Result<Option<Pushed>>;
+    /// Runs a cleanup command; failures are only worth a warning.
+    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()>;
+}
+
+/// Runs `plans` one after another, stopping at the first failure, then removes the run's
+/// names; one report per plan that started.
 pub fn execute(
-    docker: &Docker,
-    plan: &Plan,
+    world: &dyn World,
+    plans: &[Plan],
     log: &Log,
     options: ExecOptions,
-) -> (Report, anyhow::Result<()>) {
-    let mut report = Report::default();
-    let result = build_all(docker, plan, log, options, &mut report)
-        .and_then(|()| verify_all(docker, plan, log, &mut report))
-        .and_then(|()| tag_all(docker, plan, log, options.jobs, &mut report))
-        .and_then(|()| push_all(docker, plan, log, options.jobs, &mut report));
-    (report, result)
+) -> (Vec<Report>, anyhow::Result<()>) {
+    let mut reports = Vec::new();
+    let mut result = Ok(());
+    for plan in plans {
+        let mut report = Report::default();
+        result = world
+            .check_absent(&plan.must_be_absent, options.jobs)
+            .and_then(|()| build_all(world, plan, log, options, &mut report))
+            .and_then(|()| verify_all(world, plan, log, &mut report))
+            .and_then(|()| publish_all(world, plan, log, options.jobs, &mut report));
+        reports.push(report);
+        if result.is_err() {
+            break;
+        }
+    }
+    // Every name this run gave goes, except those of images kept for a look.
+    let built: Vec<&str> = plans
+        .iter()
+        .zip(&reports)
+        .flat_map(|(plan, report)| {
+            plan.builds
+                .iter()
+                .filter(|b| report.ids.contains_key(&b.image) && !report.kept.contains(&b.image))
+        })
+        .map(|b| b.reference.as_str())
+        .collect();
+    for command in plans.iter().flat_map(|p| &p.cleanup) {
+        if command.args.last().is_some_and(|r| built.contains(&r.as_str())) {
+            if let Err(e) = world.clean_up(command) {
+                log.warning(&format!("could not remove a name this run gave: {e:#}"));
+            }
+        }
+    }
+    for plan in plans {
+        let _ = std::fs::remove_dir_all(&plan.run.dir);
+    }
+    (reports, result)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,12 +185,11 @@ enum State {
 struct Done {
     index: usize,
     elapsed: Duration,
-    /// The output (when captured) and whether docker succeeded; Err when it could not run.
-    outcome: anyhow::Result<(bool, String, String)>,
+    outcome: anyhow::Result<Built>,
 }
 
 fn build_all(
-    docker: &Docker,
+    world: &dyn World,
     plan: &Plan,
     log: &Log,
     options: ExecOptions,
@@ -145,9 +225,11 @@ fn build_all(
                         let start = Instant::now();
                         let run = || {
                             if live {
-                                log.info(&step.command.display(docker.program()));
+                                log.info(&step.command.display(world.program()));
+                                log.verbatim(|| world.build(step, true))
+                            } else {
+                                world.build(step, false)
                             }
-                            docker.build(&step.command, live).map(|f| (f.success, f.status, f.output))
                         };
                         let outcome = if live { log.group(&title, run) } else { run() };
                         let _ = tx.send(Done { index, elapsed: start.elapsed(), outcome });
@@ -168,23 +250,34 @@ fn build_all(
             progress.clear();
             let step = &steps[done.index];
             report.add_time(&step.image, done.elapsed);
-            let failure = match done.outcome {
-                Ok((true, _, output)) => {
-                    if !live {
-                        let title = format!("build {} ({:.1}s)", step.image, done.elapsed.as_secs_f64());
-                        log.group(&title, || print_captured(docker, step, &output));
-                    }
-                    report.built.push(step.image.clone());
-                    state[done.index] = State::Built;
-                    None
+            if !live {
+                if let Ok(built) = &done.outcome {
+                    let verdict = if built.success {
+                        format!("{:.1}s", done.elapsed.as_secs_f64())
+                    } else {
+                        "failed".into()
+                    };
+                    log.group(&format!("build {} ({verdict})", step.image), || {
+                        log.info(&step.command.display(world.program()));
+                        log.passthrough(&built.output);
+                    });
                 }
-                Ok((false, status, output)) => {
-                    if !live {
-                        log.group(&format!("build {} (failed)", step.image), || {
-                            print_captured(docker, step, &output)
-                        });
+            }
+            let failure = match done.outcome {
+                Ok(built) if built.success => match built.id {
+                    Some(id) => {
+                        report.ids.insert(step.image.clone(), id);
+                        state[done.index] = State::Built;
+                        None
                     }
-                    Some(format!("docker build exited with {status}"))
+                    None => Some(format!(
+                        "the build reported no image id (expected in {})",
+                        step.iidfile.display()
+                    )),
+                },
+                Ok(built) => {
+                    let cause = last_lines(&built.tail, 5).join("\n");
+                    Some(format!("{} build {}: {cause}", world.program(), built.status))
                 }
                 Err(e) => {
                     interrupted |= e.downcast_ref::<Interrupted>().is_some();
@@ -206,7 +299,7 @@ fn build_all(
 /// The order in which ready builds start: the one with the longest chain of builds waiting on
 /// it first, so the graph's critical path never queues behind images nothing is built on (with
 /// fewer jobs than ready images, plan order alone can cost a whole extra round of builds).
-fn longest_chain_first(steps: &[Step]) -> Vec<usize> {
+fn longest_chain_first(steps: &[Build]) -> Vec<usize> {
     // Steps come in dependency order, so walking backwards meets every step after all the steps
     // built on it.
     let mut chain = vec![1; steps.len()];
@@ -222,15 +315,9 @@ fn longest_chain_first(steps: &[Step]) -> Vec<usize> {
     order
 }
 
-fn print_captured(docker: &Docker, step: &Step, output: &str) {
-    println!("{}", step.command.display(docker.program()));
-    print!("{output}");
-    let _ = std::io::stdout().flush();
-}
-
 /// Whether every parent of `step` is built. A parent this plan does not build was built
 /// before it (ci-pr builds the test package's image and its parents first).
-fn parents_built(steps: &[Step], state: &[State], step: &Step) -> bool {
+fn parents_built(steps: &[Build], state: &[State], step: &Build) -> bool {
     step.needs.iter().all(|parent| match steps.iter().position(|s| &s.image == parent) {
         Some(i) => state[i] == State::Built,
         None => true,
@@ -238,7 +325,7 @@ fn parents_built(steps: &[Step], state: &[State], step: &Step) -> bool {
 }
 
 /// Marks every waiting build whose parent failed or was skipped as skipped.
-fn skip_dependents(steps: &[Step], state: &mut [State]) {
+fn skip_dependents(steps: &[Build], state: &mut [State]) {
     loop {
         let mut changed = false;
         for i in 0..steps.len() {
@@ -265,7 +352,7 @@ fn skip_dependents(steps: &[Step], state: &mut [State]) {
 /// Ok when every build succeeded; otherwise one message with every image's state.
 fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Result<()> {
     let steps = &plan.builds;
-    let failed: Vec<(&Step, &String)> = steps
+    let failed: Vec<(&Build, &String)> = steps
         .iter()
         .zip(state)
         .filter_map(|(s, st)| match st {
@@ -282,7 +369,7 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
         // Unreachable while every parent is either in the plan or built before it.
         "internal error: some builds never became ready".to_string()
     } else if let [(step, reason)] = failed.as_slice() {
-        format!("build of {} ({}) failed: {reason}", step.image, step.reference)
+        format!("build of {} failed: {reason}", step.image)
     } else {
         let list: Vec<String> = failed.iter().map(|(s, r)| format!("{} ({r})", s.image)).collect();
         format!("{} of {} builds failed: {}", failed.len(), steps.len(), list.join("; "))
@@ -302,7 +389,7 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
             _ => None,
         })
         .collect();
-    let mut message = format!("{header}. Nothing was pushed");
+    let mut message = format!("{header}\nNothing was pushed");
     if !built.is_empty() {
         message.push_str(&format!(". Built: {}", built.join(", ")));
     }
@@ -323,7 +410,7 @@ impl Progress {
         Progress { on, shown: false }
     }
 
-    fn show(&mut self, steps: &[Step], state: &[State]) {
+    fn show(&mut self, steps: &[Build], state: &[State]) {
         if !self.on {
             return;
         }
@@ -349,22 +436,250 @@ impl Progress {
 }
 
 /// Checks every verification; one failing image stops the run before any tag or push.
-fn verify_all(docker: &Docker, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
+fn verify_all(world: &dyn World, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for v in &plan.verifications {
         let start = Instant::now();
-        let violations = log.group(&format!("verify {}", v.image), || verify_one(docker, v, log));
+        let violations = log.group(&format!("verify {}", v.image), || world.verify(v));
         report.add_time(&v.image, start.elapsed());
         let violations = violations?;
-        if !violations.is_empty() {
-            let list: Vec<String> = violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
-            failed.push(list.join("\n"));
+        if violations.is_empty() {
+            continue;
         }
+        for x in &violations {
+            log.error(&format!("{}: {x}", v.image));
+        }
+        report.kept.push(v.image.clone());
+        let list: Vec<String> = violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
+        failed.push(format!(
+            "{}\n  (kept as {} for a look: `docker run -it {}`)",
+            list.join("\n"),
+            v.reference,
+            v.reference
+        ));
     }
     if failed.is_empty() {
         return Ok(());
     }
     bail!("the hardening baseline is not met, so nothing was pushed:\n{}", failed.join("\n"))
+}
+
+/// Tags (and pushes, and reads back) every image's targets, up to `jobs` images at once.
+fn publish_all(
+    world: &dyn World,
+    plan: &Plan,
+    log: &Log,
+    jobs: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let ids = report.ids.clone();
+    let work = |p: &Publication| {
+        let start = Instant::now();
+        let mut done = ImageDone {
+            image: p.image.clone(),
+            elapsed: Duration::ZERO,
+            pushed: Vec::new(),
+            transcript: String::new(),
+            failure: None,
+        };
+        let Some(id) = ids.get(&p.image) else {
+            done.failure = Some(anyhow::anyhow!("{} was not built in this run", p.image));
+            return done;
+        };
+        for t in &p.targets {
+            match world.publish(p, t, id, &mut done.transcript) {
+                Ok(pushed) => done.pushed.extend(pushed),
+                Err(e) => {
+                    let what = if t.push.is_some() { "push" } else { "tag" };
+                    done.failure = Some(e.context(format!("{what} of {} ({}) failed", p.image, t.reference)));
+                    break;
+                }
+            }
+        }
+        done.elapsed = start.elapsed();
+        done
+    };
+    let mut first_failure = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<ImageDone>();
+        let mut queue = plan.publications.iter();
+        let mut running = 0;
+        loop {
+            while running < jobs.max(1) && first_failure.is_none() {
+                let Some(p) = queue.next() else { break };
+                running += 1;
+                let (tx, work) = (tx.clone(), &work);
+                scope.spawn(move || {
+                    let _ = tx.send(work(p));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok(mut done) = rx.recv() else { break };
+            running -= 1;
+            report.add_time(&done.image, done.elapsed);
+            report.pushed.append(&mut done.pushed);
+            let pushes = plan
+                .publications
+                .iter()
+                .any(|p| p.image == done.image && p.targets.iter().any(|t| t.push.is_some()));
+            let verb = if pushes { "push" } else { "tag" };
+            log.group(&format!("{verb} {}", done.image), || log.passthrough(&done.transcript));
+            if first_failure.is_none() {
+                first_failure = done.failure;
+            }
+        }
+    });
+    match first_failure {
+        Some(e) => bail!("{e:#}. {}", push_state(plan, report)),
+        None => Ok(()),
+    }
+}
+
+/// What one image's targets send back: the pushes that went out, the output, the failure.
+struct ImageDone {
+    image: String,
+    elapsed: Duration,
+    pushed: Vec<Pushed>,
+    transcript: String,
+    failure: Option<anyhow::Error>,
+}
+
+/// Which images hold all their tags in the registry and which do not, after a failure.
+fn push_state(plan: &Plan, report: &Report) -> String {
+    let mut full = Vec::new();
+    let mut partial = Vec::new();
+    for p in &plan.publications {
+        let wanted = p.targets.iter().filter(|t| t.push.is_some()).count();
+        if wanted == 0 {
+            continue;
+        }
+        let done = report.pushed.iter().filter(|x| x.image == p.image).count();
+        match done {
+            _ if done == wanted => full.push(p.image.clone()),
+            0 => partial.push(p.image.clone()),
+            _ => partial.push(format!("{} ({done} of {wanted} tags)", p.image)),
+        }
+    }
+    if full.is_empty() && partial.is_empty() {
+        return "Nothing was pushed".to_string();
+    }
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    format!("Fully pushed: {}; not fully pushed: {}", list(&full), list(&partial))
+}
+
+/// The world of a real run: the container CLI, and the registry it pushes to.
+pub struct Live<'a> {
+    pub docker: &'a Docker,
+    pub registry: Option<&'a Registry>,
+    pub log: Log,
+}
+
+impl Live<'_> {
+    fn registry(&self) -> anyhow::Result<&Registry> {
+        self.registry
+            .ok_or_else(|| anyhow::anyhow!("internal error: a push without a registry to read it back from"))
+    }
+}
+
+impl World for Live<'_> {
+    fn program(&self) -> &str {
+        self.docker.program()
+    }
+
+    fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()> {
+        if references.is_empty() {
+            return Ok(());
+        }
+        preflight::check_unique_tags_free(self.registry()?, references, jobs)
+    }
+
+    fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built> {
+        if let Some(dir) = build.iidfile.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(&build.iidfile);
+        if let Some((path, text)) = &build.dockerfile_copy {
+            std::fs::write(path, text)?;
+        }
+        let out = self.docker.build(&build.command, live)?;
+        let id = std::fs::read_to_string(&build.iidfile)
+            .ok()
+            .map(|t| crate::docker::normalize_id(&t))
+            .filter(|t| !t.is_empty());
+        let tail = if out.stderr.trim().is_empty() { out.stdout.clone() } else { out.stderr.clone() };
+        let status = match out.timed_out {
+            Some(limit) => format!(
+                "did not finish within {}s and was stopped (XTASK_BUILD_TIMEOUT raises the limit)",
+                limit.as_secs()
+            ),
+            None => format!("exited with {}", out.status),
+        };
+        Ok(Built { success: out.success, status, output: out.transcript(), tail, id })
+    }
+
+    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>> {
+        verify_one(self.docker, v, &self.log)
+    }
+
+    fn publish(
+        &self,
+        p: &Publication,
+        t: &Target,
+        id: &str,
+        transcript: &mut String,
+    ) -> anyhow::Result<Option<Pushed>> {
+        let Some(push) = &t.push else {
+            transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
+            self.docker.run(&t.tag)?;
+            return Ok(None);
+        };
+        let registry = self.registry()?;
+        let log = self.log;
+        let _held = lock::lock(&t.reference, || {
+            log.info(&format!("waiting: another run on this machine is pushing {}", t.reference));
+        })?;
+        if t.immutable {
+            preflight::must_be_absent(
+                registry,
+                &t.reference,
+                &format!("Nothing more of {} was pushed", p.image),
+            )?;
+        }
+        transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
+        self.docker.run(&t.tag)?;
+        transcript.push_str(&format!("{}\n", push.display(self.program())));
+        let reported = self.docker.push(push, registry.host(), transcript)?;
+        let (repository, tag, _) = split_reference(&t.reference);
+        let path =
+            repository.strip_prefix(&format!("{}/", registry_host(&repository))).unwrap_or(&repository);
+        let answer = registry.tag(path, tag.as_deref().unwrap_or("latest"));
+        let digest = match answer {
+            Ok(Tag::Present { digest, config }) => {
+                let ours = config.as_deref() == Some(id)
+                    || digest == id
+                    || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
+                if !ours {
+                    bail!(
+                        "the registry holds {digest} (image {}) under {}, not the image this run built ({id}): \
+                         another push replaced it after this one",
+                        config.as_deref().unwrap_or("unknown"),
+                        t.reference
+                    );
+                }
+                digest
+            }
+            Ok(Tag::Absent) => bail!("{} was pushed, but the registry says it does not hold it", t.reference),
+            Err(e) => bail!("{} was pushed, but reading it back failed: {e}", t.reference),
+        };
+        transcript.push_str(&format!("read back {}: {digest}\n", t.reference));
+        Ok(Some(Pushed { image: p.image.clone(), reference: t.reference.clone(), digest }))
+    }
+
+    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
+        self.docker.run(command).map(|_| ())
+    }
 }
 
 /// The rules `v` breaks (empty when it passes).
@@ -378,167 +693,22 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
             v.reference,
             files.entries.len()
         ));
-    } else {
-        for x in &violations {
-            log.error(&format!("{}: {x}", v.image));
-        }
     }
     Ok(violations)
-}
-
-/// Tags every image, up to `jobs` images at once. Local tags are not visible to anyone, but
-/// they are still all made before the first push, so that a failing tag pushes nothing.
-fn tag_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
-    let tag_image = |image: &str, steps: &[&Step]| {
-        in_order(docker, image, steps, |step, _| docker.tag(&step.command).map(|()| None))
-    };
-    let failure = for_each_image(&plan.tags, jobs, tag_image, |done| {
-        report.add_time(&done.image, done.elapsed);
-        log.info(done.transcript.trim_end());
-    });
-    match failure {
-        Some((step, e)) => bail!("{}: {e:#}. Nothing was pushed", step_name(&step)),
-        None => Ok(()),
-    }
-}
-
-fn push_all(docker: &Docker, plan: &Plan, log: &Log, jobs: usize, report: &mut Report) -> anyhow::Result<()> {
-    let push_image = |image: &str, steps: &[&Step]| {
-        in_order(docker, image, steps, |step, transcript| {
-            let digest = docker.push(&step.command, transcript)?;
-            Ok(Some(Pushed { image: step.image.clone(), reference: step.reference.clone(), digest }))
-        })
-    };
-    let failure = for_each_image(&plan.pushes, jobs, push_image, |done| {
-        report.add_time(&done.image, done.elapsed);
-        report.pushed.extend(done.pushed);
-        log.group(&format!("push {}", done.image), || print!("{}", done.transcript));
-    });
-    match failure {
-        Some((step, e)) => bail!("{}: {e:#}. {}", step_name(&step), push_state(plan, report)),
-        None => Ok(()),
-    }
-}
-
-/// What one image's tags or pushes send back: the pushes that went out, the output, and the
-/// first failure.
-struct ImageDone {
-    image: String,
-    elapsed: Duration,
-    pushed: Vec<Pushed>,
-    transcript: String,
-    failure: Option<(Step, anyhow::Error)>,
-}
-
-/// Runs `work` for every image of `steps` (with that image's steps, in plan order), up to
-/// `jobs` images at once, handing each result to `finished` on this thread. After a failure
-/// no further image is started; the ones running finish. Returns the first failure.
-fn for_each_image(
-    steps: &[Step],
-    jobs: usize,
-    work: impl Fn(&str, &[&Step]) -> ImageDone + Sync,
-    mut finished: impl FnMut(ImageDone),
-) -> Option<(Step, anyhow::Error)> {
-    let mut first_failure = None;
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<ImageDone>();
-        let mut queue = images_of(steps).into_iter();
-        let mut running = 0;
-        loop {
-            while running < jobs.max(1) && first_failure.is_none() {
-                let Some(image) = queue.next() else { break };
-                running += 1;
-                let (tx, work) = (tx.clone(), &work);
-                let own: Vec<&Step> = steps.iter().filter(|s| s.image == image).collect();
-                scope.spawn(move || {
-                    let _ = tx.send(work(image, &own));
-                });
-            }
-            if running == 0 {
-                break;
-            }
-            let Ok(mut done) = rx.recv() else { break };
-            running -= 1;
-            let failure = done.failure.take();
-            finished(done);
-            if first_failure.is_none() {
-                first_failure = failure;
-            }
-        }
-    });
-    first_failure
-}
-
-/// Runs `one` on each of `image`'s steps in order, stopping at the first failure: an image's
-/// `latest` never gets ahead of its pinned tags. Each step's command goes to the transcript
-/// first; `one` adds its output there and returns what a push went out as.
-fn in_order(
-    docker: &Docker,
-    image: &str,
-    steps: &[&Step],
-    one: impl Fn(&Step, &mut String) -> anyhow::Result<Option<Pushed>>,
-) -> ImageDone {
-    let start = Instant::now();
-    let mut done = ImageDone {
-        image: image.to_string(),
-        elapsed: Duration::ZERO,
-        pushed: Vec::new(),
-        transcript: String::new(),
-        failure: None,
-    };
-    for step in steps {
-        done.transcript.push_str(&format!("{}\n", step.command.display(docker.program())));
-        match one(step, &mut done.transcript) {
-            Ok(pushed) => done.pushed.extend(pushed),
-            Err(e) => {
-                done.failure = Some(((*step).clone(), e));
-                break;
-            }
-        }
-    }
-    done.elapsed = start.elapsed();
-    done
-}
-
-fn step_name(step: &Step) -> String {
-    format!("{} of {} ({}) failed", step.action, step.image, step.reference)
-}
-
-/// The images `steps` are for, in plan order.
-fn images_of(steps: &[Step]) -> Vec<&str> {
-    let mut images: Vec<&str> = steps.iter().map(|s| s.image.as_str()).collect();
-    images.dedup();
-    images
-}
-
-/// Which images hold all their tags in the registry and which do not, after a failed push.
-fn push_state(plan: &Plan, report: &Report) -> String {
-    let mut full = Vec::new();
-    let mut partial = Vec::new();
-    for image in images_of(&plan.pushes) {
-        let wanted = plan.pushes.iter().filter(|s| s.image == image).count();
-        let done = report.pushed.iter().filter(|p| p.image == image).count();
-        match done {
-            _ if done == wanted => full.push(image.to_string()),
-            0 => partial.push(image.to_string()),
-            _ => partial.push(format!("{image} ({done} of {wanted} tags)")),
-        }
-    }
-    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
-    format!("Fully pushed: {}; not fully pushed: {}", list(&full), list(&partial))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, DockerCommand};
+    use crate::plan::DockerCommand;
 
-    fn build(image: &str, needs: &[&str]) -> Step {
-        Step {
+    fn build(image: &str, needs: &[&str]) -> Build {
+        Build {
             image: image.to_string(),
-            action: Action::Build,
             command: DockerCommand::new(["build", image]),
-            reference: format!("r/{image}:1"),
+            reference: format!("r/{image}:run-1"),
+            iidfile: std::path::PathBuf::from(format!("/tmp/{image}.iid")),
+            dockerfile_copy: None,
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
     }

@@ -385,6 +385,17 @@ impl Xtask {
                     (None, Some(_)) => return Err(Stop::Usage(format!("{name} takes no value"))),
                     (Some(_), Some(v)) => Some(v),
                     (Some(shape), None) => match args.next() {
+                        // An option is never taken as a value: `--build-id --dry-run` is a
+                        // forgotten value, not a build id. A value that truly starts with `-`
+                        // goes after `=`.
+                        Some(v) if looks_like_option(&v) => {
+                            return Err(Stop::Usage(format!(
+                                "{name} needs a value ({name} {shape}), but `{}` is an option; \
+                                 write {name}={} if that really is the value",
+                                v.to_string_lossy(),
+                                v.to_string_lossy()
+                            )))
+                        }
                         Some(v) => Some(v),
                         None => return Err(Stop::Usage(format!("{name} needs a value: {name} {shape}"))),
                     },
@@ -450,6 +461,12 @@ impl Xtask {
             subcommand,
         })
     }
+}
+
+/// `--x`, `-x`: what an option looks like (a lone `-` is a value: stdin, by custom).
+fn looks_like_option(arg: &std::ffi::OsStr) -> bool {
+    let text = arg.to_string_lossy();
+    text.starts_with('-') && text.len() > 1
 }
 
 fn overview() -> String {
@@ -547,6 +564,9 @@ mod tests {
         let flags = parse(&["--registry", "r.io/x", "tags", "alpine"]).unwrap();
         assert_eq!(flags.registry.as_deref(), Some("r.io/x"));
         assert!(matches!(flags.subcommand, XtaskCmd::Tags(Tags { ref image, .. }) if image == "alpine"));
+        // After `=`, a value may start with a dash.
+        let flags = parse(&["build", "--inventory=-odd.toml", "--jobs", "2"]).unwrap();
+        assert_eq!(flags.inventory, Some(PathBuf::from("-odd.toml")));
     }
 
     #[test]
@@ -567,6 +587,11 @@ mod tests {
             usage(&["build", "--frobnicate"]).contains("unknown option `--frobnicate` for cargo xtask build")
         );
         assert!(usage(&["publish", "--build-id"]).contains("--build-id needs a value"));
+        let u = usage(&["publish", "--build-id", "--dry-run"]);
+        assert!(u.contains("--build-id needs a value (--build-id ID), but `--dry-run` is an option"), "{u}");
+        assert!(usage(&["publish", "--build-id", "--inventory", "x"]).contains("--build-id needs a value"));
+        assert!(usage(&["build", "--registry", "-j", "2"]).contains("--registry needs a value"));
+        assert!(usage(&["build", "--inventory", "--dry-run"]).contains("--inventory needs a value"));
         assert!(usage(&["build", "--jobs", "many"]).contains("--jobs: `many` is not a whole number"));
         assert!(usage(&["tags"]).contains("needs an IMAGE"));
         assert!(usage(&["check", "extra"]).contains("takes no argument `extra`"));

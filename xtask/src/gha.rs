@@ -34,6 +34,41 @@ impl Log {
         println!("{message}");
     }
 
+    /// Prints what another program wrote. In Actions workflow commands are off meanwhile, so
+    /// that a `::error::` or `::endgroup::` a Dockerfile echoes stays text.
+    pub fn passthrough(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.verbatim(|| {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+        });
+    }
+
+    /// Runs `body`, whose output another program writes straight to ours, with workflow
+    /// commands off in Actions (`::stop-commands::TOKEN` ... `::TOKEN::`, the token new each
+    /// time so the output cannot guess it).
+    pub fn verbatim<T>(&self, body: impl FnOnce() -> T) -> T {
+        if !self.github {
+            return body();
+        }
+        let token = random_token();
+        println!("::stop-commands::{token}");
+        let _ = std::io::stdout().flush();
+        let result = body();
+        println!("::{token}::");
+        result
+    }
+
+    /// A remark about the run (why an image is built, which builder is used): stderr, so that
+    /// a dry run's stdout holds nothing but its steps.
+    pub fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
+
     pub fn warning(&self, message: &str) {
         self.annotate("warning", message);
     }
@@ -76,6 +111,19 @@ fn append_to(env: &Env, variable: &str, text: &str) -> anyhow::Result<()> {
     file.write_all(text.as_bytes()).with_context(|| format!("cannot write ${variable} ({path})"))
 }
 
+/// 128 bits from the process's random hash keys and the clock.
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(), half())
+}
+
 /// Workflow command data must encode `%`, CR and LF or the runner cuts the message short.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -84,6 +132,12 @@ pub fn escape_data(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(random_token(), random_token());
+        assert_eq!(random_token().len(), 32);
+    }
 
     #[test]
     fn escapes_workflow_command_data() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::process::{self, last_line, Io};
+use crate::process::{self, Io};
 
 const INSTALL_GIT: &str = "Install git, or leave out --changed-since to build every image";
 
@@ -15,9 +15,9 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     full.extend(args.iter().map(|a| a.to_string()));
     let out = process::run("git", &full, Io::Capture(None), Duration::from_secs(60), INSTALL_GIT)?;
     if !out.success {
-        bail!("git {}: {}", args.join(" "), last_line(&out.output));
+        bail!("git {}: {}", args.join(" "), out.error_line());
     }
-    Ok(out.output)
+    Ok(out.stdout)
 }
 
 /// The root of the repository holding `dir`.

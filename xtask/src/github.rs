@@ -66,7 +66,7 @@ impl DeletePackage {
             Duration::from_secs(90),
             "Install curl (Debian: apt-get install curl)",
         )?;
-        let (body, code) = out.output.trim_end().rsplit_once('\n').unwrap_or(("", out.output.trim()));
+        let (body, code) = out.stdout.trim_end().rsplit_once('\n').unwrap_or(("", out.stdout.trim()));
         let code: u16 = code.trim().parse().unwrap_or(0);
         let body = body.replace(token.expose(), "***");
         let (org, package) = (&self.org, &self.package);

@@ -19,7 +19,10 @@ use crate::verify;
 pub struct Inventory {
     /// The file as the user named it, for messages.
     pub path: PathBuf,
+    /// The registry this run publishes to: images.toml's, or --registry.
     pub registry: String,
+    /// The registry images.toml names, which Dockerfiles may use in FROM lines.
+    pub declared_registry: String,
     pub test_package: Option<TestPackage>,
     pub images: BTreeMap<String, Image>,
 }
@@ -159,7 +162,11 @@ impl Inventory {
             let line = e.span().map(|s| line_of_offset(text, s.start));
             invalid(vec![Problem { line, key: "TOML".into(), message: e.message().trim_end().to_string() }])
         })?;
-        let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // A bare file name (`--inventory images.toml`) lives in the current folder.
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         // Docker's arguments are built as UTF-8 text; a path that is not would reach docker mangled.
         if dir.to_str().is_none() {
             return Err(invalid(vec![Problem {
@@ -190,6 +197,14 @@ impl Inventory {
             self.registry = registry.to_string();
         }
         Ok(self)
+    }
+
+    /// The folder holding the inventory, which its paths are relative to.
+    pub fn folder(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     /// Looks up an image named on the command line; the error lists the known ones.
@@ -290,7 +305,13 @@ impl Validator<'_> {
             );
         }
         let test_package = raw.test_package.as_ref().map(|tp| self.test_package(tp, &raw.images));
-        Inventory { path: path.to_path_buf(), registry, test_package, images }
+        Inventory {
+            path: path.to_path_buf(),
+            declared_registry: registry.clone(),
+            registry,
+            test_package,
+            images,
+        }
     }
 
     fn image(&mut self, name: &str, r: &RawImage, baseline: Option<&RawVerify>) -> Option<Image> {

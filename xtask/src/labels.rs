@@ -21,11 +21,9 @@ pub fn oci_labels(image: &Image, env: &Env, created: &str) -> Vec<(String, Strin
 }
 
 /// The build time: $SOURCE_DATE_EPOCH when set (reproducible builds), else now.
-pub fn created(env: &Env) -> String {
-    let secs = env.get("SOURCE_DATE_EPOCH").and_then(|s| s.parse::<u64>().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-    });
-    rfc3339(secs)
+pub fn created(env: &Env) -> anyhow::Result<String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok(rfc3339(env.number("SOURCE_DATE_EPOCH", now)?))
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
@@ -54,7 +52,8 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_737_600 + 3_723), "2026-11-27T01:02:03Z");
         let env = Env::from_pairs(&[("SOURCE_DATE_EPOCH", "0")]);
-        assert_eq!(created(&env), "1970-01-01T00:00:00Z");
+        assert_eq!(created(&env).unwrap(), "1970-01-01T00:00:00Z");
+        assert!(created(&Env::from_pairs(&[("SOURCE_DATE_EPOCH", "yesterday")])).is_err());
     }
 
     #[test]

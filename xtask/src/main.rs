@@ -3,23 +3,25 @@
 mod changes;
 mod cmd;
 mod docker;
+mod dockerfile;
 mod env;
 mod execute;
 mod flags;
 mod gha;
 mod git;
-
 mod github;
 mod interrupt;
 mod inventory;
-mod json;
 mod labels;
+mod lock;
 mod oci;
+mod parents;
 mod plan;
 mod preflight;
 mod process;
 #[cfg(test)]
 mod proptests;
+mod registry;
 mod retry;
 mod tags;
 mod tarscan;

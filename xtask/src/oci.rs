@@ -63,6 +63,12 @@ pub fn name_problem(name: &str) -> Option<String> {
 
 /// Why `registry` is not `HOST[:PORT][/NAMESPACE...]`, or `None`.
 pub fn registry_problem(registry: &str) -> Option<String> {
+    if let Some((scheme, rest)) = registry.split_once("://") {
+        return Some(format!(
+            "`{registry}` starts with a scheme: drop `{scheme}://` and write `{rest}`. Whether plain HTTP \
+             is used is the engine's decision (its insecure-registries setting), as it is for every push"
+        ));
+    }
     let (host, namespace) = match registry.split_once('/') {
         Some((h, ns)) => (h, Some(ns)),
         None => (registry, None),
@@ -95,6 +101,20 @@ pub fn registry_problem(registry: &str) -> Option<String> {
     namespace.and_then(name_problem)
 }
 
+/// `repository`, tag and digest of `name[:tag][@digest]` (a tag is a `:` after the last `/`).
+pub fn split_reference(reference: &str) -> (String, Option<String>, Option<String>) {
+    let (name, digest) = match reference.split_once('@') {
+        Some((n, d)) => (n, Some(d.to_string())),
+        None => (reference, None),
+    };
+    match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => {
+            (repository.to_string(), Some(tag.to_string()), digest)
+        }
+        _ => (name.to_string(), None, digest),
+    }
+}
+
 fn looks_like_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
 }
@@ -102,13 +122,6 @@ fn looks_like_host(first: &str) -> bool {
 /// The host part of a registry (`ghcr.io/cfpb/x` -> `ghcr.io`), which is what `docker login` takes.
 pub fn registry_host(registry: &str) -> &str {
     registry.split('/').next().unwrap_or(registry)
-}
-
-/// Whether the engine treats this host as a plain-HTTP registry without configuration.
-/// `docker manifest inspect` then needs `--insecure` or it reports every tag as absent.
-pub fn is_loopback_host(host: &str) -> bool {
-    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    hostname == "localhost" || hostname.starts_with("127.") || hostname == "[::1]"
 }
 
 #[cfg(test)]
@@ -149,14 +162,22 @@ mod tests {
         assert!(registry_problem("127.0.0.1:99999/x").unwrap().contains("port"));
         assert!(registry_problem("bad_host.io/x").unwrap().contains("host name"));
         assert!(registry_problem("ghcr.io/").is_some());
+        let p = registry_problem("http://127.0.0.1:5000/x").unwrap();
+        assert!(p.contains("drop `http://` and write `127.0.0.1:5000/x`"), "{p}");
     }
 
     #[test]
     fn hosts() {
         assert_eq!(registry_host("ghcr.io/cfpb/regtech/sbl"), "ghcr.io");
         assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
-        assert!(is_loopback_host("127.0.0.1:5000"));
-        assert!(is_loopback_host("localhost"));
-        assert!(!is_loopback_host("ghcr.io"));
+    }
+
+    #[test]
+    fn references() {
+        let split = |r: &str| split_reference(r);
+        assert_eq!(split("127.0.0.1:5000/x/a:v1"), ("127.0.0.1:5000/x/a".into(), Some("v1".into()), None));
+        assert_eq!(split("127.0.0.1:5000/x/a"), ("127.0.0.1:5000/x/a".into(), None, None));
+        assert_eq!(split("r/a:t@sha256:1"), ("r/a".into(), Some("t".into()), Some("sha256:1".into())));
+        assert_eq!(split("r/a@sha256:1"), ("r/a".into(), None, Some("sha256:1".into())));
     }
 }

@@ -1,12 +1,21 @@
-//! Which images to build, in which order, and the docker commands that do it. Pure: a plan is
-//! computed first, then either printed (--dry-run) or handed to docker.rs to run.
+//! Which images to build, in which order, and the docker steps that do it. Pure: a plan is
+//! computed first, then either printed (--dry-run) or handed to execute.rs to run.
+//!
+//! Every image is built under a run-private name (`<registry>/<name>:run-<token>`) that no
+//! other run and no published tag uses. Children are built on their parents by that name, the
+//! published and local tags are made from it right before each push, and it is removed at the
+//! end: two runs on one engine never build on, tag or push each other's images.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::inventory::{Image, Inventory};
+use crate::oci::{registry_host, split_reference};
+use crate::parents::{self, ParentUse, Use};
+use crate::registry::describe_query;
 use crate::tags::{self, BuildId};
 use crate::verify;
 
@@ -45,33 +54,45 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Build,
-    Tag,
-    Push,
-}
-
+/// The names one run gives what it builds, and the folder for its files (image ids, Dockerfile
+/// copies).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub image: String,
-    pub action: Action,
-    pub command: DockerCommand,
-    /// The reference this step produces or pushes.
-    pub reference: String,
-    /// Images whose builds this step builds on (inventory parents in the same plan).
-    pub needs: Vec<String>,
+pub struct RunNames {
+    pub token: String,
+    pub dir: PathBuf,
 }
 
-/// The docker steps of one command, in three phases. Nothing of a later phase runs unless every
-/// step of the earlier ones succeeded: that is what keeps a failed build from pushing anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub builds: Vec<Step>,
-    /// Checked after every build succeeded and before anything is tagged or pushed.
-    pub verifications: Vec<Verification>,
-    pub tags: Vec<Step>,
-    pub pushes: Vec<Step>,
+impl RunNames {
+    /// A token no other run on this machine is using: the process id and the time, hashed.
+    pub fn new() -> RunNames {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
+        let token = format!("{:012x}", h.finish() >> 16);
+        let dir = std::env::temp_dir().join(format!("xtask-run-{token}"));
+        RunNames { token, dir }
+    }
+
+    /// The run-private reference `image` is built as.
+    pub fn reference(&self, registry: &str, image: &str) -> String {
+        format!("{}:run-{}", tags::repository(registry, image), self.token)
+    }
+}
+
+/// One build: its command, the run-private reference it makes, where the engine writes the
+/// image's id, and the Dockerfile copy to write first (when its FROM names a parent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub image: String,
+    pub command: DockerCommand,
+    pub reference: String,
+    pub iidfile: PathBuf,
+    pub dockerfile_copy: Option<(PathBuf, String)>,
+    /// Images whose builds this one builds on (inventory parents in the same run).
+    pub needs: Vec<String>,
 }
 
 /// The hardening rules one built image must pass.
@@ -82,19 +103,103 @@ pub struct Verification {
     pub spec: verify::Spec,
 }
 
+/// What one built image becomes once every build and check passed: its tags, in order, each
+/// made right before it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub image: String,
+    /// The run-private reference it was built as.
+    pub source: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub reference: String,
+    pub tag: DockerCommand,
+    pub push: Option<DockerCommand>,
+    /// A unique tag: asked about again right before it is pushed.
+    pub immutable: bool,
+}
+
+/// The steps of one command, in phases. Nothing of a later phase runs unless every step of
+/// the earlier ones succeeded: that is what keeps a failed build from pushing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub run: RunNames,
+    /// References that must be absent before anything builds (unique tags).
+    pub must_be_absent: Vec<String>,
+    pub builds: Vec<Build>,
+    pub verifications: Vec<Verification>,
+    pub publications: Vec<Publication>,
+    /// Removes the run-private names when the run is over.
+    pub cleanup: Vec<DockerCommand>,
+}
+
 impl Plan {
-    /// One line per docker command, exactly as it would run; verifications, which are several
-    /// commands and a check, as a comment line between the builds and the tags.
+    fn empty(run: &RunNames) -> Plan {
+        Plan {
+            run: run.clone(),
+            must_be_absent: Vec::new(),
+            builds: Vec::new(),
+            verifications: Vec::new(),
+            publications: Vec::new(),
+            cleanup: Vec::new(),
+        }
+    }
+
+    /// One line per step, exactly as it would run: docker commands as typed, and the steps that
+    /// are not docker commands (registry questions, Dockerfile copies, verifications) as
+    /// comment lines in their place.
     pub fn display(&self, program: &str) -> String {
-        let line = |s: &Step| s.command.display(program) + "\n";
-        let mut out: String = self.builds.iter().map(line).collect();
+        let mut out = String::new();
+        let query = |reference: &str, expectation: &str| -> String {
+            let (repository, tag, _) = split_reference(reference);
+            let host = registry_host(&repository);
+            let path = repository.strip_prefix(&format!("{host}/")).unwrap_or(&repository);
+            describe_query(host, path, tag.as_deref().unwrap_or("latest"), expectation) + "\n"
+        };
+        for reference in &self.must_be_absent {
+            out.push_str(&query(reference, "must be absent: a unique tag is never overwritten"));
+        }
+        for b in &self.builds {
+            if let Some((path, _)) = &b.dockerfile_copy {
+                out.push_str(&format!(
+                    "# write {}: the Dockerfile of {}, its FROM naming this run's parent\n",
+                    path.display(),
+                    b.image
+                ));
+            }
+            out.push_str(&b.command.display(program));
+            out.push('\n');
+        }
         for v in &self.verifications {
             out.push_str(&format!(
-                "# verify {} ({}): docker image inspect, create, export, rm; then the inventory's rules\n",
+                "# verify {} ({}): image inspect, create, export, rm; then the inventory's rules\n",
                 v.image, v.reference
             ));
         }
-        out.extend(self.tags.iter().chain(&self.pushes).map(line));
+        for p in &self.publications {
+            for t in &p.targets {
+                if t.immutable && t.push.is_some() {
+                    out.push_str(&query(
+                        &t.reference,
+                        "must still be absent, asked again right before the push",
+                    ));
+                }
+                out.push_str(&t.tag.display(program));
+                out.push('\n');
+                if let Some(push) = &t.push {
+                    out.push_str(&push.display(program));
+                    out.push('\n');
+                    out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
+                }
+            }
+        }
+        for c in &self.cleanup {
+            out.push_str(&c.display(program));
+            out.push('\n');
+        }
         out
     }
 }
@@ -117,6 +222,8 @@ pub enum Builder {
     /// `docker buildx build --load`, on the named builder (which may be remote or multi-node)
     /// or the current one.
     Buildx { name: Option<String> },
+    /// `podman build` (buildah).
+    Podman,
 }
 
 /// Multi-platform images need buildx; say so before anything runs.
@@ -124,11 +231,12 @@ fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
     if matches!(builder, Builder::Buildx { .. }) {
         return Ok(());
     }
-    match images.iter().find(|i| !i.platforms.is_empty()) {
+    match images.iter().find(|i| i.platforms.len() > 1 || (!i.platforms.is_empty() && *builder != Builder::Podman)) {
         Some(image) => bail!(
-            "images.{}.platforms needs docker buildx, which this docker client does not have: install \
-             the buildx plugin, or remove `platforms` to build for this machine's platform",
-            image.name
+            "images.{}.platforms ({}) needs docker buildx, which this client does not offer: install the buildx \
+             plugin, or remove `platforms` to build for this machine's platform",
+            image.name,
+            image.platforms.join(", ")
         ),
         None => Ok(()),
     }
@@ -166,29 +274,46 @@ fn visit<'a>(inventory: &'a Inventory, image: &'a Image, seen: &mut Vec<&'a str>
     out.push(image);
 }
 
-/// The build argument through which an image receives the reference of an inventory parent
-/// built in the same run: `alpine` -> `ALPINE_IMAGE`, `python-alpine` -> `PYTHON_ALPINE_IMAGE`.
-/// Its Dockerfile declares `ARG ALPINE_IMAGE=...` and starts `FROM ${ALPINE_IMAGE}`.
-pub fn parent_build_arg(parent: &str) -> String {
-    let mut arg: String = parent
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-        .collect();
-    arg.push_str("_IMAGE");
-    arg
+/// How each image builds on its parents (from parents.rs) and, for those whose FROM names a
+/// parent, the Dockerfile text to copy with that FROM rewritten.
+pub type Lineage = BTreeMap<String, (Vec<ParentUse>, String)>;
+
+/// Reads and checks how every image of `images` builds on its parents.
+pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Lineage> {
+    let uses = parents::all_parent_uses(inventory, images)?;
+    let mut lineage = Lineage::new();
+    for (name, uses) in uses {
+        let named = uses.iter().any(|u| matches!(u.how, Use::Named { .. }));
+        let text = match named {
+            true => std::fs::read_to_string(&inventory.images[&name].dockerfile)?,
+            false => String::new(),
+        };
+        lineage.insert(name, (uses, text));
+    }
+    Ok(lineage)
 }
 
-/// The `docker build` arguments shared by local and published builds.
+/// Everything a plan is made from.
+pub struct Inputs<'a> {
+    pub registry: &'a str,
+    pub images: &'a [&'a Image],
+    pub lineage: &'a Lineage,
+    pub options: &'a BuildOptions,
+    pub run: &'a RunNames,
+}
+
+/// The `docker build` command of one image.
 fn build_command(
     image: &Image,
-    reference: &str,
-    parent_refs: &[(String, String)],
+    inputs: &Inputs<'_>,
     labels: &[(String, String)],
-    options: &BuildOptions,
+    dockerfile: &Path,
 ) -> DockerCommand {
+    let options = inputs.options;
     let mut env = Vec::new();
     let mut args: Vec<String> = match &options.builder {
-        Builder::Legacy => vec!["build".into()],
+        // --force-rm: a failed step's container is removed too, not only a successful one's.
+        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
         Builder::BuildKit => {
             env.push(("DOCKER_BUILDKIT".to_string(), "1".to_string()));
             vec!["build".into(), "--progress=plain".into()]
@@ -202,9 +327,10 @@ fn build_command(
             args.extend(["--load".to_string(), "--progress=plain".to_string()]);
             args
         }
+        Builder::Podman => vec!["build".into()],
     };
     // An image built on an inventory parent must use the parent built in this run: --pull would
-    // fetch last week's parent from the registry, or fail for a tag that exists only here.
+    // fetch last week's parent from the registry, or fail for a name that exists only here.
     if options.pull && image.depends_on.is_empty() {
         args.push("--pull".into());
     }
@@ -215,11 +341,15 @@ fn build_command(
         args.push("--platform".into());
         args.push(image.platforms.join(","));
     }
-    args.push("--file".into());
-    args.push(path_arg(&image.dockerfile));
-    args.push("--tag".into());
-    args.push(reference.to_string());
-    for (key, value) in image.build_args.iter().chain(parent_refs.iter().map(|(k, v)| (k, v))) {
+    args.extend(["--file".into(), path_arg(dockerfile)]);
+    args.extend(["--tag".into(), inputs.run.reference(inputs.registry, &image.name)]);
+    args.extend(["--iidfile".into(), path_arg(&iidfile(inputs.run, &image.name))]);
+    let parents = inputs.lineage.get(&image.name).map(|(uses, _)| uses.as_slice()).unwrap_or_default();
+    let parent_args = parents.iter().filter_map(|u| match &u.how {
+        Use::Arg(arg) => Some((arg.clone(), inputs.run.reference(inputs.registry, &u.parent))),
+        Use::Named { .. } => None,
+    });
+    for (key, value) in image.build_args.clone().into_iter().chain(parent_args) {
         args.push("--build-arg".into());
         args.push(format!("{key}={value}"));
     }
@@ -231,86 +361,129 @@ fn build_command(
     DockerCommand { args, env }
 }
 
+fn iidfile(run: &RunNames, image: &str) -> PathBuf {
+    run.dir.join(format!("{image}.iid"))
+}
+
 fn path_arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Builds `images` (already in dependency order) with local-only tags; pushes nothing.
-pub fn build_plan(registry: &str, images: &[&Image], options: &BuildOptions) -> anyhow::Result<Plan> {
-    check_platforms(images, &options.builder)?;
-    let reference = |image: &Image| tags::local_reference(registry, image);
-    let builds = build_steps(images, &reference, &|_| Vec::new(), options);
-    Ok(Plan { verifications: verifications(&builds, images), builds, ..Plan::default() })
-}
-
-/// A verification for every build whose image has rules.
-fn verifications(builds: &[Step], images: &[&Image]) -> Vec<Verification> {
-    builds
-        .iter()
-        .filter_map(|b| {
-            let spec = images.iter().find(|i| i.name == b.image)?.verify.clone()?;
-            Some(Verification { image: b.image.clone(), reference: b.reference.clone(), spec })
-        })
-        .collect()
-}
-
-fn build_steps(
-    images: &[&Image],
-    reference: &dyn Fn(&Image) -> String,
+/// The builds of `images` (in dependency order), with their verifications.
+fn builds(
+    inputs: &Inputs<'_>,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-    options: &BuildOptions,
-) -> Vec<Step> {
-    images
+) -> anyhow::Result<(Vec<Build>, Vec<Verification>)> {
+    check_platforms(inputs.images, &inputs.options.builder)?;
+    let mut builds = Vec::new();
+    let mut verifications = Vec::new();
+    for image in inputs.images {
+        let reference = inputs.run.reference(inputs.registry, &image.name);
+        let dockerfile_copy = match inputs.lineage.get(&image.name) {
+            Some((uses, text)) if uses.iter().any(|u| matches!(u.how, Use::Named { .. })) => {
+                let name = image
+                    .dockerfile
+                    .file_name()
+                    .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+                let text =
+                    parents::rewrite(text, uses, &|parent| inputs.run.reference(inputs.registry, parent));
+                Some((inputs.run.dir.join(name), text))
+            }
+            _ => None,
+        };
+        let dockerfile = dockerfile_copy.as_ref().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
+        let command = build_command(image, inputs, &labels(image), dockerfile);
+        let needs = image
+            .depends_on
+            .iter()
+            .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
+            .cloned()
+            .collect();
+        if let Some(spec) = image.verify.clone() {
+            verifications.push(Verification {
+                image: image.name.clone(),
+                reference: reference.clone(),
+                spec,
+            });
+        }
+        builds.push(Build {
+            image: image.name.clone(),
+            command,
+            reference,
+            iidfile: iidfile(inputs.run, &image.name),
+            dockerfile_copy,
+            needs,
+        });
+    }
+    Ok((builds, verifications))
+}
+
+/// Removing every run-private name once the run is over. `--no-prune` keeps the untagged
+/// layers beneath, which are the legacy builder's cache.
+fn cleanup(inputs: &Inputs<'_>) -> Vec<DockerCommand> {
+    inputs
+        .images
         .iter()
         .map(|image| {
-            let parents: Vec<(String, String)> = image
-                .depends_on
-                .iter()
-                .filter_map(|p| images.iter().find(|i| &i.name == p))
-                .map(|p| (parent_build_arg(&p.name), reference(p)))
-                .collect();
-            let own = reference(image);
-            Step {
-                image: image.name.clone(),
-                action: Action::Build,
-                command: build_command(image, &own, &parents, &labels(image), options),
-                reference: own,
-                needs: image
-                    .depends_on
-                    .iter()
-                    .filter(|p| images.iter().any(|i| &&i.name == p))
-                    .cloned()
-                    .collect(),
+            let reference = inputs.run.reference(inputs.registry, &image.name);
+            match inputs.options.builder {
+                Builder::Podman => DockerCommand::new(["image", "rm", &reference]),
+                _ => DockerCommand::new(["image", "rm", "--no-prune", &reference]),
             }
         })
         .collect()
 }
 
-/// Builds every image under its unique tag, then tags and pushes the three published tags of
-/// each image whose `push` is true (unique, version, latest), per image in dependency order.
+fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> Target {
+    Target {
+        reference: reference.to_string(),
+        tag: DockerCommand::new(["tag", source, reference]),
+        push: push.then(|| DockerCommand::new(["push", reference])),
+        immutable,
+    }
+}
+
+/// Builds `images` (already in dependency order) and gives each its local-only tag
+/// (`local-v<version>`); pushes nothing.
+pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
+    let (builds, verifications) = builds(inputs, &|_| Vec::new())?;
+    let publications = inputs
+        .images
+        .iter()
+        .map(|image| {
+            let source = inputs.run.reference(inputs.registry, &image.name);
+            let local = tags::local_reference(inputs.registry, image);
+            Publication {
+                image: image.name.clone(),
+                targets: vec![local_target(&source, &local, false, false)],
+                source,
+            }
+        })
+        .collect();
+    Ok(Plan { builds, verifications, publications, cleanup: cleanup(inputs), ..Plan::empty(inputs.run) })
+}
+
+/// Builds every image, then tags and pushes the three published tags of each image whose
+/// `push` is true (unique, version, latest), per image in that order.
 pub fn publish_plan(
-    registry: &str,
-    images: &[&Image],
+    inputs: &Inputs<'_>,
     build_id: &BuildId,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-    options: &BuildOptions,
 ) -> anyhow::Result<Plan> {
-    check_platforms(images, &options.builder)?;
-    let mut refs = Vec::new();
-    for image in images {
-        refs.push((image.name.as_str(), tags::published_references(registry, image, build_id)?));
-    }
-    let unique = |image: &Image| {
-        refs.iter().find(|(n, _)| *n == image.name).map(|(_, r)| r[0].clone()).unwrap_or_default()
-    };
-    let builds = build_steps(images, &unique, labels, options);
-    let mut plan = Plan { verifications: verifications(&builds, images), builds, ..Plan::default() };
-    for (image, (_, [unique, version, latest])) in images.iter().zip(&refs) {
-        plan.tags.push(tag_step(&image.name, unique, version));
-        plan.tags.push(tag_step(&image.name, unique, latest));
+    let (builds, verifications) = builds(inputs, labels)?;
+    let mut plan = Plan { builds, verifications, cleanup: cleanup(inputs), ..Plan::empty(inputs.run) };
+    for image in inputs.images {
+        let references = tags::published_references(inputs.registry, image, build_id)?;
+        let source = inputs.run.reference(inputs.registry, &image.name);
         if image.push {
-            plan.pushes.extend([unique, version, latest].map(|r| push_step(&image.name, r)));
+            plan.must_be_absent.push(references[0].clone());
         }
+        let targets = references
+            .iter()
+            .enumerate()
+            .map(|(i, r)| local_target(&source, r, image.push, i == 0))
+            .collect();
+        plan.publications.push(Publication { image: image.name.clone(), source, targets });
     }
     Ok(plan)
 }
@@ -318,56 +491,47 @@ pub fn publish_plan(
 /// The plans ci-pr runs, in order. With `probe` (a write token is present) the first builds
 /// the test package's image and its parents, tags it as the test package and pushes it, so a
 /// missing permission shows before the long builds; the second builds every other image.
-/// Without it, one plan builds `images`. Nothing but the test package is ever pushed.
+/// Without it, one plan builds `images`. Nothing but the test package is ever pushed. The
+/// run-private names go at the end of the last plan.
 pub fn pull_request_plans(
     inventory: &Inventory,
-    images: &[&Image],
+    inputs: &Inputs<'_>,
     probe: bool,
-    options: &BuildOptions,
 ) -> anyhow::Result<Vec<Plan>> {
-    let registry = &inventory.registry;
-    let all = images.to_vec();
     let Some(package) = inventory.test_package.as_ref().filter(|_| probe) else {
-        return Ok(vec![build_plan(registry, &all, options)?]);
+        return Ok(vec![build_plan(inputs)?]);
     };
     let first = select(inventory, std::slice::from_ref(&package.image))?;
     let ordered: Vec<&Image> = first
         .iter()
         .copied()
-        .chain(all.into_iter().filter(|i| !first.iter().any(|f| f.name == i.name)))
+        .chain(inputs.images.iter().copied().filter(|i| !first.iter().any(|f| f.name == i.name)))
         .collect();
-    let mut builds = build_plan(registry, &ordered, options)?.builds;
-    let rest = builds.split_off(first.len());
-    let (probe_checks, rest_checks) = (verifications(&builds, &ordered), verifications(&rest, &ordered));
-    let source = tags::local_reference(registry, inventory.image(&package.image)?);
-    let target = format!("{}:{}", tags::repository(registry, &package.name), package.tag);
+    let mut whole = build_plan(&Inputs { images: &ordered, ..*inputs })?;
+    let rest_builds = whole.builds.split_off(first.len());
+    let rest_publications = whole.publications.split_off(first.len());
+    let (probe_checks, rest_checks): (Vec<Verification>, Vec<Verification>) =
+        whole.verifications.into_iter().partition(|v| first.iter().any(|f| f.name == v.image));
+    let source = inputs.run.reference(inputs.registry, &package.image);
+    let target = format!("{}:{}", tags::repository(inputs.registry, &package.name), package.tag);
+    let mut probe_publications = whole.publications;
+    if let Some(p) = probe_publications.iter_mut().find(|p| p.image == package.image) {
+        p.targets.push(local_target(&source, &target, true, false));
+    }
     let probe = Plan {
-        builds,
+        builds: whole.builds,
         verifications: probe_checks,
-        tags: vec![tag_step(&package.name, &source, &target)],
-        pushes: vec![push_step(&package.name, &target)],
+        publications: probe_publications,
+        ..Plan::empty(inputs.run)
     };
-    Ok(vec![probe, Plan { builds: rest, verifications: rest_checks, ..Plan::default() }])
-}
-
-fn tag_step(image: &str, source: &str, target: &str) -> Step {
-    Step {
-        image: image.to_string(),
-        action: Action::Tag,
-        command: DockerCommand::new(["tag", source, target]),
-        reference: target.to_string(),
-        needs: Vec::new(),
-    }
-}
-
-fn push_step(image: &str, reference: &str) -> Step {
-    Step {
-        image: image.to_string(),
-        action: Action::Push,
-        command: DockerCommand::new(["push", reference]),
-        reference: reference.to_string(),
-        needs: Vec::new(),
-    }
+    let rest = Plan {
+        builds: rest_builds,
+        verifications: rest_checks,
+        publications: rest_publications,
+        cleanup: whole.cleanup,
+        ..Plan::empty(inputs.run)
+    };
+    Ok(vec![probe, rest])
 }
 
 /// Images that can build on separate runners: the groups of the selection connected by
@@ -394,12 +558,13 @@ pub fn runner_groups<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::
     Ok(groups)
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Action::Build => "build",
-            Action::Tag => "tag",
-            Action::Push => "push",
+            Builder::Legacy => "the legacy builder",
+            Builder::BuildKit => "BuildKit (DOCKER_BUILDKIT=1)",
+            Builder::Buildx { .. } => "BuildKit (docker buildx)",
+            Builder::Podman => "podman (buildah)",
         })
     }
 }
@@ -410,9 +575,13 @@ mod tests {
     use crate::testdir::TestDir;
 
     fn inventory(dir: &TestDir) -> Inventory {
-        for f in ["Dockerfile-base", "Dockerfile-mid", "Dockerfile-leaf", "Dockerfile-other"] {
-            dir.write(f, "FROM scratch\n");
-        }
+        dir.write("Dockerfile-base", "FROM scratch\n");
+        dir.write("Dockerfile-mid", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n");
+        dir.write(
+            "Dockerfile-leaf",
+            "FROM reg.example/ns/mid:latest AS m\nFROM reg.example/ns/base:v1.0.0\nCOPY --from=m / /\n",
+        );
+        dir.write("Dockerfile-other", "FROM scratch\n");
         let text = r#"
 registry = "reg.example/ns"
 [images.base]
@@ -435,8 +604,29 @@ dockerfile = "Dockerfile-other"
         Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
     }
 
+    fn run() -> RunNames {
+        RunNames { token: "t0".into(), dir: PathBuf::from("/tmp/xtask-run-t0") }
+    }
+
     fn names(images: &[&Image]) -> Vec<String> {
         images.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// A plan of `images` for `inv`, through the same steps a command takes.
+    fn plan_of(inv: &Inventory, wanted: &[&str], options: &BuildOptions, publish: Option<&BuildId>) -> Plan {
+        let names: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
+        let images = select(inv, &names).unwrap();
+        let lineage = lineage(inv, &images).unwrap();
+        let run = run();
+        let inputs =
+            Inputs { registry: &inv.registry, images: &images, lineage: &lineage, options, run: &run };
+        match publish {
+            Some(id) => {
+                let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
+                publish_plan(&inputs, id, &labels).unwrap()
+            }
+            None => build_plan(&inputs).unwrap(),
+        }
     }
 
     #[test]
@@ -452,90 +642,118 @@ dockerfile = "Dockerfile-other"
     }
 
     #[test]
-    fn parent_arg_names() {
-        assert_eq!(parent_build_arg("alpine"), "ALPINE_IMAGE");
-        assert_eq!(parent_build_arg("python-alpine"), "PYTHON_ALPINE_IMAGE");
-        assert_eq!(parent_build_arg("a.b_c"), "A_B_C_IMAGE");
-    }
-
-    #[test]
-    fn local_build_plan_passes_parents_and_never_pushes() {
+    fn local_build_plan_builds_on_run_names_and_never_pushes() {
         let d = TestDir::new("plan");
         let inv = inventory(&d);
-        let images = select(&inv, &["mid".into()]).unwrap();
-        let plan = build_plan(
-            &inv.registry,
-            &images,
-            &BuildOptions { pull: true, no_cache: true, ..Default::default() },
-        )
-        .unwrap();
-        assert!(plan.tags.is_empty() && plan.pushes.is_empty());
+        let plan =
+            plan_of(&inv, &["mid"], &BuildOptions { pull: true, no_cache: true, ..Default::default() }, None);
         let dir = d.path().display();
         assert_eq!(
             plan.display("docker"),
             format!(
-                "docker build --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:local-v1.0.0 {dir}\n\
-                 docker build --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:local-v2.0.0 \
-                 --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:local-v1.0.0 {dir}\n"
+                "docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
+                 --iidfile /tmp/xtask-run-t0/base.iid {dir}\n\
+                 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
+                 --iidfile /tmp/xtask-run-t0/mid.iid --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:run-t0 {dir}\n\
+                 docker tag reg.example/ns/base:run-t0 reg.example/ns/base:local-v1.0.0\n\
+                 docker tag reg.example/ns/mid:run-t0 reg.example/ns/mid:local-v2.0.0\n\
+                 docker image rm --no-prune reg.example/ns/base:run-t0\n\
+                 docker image rm --no-prune reg.example/ns/mid:run-t0\n"
             )
         );
     }
 
     #[test]
-    fn publish_plan_tags_then_pushes_unique_version_latest() {
+    fn a_from_naming_a_parent_builds_on_a_copy_that_names_this_runs_parent() {
         let d = TestDir::new("plan");
         let inv = inventory(&d);
-        let images = select(&inv, &["leaf".into()]).unwrap();
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
+        let leaf = &plan.builds[2];
+        let (path, text) = leaf.dockerfile_copy.clone().unwrap();
+        assert_eq!(path, PathBuf::from("/tmp/xtask-run-t0/Dockerfile-leaf"));
+        assert_eq!(
+            text,
+            "FROM reg.example/ns/mid:run-t0 AS m\nFROM reg.example/ns/base:run-t0\nCOPY --from=m / /\n"
+        );
+        assert!(leaf.command.args.windows(2).any(|w| w == ["--file", "/tmp/xtask-run-t0/Dockerfile-leaf"]));
+        // Named parents get no build argument that nothing would consume.
+        assert!(!leaf
+            .command
+            .args
+            .iter()
+            .any(|a| a.starts_with("MID_IMAGE=") || a.starts_with("BASE_IMAGE=")));
+        assert_eq!(leaf.needs, ["mid", "base"]);
+        assert!(plan
+            .display("docker")
+            .contains("# write /tmp/xtask-run-t0/Dockerfile-leaf: the Dockerfile of leaf"));
+    }
+
+    #[test]
+    fn publish_plan_checks_tags_pushes_and_reads_back_unique_version_latest() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
         let id = BuildId::parse("42.2").unwrap();
-        let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
-        let plan = publish_plan(&inv.registry, &images, &id, &labels, &BuildOptions::default()).unwrap();
-        let builds: Vec<&str> = plan.builds.iter().map(|s| s.reference.as_str()).collect();
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), Some(&id));
         assert_eq!(
-            builds,
-            [
-                "reg.example/ns/base:v1.0.0_42.2",
-                "reg.example/ns/mid:v2.0.0_42.2",
-                "reg.example/ns/leaf:v3.0.0_42.2"
-            ]
+            plan.must_be_absent,
+            ["reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/mid:v2.0.0_42.2"]
         );
-        let leaf = &plan.builds[2].command.args;
-        assert!(leaf.contains(&"BASE_IMAGE=reg.example/ns/base:v1.0.0_42.2".to_string()), "{leaf:?}");
-        assert!(leaf.contains(&"MID_IMAGE=reg.example/ns/mid:v2.0.0_42.2".to_string()), "{leaf:?}");
-        assert!(leaf.contains(&"org.opencontainers.image.title=leaf".to_string()), "{leaf:?}");
-        assert_eq!(plan.tags.len(), 6, "every built image gets its version and latest tags");
+        let mid = &plan.builds[1].command.args;
+        assert!(mid.contains(&"BASE_IMAGE=reg.example/ns/base:run-t0".to_string()), "{mid:?}");
+        assert!(mid.contains(&"org.opencontainers.image.title=mid".to_string()), "{mid:?}");
+        let base = &plan.publications[0];
+        let refs: Vec<&str> = base.targets.iter().map(|t| t.reference.as_str()).collect();
         assert_eq!(
-            plan.tags[0].command.args,
-            ["tag", "reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/base:v1.0.0"]
+            refs,
+            ["reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/base:v1.0.0", "reg.example/ns/base:latest"]
         );
+        assert_eq!(
+            base.targets[1].tag.args,
+            ["tag", "reg.example/ns/base:run-t0", "reg.example/ns/base:v1.0.0"]
+        );
+        assert!(base.targets[0].immutable && !base.targets[1].immutable);
         // leaf has push = false: built and tagged, never pushed.
-        let pushes: Vec<String> = plan.pushes.iter().map(|s| s.command.args.join(" ")).collect();
-        assert_eq!(
-            pushes,
-            [
-                "push reg.example/ns/base:v1.0.0_42.2",
-                "push reg.example/ns/base:v1.0.0",
-                "push reg.example/ns/base:latest",
-                "push reg.example/ns/mid:v2.0.0_42.2",
-                "push reg.example/ns/mid:v2.0.0",
-                "push reg.example/ns/mid:latest",
-            ]
+        let leaf = &plan.publications[2];
+        assert!(leaf.targets.iter().all(|t| t.push.is_none()));
+        let shown = plan.display("docker");
+        let pushes: Vec<&str> = shown.lines().filter(|l| l.starts_with("docker push")).collect();
+        assert_eq!(pushes.len(), 6, "{shown}");
+        assert!(!shown.contains("--all-tags"));
+        let first_push = shown.lines().position(|l| l.starts_with("docker push")).unwrap();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(
+            lines[first_push - 2].contains("GET /v2/ns/base/manifests/v1.0.0_42.2 (must still be absent"),
+            "{shown}"
         );
-        let all = plan.builds.iter().chain(&plan.tags).chain(&plan.pushes);
-        assert!(!all.into_iter().any(|s| s.command.args.contains(&"--all-tags".to_string())));
+        assert!(lines[first_push + 1].contains("(read back: must hold the image this run built)"), "{shown}");
+        assert!(
+            lines[0]
+                .starts_with("# registry reg.example: GET /v2/ns/base/manifests/v1.0.0_42.2 (must be absent"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn pull_only_images_whose_base_is_outside_the_inventory() {
         let d = TestDir::new("plan");
         let inv = inventory(&d);
-        let images = select(&inv, &["mid".into()]).unwrap();
-        let plan =
-            build_plan(&inv.registry, &images, &BuildOptions { pull: true, ..Default::default() }).unwrap();
+        let plan = plan_of(&inv, &["mid"], &BuildOptions { pull: true, ..Default::default() }, None);
         assert!(plan.builds[0].command.args.contains(&"--pull".to_string()), "base pulls its external base");
         assert!(
             !plan.builds[1].command.args.contains(&"--pull".to_string()),
             "mid builds on this run's base"
         );
+    }
+
+    #[test]
+    fn podman_builds_without_docker_settings() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        let plan =
+            plan_of(&inv, &["base"], &BuildOptions { builder: Builder::Podman, ..Default::default() }, None);
+        let shown = plan.display("podman");
+        assert!(shown.starts_with("podman build --file "), "{shown}");
+        assert!(!shown.contains("DOCKER_BUILDKIT") && !shown.contains("--no-prune"), "{shown}");
     }
 
     #[test]
@@ -547,30 +765,72 @@ dockerfile = "Dockerfile-other"
             tag: "do_not_use".into(),
             image: "mid".into(),
         });
-        let plans =
-            pull_request_plans(&inv, &select(&inv, &[]).unwrap(), true, &BuildOptions::default()).unwrap();
+        let images = select(&inv, &[]).unwrap();
+        let lineage = lineage(&inv, &images).unwrap();
+        let (options, run) = (BuildOptions::default(), run());
+        let inputs = Inputs {
+            registry: &inv.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        let plans = pull_request_plans(&inv, &inputs, true).unwrap();
         assert_eq!(plans.len(), 2);
         let built = |p: &Plan| p.builds.iter().map(|s| s.image.clone()).collect::<Vec<_>>();
         assert_eq!(built(&plans[0]), ["base", "mid"]);
         assert_eq!(built(&plans[1]), ["leaf", "other"]);
-        // leaf is built on this run's mid, whose step lives in the first plan.
-        assert!(plans[1].builds[0]
-            .command
-            .args
-            .contains(&"MID_IMAGE=reg.example/ns/mid:local-v2.0.0".to_string()));
+        assert!(plans[0].cleanup.is_empty() && plans[1].cleanup.len() == 4, "run names last until the end");
+        let pushed: Vec<&Target> = plans
+            .iter()
+            .flat_map(|p| &p.publications)
+            .flat_map(|p| &p.targets)
+            .filter(|t| t.push.is_some())
+            .collect();
+        assert_eq!(pushed.len(), 1);
         assert_eq!(
-            plans[0].tags[0].command.args,
-            ["tag", "reg.example/ns/mid:local-v2.0.0", "reg.example/ns/test:do_not_use"]
+            pushed[0].tag.args,
+            ["tag", "reg.example/ns/mid:run-t0", "reg.example/ns/test:do_not_use"]
         );
-        let pushes: Vec<&Step> = plans.iter().flat_map(|p| &p.pushes).collect();
-        assert_eq!(pushes.len(), 1);
-        assert_eq!(pushes[0].command.args, ["push", "reg.example/ns/test:do_not_use"]);
 
-        let plans =
-            pull_request_plans(&inv, &select(&inv, &[]).unwrap(), false, &BuildOptions::default()).unwrap();
+        let plans = pull_request_plans(&inv, &inputs, false).unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(built(&plans[0]), ["base", "mid", "leaf", "other"]);
-        assert!(plans[0].pushes.is_empty() && plans[0].tags.is_empty());
+        assert!(plans[0].publications.iter().flat_map(|p| &p.targets).all(|t| t.push.is_none()));
+    }
+
+    #[test]
+    fn platforms_need_a_builder_that_can_make_them() {
+        let d = TestDir::new("plan");
+        let mut inv = inventory(&d);
+        inv.images.get_mut("other").unwrap().platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        let images = select(&inv, &["other".into()]).unwrap();
+        let lineage = lineage(&inv, &images).unwrap();
+        let run = run();
+        for builder in [Builder::Legacy, Builder::BuildKit, Builder::Podman] {
+            let options = BuildOptions { builder, ..Default::default() };
+            let inputs = Inputs {
+                registry: &inv.registry,
+                images: &images,
+                lineage: &lineage,
+                options: &options,
+                run: &run,
+            };
+            let err = build_plan(&inputs).unwrap_err().to_string();
+            assert!(
+                err.contains("images.other.platforms (linux/amd64, linux/arm64) needs docker buildx"),
+                "{err}"
+            );
+        }
+        let options = BuildOptions { builder: Builder::Buildx { name: None }, ..Default::default() };
+        let inputs = Inputs {
+            registry: &inv.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        assert!(build_plan(&inputs).is_ok());
     }
 
     #[test]
@@ -590,5 +850,13 @@ dockerfile = "Dockerfile-other"
     fn display_quotes_what_a_shell_would_split() {
         let cmd = DockerCommand::new(["build", "--build-arg", "X=a b", "it's"]);
         assert_eq!(cmd.display("docker"), r"docker build --build-arg 'X=a b' 'it'\''s'");
+    }
+
+    #[test]
+    fn run_names_differ_between_runs() {
+        let (a, b) = (RunNames::new(), RunNames::new());
+        assert_ne!(a.token, b.token);
+        assert_eq!(a.reference("r/ns", "alpine"), format!("r/ns/alpine:run-{}", a.token));
+        assert!(crate::oci::tag_problem(&format!("run-{}", a.token)).is_none());
     }
 }

@@ -1,56 +1,75 @@
 //! Questions asked of the registry before anything builds, so that a run that cannot push
-//! fails in seconds instead of after every build.
+//! fails in seconds instead of after every build, and asked again right before a unique tag
+//! is pushed.
 
 use anyhow::bail;
 
-use crate::docker::{Docker, Manifest};
-use crate::oci::{is_loopback_host, registry_host};
+use crate::oci::{registry_host, split_reference};
+use crate::registry::{Registry, Tag, Unanswered};
 
 /// Ensures every unique reference is absent (unique tags are immutable) and that the registry
-/// answers with the credentials the engine holds. Up to `jobs` questions are asked at once.
+/// answers with the credentials the CLI stored. Up to `jobs` questions are asked at once.
 pub fn check_unique_tags_free(
-    docker: &Docker,
-    registry: &str,
+    registry: &Registry,
     unique_refs: &[String],
     jobs: usize,
 ) -> anyhow::Result<()> {
-    let host = registry_host(registry);
-    let insecure = is_loopback_host(host);
     let Some((first, rest)) = unique_refs.split_first() else { return Ok(()) };
+    let outcome = "Nothing was built or pushed";
     // The first answer says whether the registry is reachable and lets us in. Asked alone, a
     // registry that is down or refuses us costs one question (and its retries), not one per image.
-    judge(host, first, docker.manifest(first, insecure)?)?;
+    must_be_absent(registry, first, outcome)?;
     for chunk in rest.chunks(jobs.max(1)) {
-        let answers: Vec<anyhow::Result<Manifest>> = std::thread::scope(|scope| {
+        let answers: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
             let asking: Vec<_> =
-                chunk.iter().map(|r| scope.spawn(move || docker.manifest(r, insecure))).collect();
+                chunk.iter().map(|r| scope.spawn(move || must_be_absent(registry, r, outcome))).collect();
             asking
                 .into_iter()
                 .map(|a| a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         });
-        for (reference, answer) in chunk.iter().zip(answers) {
-            judge(host, reference, answer?)?;
-        }
+        answers.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     }
     Ok(())
 }
 
-fn judge(host: &str, reference: &str, answer: Manifest) -> anyhow::Result<()> {
+/// Ok when the registry says `reference` does not exist; otherwise an error that says why and
+/// ends with `outcome` (what the run did and did not do).
+pub fn must_be_absent(registry: &Registry, reference: &str, outcome: &str) -> anyhow::Result<()> {
+    let (repository, tag, _) = split_reference(reference);
+    let path = repository
+        .strip_prefix(&format!("{}/", registry_host(&repository)))
+        .unwrap_or(&repository)
+        .to_string();
+    let answer = registry.tag(&path, tag.as_deref().unwrap_or("latest"));
+    judge(registry.host(), reference, answer, outcome)
+}
+
+fn judge(host: &str, reference: &str, answer: Result<Tag, Unanswered>, outcome: &str) -> anyhow::Result<()> {
     match answer {
-        Manifest::Absent => Ok(()),
-        Manifest::Present => bail!(
-            "{reference} already exists: a unique build tag is never overwritten. Nothing was built \
-             or pushed; publish with a new build id"
+        Ok(Tag::Absent) => Ok(()),
+        Ok(Tag::Present { digest, .. }) => bail!(
+            "{reference} already exists ({digest}): a unique build tag is never overwritten. {outcome}; publish \
+             with a new build id"
         ),
-        Manifest::Unauthorized(said) => bail!(
-            "{host} refused access to {reference} ({said}). Run `cargo xtask login` with a token in \
-             CR_PAT, or in GitHub Actions give the workflow `packages: write` and log in with \
-             GITHUB_TOKEN. Nothing was built or pushed"
+        Err(Unanswered::Unauthorized { stored: false, said }) => bail!(
+            "{host} wants credentials and none are stored for it ({said}). Run `cargo xtask login` with a token \
+             in CR_PAT, or in GitHub Actions give the workflow `packages: write` and log in with GITHUB_TOKEN. \
+             {outcome}"
         ),
-        Manifest::Unreachable(said) => bail!(
-            "cannot reach the registry {host} ({said}). Check the registry address and the network. \
-             Nothing was built or pushed"
+        Err(Unanswered::Unauthorized { stored: true, said }) => bail!(
+            "{host} refused the credentials stored for it ({said}): log in again with `cargo xtask login` (a \
+             token with read:packages and write:packages). {outcome}"
         ),
+        Err(Unanswered::Denied(said)) => bail!(
+            "{host} denied access to {reference} ({said}): the stored credentials may not read this repository. \
+             {outcome}"
+        ),
+        Err(Unanswered::Unreachable(said)) => bail!(
+            "cannot reach the registry {host} ({said}). Check the registry address and the network. {outcome}"
+        ),
+        Err(Unanswered::Unexpected(said)) => {
+            bail!("could not tell whether {reference} exists: {said}. {outcome}")
+        }
     }
 }

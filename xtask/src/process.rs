@@ -2,29 +2,70 @@
 //! (SIGTERM, then SIGKILL, for the whole group) when the limit passes or the tool is
 //! interrupted. Every program the tool starts goes through here.
 
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
 use crate::interrupt::{self, Interrupted};
 
-/// A finished child: whether it succeeded and what it printed (stdout and stderr together
-/// when captured).
+/// How long a stopped child's process group gets between SIGTERM and SIGKILL: long enough for
+/// docker to cancel cleanly, short enough that a stop is done within two seconds of its cause.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// How often a running child is looked at for its end, a signal or its deadline.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How many of a streamed child's last lines are kept for the error message.
+const TAIL_LINES: usize = 12;
+
+/// A child that ran to its end or was stopped at its time limit.
+#[derive(Debug, Clone)]
 pub struct Finished {
     pub success: bool,
+    /// `exit status: 1`, or `stopped after 120s` when its time limit ran out.
     pub status: String,
-    pub output: String,
+    /// The exit code, when it exited by itself.
+    pub code: Option<i32>,
+    /// Set when the child was stopped because its time limit ran out.
+    pub timed_out: Option<Duration>,
+    /// What it printed on stdout (captured runs; empty when streamed).
+    pub stdout: String,
+    /// What it printed on stderr (captured runs), or the last lines of everything it printed
+    /// (streamed runs), for messages.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The last line that says what went wrong: from stderr, else stdout.
+    pub fn error_line(&self) -> &str {
+        match last_line(&self.stderr) {
+            "no message" => last_line(&self.stdout),
+            line => line,
+        }
+    }
+
+    /// Everything it printed, stdout then stderr, for logs.
+    pub fn transcript(&self) -> String {
+        let mut text = self.stdout.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&self.stderr);
+        text
+    }
 }
 
 pub enum Io<'a> {
-    /// Output goes straight to the user (builds, tags).
-    Inherit,
-    /// Output is captured, with optional bytes on stdin.
+    /// stdout and stderr are captured apart, with optional bytes on stdin.
     Capture(Option<&'a [u8]>),
+    /// Output goes to the user as it comes (builds); its last lines are kept for messages.
+    Stream,
 }
 
 /// Starts `program` with `args`, waits for it, and stops it on a timeout or an interrupt.
-/// `install_hint` completes "cannot run `program`: not found." when it is missing.
+/// `install_hint` completes "cannot run `program`: not found." when it is missing. Err only
+/// when it could not start or a signal stopped it; a timeout is a `Finished` with `timed_out`.
 pub fn run(
     program: &str,
     args: &[String],
@@ -51,58 +92,130 @@ pub fn run_with_env(
     for (key, value) in env {
         expression = expression.env(key, value);
     }
-    expression = match io {
-        Io::Inherit => expression.stdin_null(),
+    let started = match io {
         Io::Capture(stdin) => {
             let e = match stdin {
                 Some(bytes) => expression.stdin_bytes(bytes.to_vec()),
                 None => expression.stdin_null(),
             };
-            e.stderr_to_stdout().stdout_capture()
+            e.stdout_capture().stderr_capture().start().map(Child::Captured)
         }
+        Io::Stream => expression.stdin_null().stderr_to_stdout().reader().map(Child::Streamed),
     };
-    let handle = match expression.start() {
-        Ok(handle) => handle,
+    let child = match started {
+        Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("cannot run `{program}`: not found. {install_hint}")
         }
         Err(e) => bail!("cannot run `{program}`: {e}"),
     };
     let deadline = Instant::now() + timeout;
-    loop {
-        // Waiting in slices returns as soon as the child exits; between slices, look for a
-        // signal or the deadline.
-        if let Some(out) = handle.wait_timeout(Duration::from_millis(200))? {
-            return Ok(Finished {
-                success: out.status.success(),
-                status: out.status.to_string(),
-                output: String::from_utf8_lossy(&out.stdout).into_owned(),
-            });
+    std::thread::scope(|scope| {
+        // A streamed child's output is forwarded line by line while the loop below watches it.
+        let forwarder = match &child {
+            Child::Streamed(reader) => Some(scope.spawn(move || forward(reader))),
+            Child::Captured(_) => None,
+        };
+        let outcome = watch(&child, deadline);
+        let tail = forwarder.map(|f| f.join().unwrap_or_default()).unwrap_or_default();
+        let (output, timed_out) = outcome?;
+        let (stdout, stderr) = match &child {
+            Child::Captured(_) => (text(&output.stdout), text(&output.stderr)),
+            Child::Streamed(_) => (String::new(), tail),
+        };
+        let status = match timed_out {
+            true => format!("stopped after {}s", timeout.as_secs_f64()),
+            false => output.status.to_string(),
+        };
+        Ok(Finished {
+            success: !timed_out && output.status.success(),
+            status,
+            code: if timed_out { None } else { output.status.code() },
+            timed_out: timed_out.then_some(timeout),
+            stdout,
+            stderr,
+        })
+    })
+}
+
+enum Child {
+    Captured(duct::Handle),
+    Streamed(duct::ReaderHandle),
+}
+
+impl Child {
+    fn try_wait(&self) -> std::io::Result<Option<&std::process::Output>> {
+        match self {
+            Child::Captured(h) => h.try_wait(),
+            Child::Streamed(r) => r.try_wait(),
         }
-        if interrupt::requested() {
-            stop(&handle);
-            return Err(Interrupted.into());
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Child::Captured(h) => h.pids(),
+            Child::Streamed(r) => r.pids(),
         }
-        if Instant::now() >= deadline {
-            stop(&handle);
-            let name =
-                std::path::Path::new(program).file_name().map_or(program.into(), |n| n.to_string_lossy());
-            let what = args.first().map_or(String::new(), |a| format!(" {a}"));
-            bail!(
-                "{name}{what} did not finish within {}s and was stopped (the XTASK_*_TIMEOUT variables raise the limit)",
-                timeout.as_secs()
-            );
-        }
+    }
+
+    fn kill(&self) {
+        let _ = match self {
+            Child::Captured(h) => h.kill(),
+            Child::Streamed(r) => r.kill(),
+        };
     }
 }
 
-/// Stops a running child and everything it started, then reaps it.
-fn stop(handle: &duct::Handle) {
-    for pid in handle.pids() {
-        interrupt::stop_group(pid, Duration::from_secs(5), || matches!(handle.try_wait(), Ok(Some(_))));
+/// Waits for the child; stops its whole process group on a signal or at the deadline. The
+/// flag says whether the deadline stopped it.
+fn watch(child: &Child, deadline: Instant) -> anyhow::Result<(std::process::Output, bool)> {
+    let mut timed_out = false;
+    loop {
+        if let Some(output) = child.try_wait()? {
+            return Ok((output.clone(), timed_out));
+        }
+        if interrupt::requested() {
+            stop(child);
+            return Err(Interrupted.into());
+        }
+        if !timed_out && Instant::now() >= deadline {
+            stop(child);
+            timed_out = true;
+            continue;
+        }
+        std::thread::sleep(POLL);
     }
-    let _ = handle.kill();
-    let _ = handle.wait();
+}
+
+/// Stops a running child and everything it started.
+fn stop(child: &Child) {
+    for pid in child.pids() {
+        interrupt::stop_group(pid, GRACE, || matches!(child.try_wait(), Ok(Some(_))));
+    }
+    child.kill();
+}
+
+/// Copies a streamed child's output to ours as it comes; returns its last lines.
+fn forward(reader: &duct::ReaderHandle) -> String {
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut lines = std::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    let stdout = std::io::stdout();
+    while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let mut out = stdout.lock();
+        let _ = out.write_all(&line);
+        let _ = out.flush();
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text(&line));
+        line.clear();
+    }
+    tail.into_iter().collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 pub fn sleep_unless_interrupted(wait: Duration) -> anyhow::Result<()> {
@@ -119,4 +232,74 @@ pub fn sleep_unless_interrupted(wait: Duration) -> anyhow::Result<()> {
 /// The last non-empty line of a child's output, for messages.
 pub fn last_line(text: &str) -> &str {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message")
+}
+
+/// The last `n` non-empty lines, oldest first, for annotations that must carry the cause.
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let mut lines: Vec<&str> =
+        text.lines().rev().map(str::trim_end).filter(|l| !l.trim().is_empty()).take(n).collect();
+    lines.reverse();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, io: Io<'_>, timeout: Duration) -> Finished {
+        run("sh", &["-c".to_string(), script.to_string()], io, timeout, "").unwrap()
+    }
+
+    #[test]
+    fn stdout_and_stderr_are_kept_apart() {
+        let f = sh("echo out; echo err >&2; exit 3", Io::Capture(None), Duration::from_secs(10));
+        assert!(!f.success);
+        assert_eq!((f.stdout.as_str(), f.stderr.as_str()), ("out\n", "err\n"));
+        assert_eq!(f.error_line(), "err");
+        assert_eq!(f.status, "exit status: 3");
+        assert_eq!(f.timed_out, None);
+    }
+
+    #[test]
+    fn a_streamed_child_keeps_its_last_lines() {
+        let f = sh(
+            "for i in $(seq 1 30); do echo line $i; done; echo fail >&2; exit 1",
+            Io::Stream,
+            Duration::from_secs(10),
+        );
+        assert!(!f.success);
+        assert!(f.stdout.is_empty());
+        let lines: Vec<&str> = f.stderr.lines().collect();
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines.last(), Some(&"fail"));
+        assert_eq!(lines[0], "line 20");
+    }
+
+    #[test]
+    fn a_child_past_its_limit_is_stopped_with_its_group_within_two_seconds() {
+        let start = Instant::now();
+        // The grandchild ignores SIGTERM, so only the SIGKILL after the grace ends it.
+        let f = sh("sh -c 'trap \"\" TERM; sleep 30' & wait", Io::Capture(None), Duration::from_millis(300));
+        assert!(
+            start.elapsed() < Duration::from_millis(300) + Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(!f.success);
+        assert_eq!(f.timed_out, Some(Duration::from_millis(300)));
+        assert_eq!(f.status, "stopped after 0.3s");
+    }
+
+    #[test]
+    fn a_missing_program_says_what_to_do() {
+        let e = run("/nonexistent/tool", &[], Io::Capture(None), Duration::from_secs(1), "Install it.")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "cannot run `/nonexistent/tool`: not found. Install it.");
+    }
+
+    #[test]
+    fn last_lines_skip_blanks() {
+        assert_eq!(last_lines("a\n\nb\nc\n\n", 2), ["b", "c"]);
+        assert_eq!(last_line("x\n  \n"), "x");
+    }
 }

@@ -14,40 +14,75 @@ pub enum Failure {
     Permanent,
 }
 
-/// Reads a docker or registry error message.
-pub fn classify(message: &str) -> Failure {
-    let m = message.to_ascii_lowercase();
-    const PERMANENT: &[&str] =
-        &["unauthorized", "denied", "401", "403", "name unknown", "no basic auth credentials", "forbidden"];
-    const TRANSIENT: &[&str] = &[
-        "connection refused",
-        "connection reset",
-        "broken pipe",
-        "timeout",
-        "timed out",
-        "temporary failure",
-        "no such host",
-        "unexpected eof",
-        ": eof",
-        "toomanyrequests",
-        "too many requests",
-        "429",
-        "500 internal server error",
-        "502 bad gateway",
-        "503 service unavailable",
-        "504 gateway timeout",
-        "status 500",
-        "status 502",
-        "status 503",
-        "status 504",
+/// Reads the final error line of a failed docker command (never its progress output): the
+/// registry's error codes and HTTP status codes count only as whole words, after every word
+/// that names something (a reference, a URL, a path) is set aside, so that a build id such as
+/// `1429.1` or a layer id holding `401` cannot decide anything.
+pub fn classify(error_line: &str) -> Failure {
+    let words = plain_words(error_line);
+    let has = |phrase: &[&str]| words.windows(phrase.len()).any(|w| w == phrase);
+    const PERMANENT: &[&[&str]] = &[
+        &["unauthorized"],
+        &["denied"],
+        &["forbidden"],
+        &["401"],
+        &["403"],
+        &["name_unknown"],
+        &["name", "unknown"],
+        &["no", "basic", "auth", "credentials"],
+        &["authentication", "required"],
     ];
-    if PERMANENT.iter().any(|p| m.contains(p)) {
+    const TRANSIENT: &[&[&str]] = &[
+        &["toomanyrequests"],
+        &["too", "many", "requests"],
+        &["429"],
+        &["500"],
+        &["502"],
+        &["503"],
+        &["504"],
+        &["connection", "refused"],
+        &["connection", "reset"],
+        &["broken", "pipe"],
+        &["timeout"],
+        &["timed", "out"],
+        &["temporary", "failure"],
+        &["no", "such", "host"],
+        &["unexpected", "eof"],
+        &["eof"],
+    ];
+    if PERMANENT.iter().any(|p| has(p)) {
         Failure::Permanent
-    } else if TRANSIENT.iter().any(|t| m.contains(t)) {
+    } else if TRANSIENT.iter().any(|t| has(t)) {
         Failure::Transient
     } else {
         Failure::Permanent
     }
+}
+
+/// The words of a message, lower-cased and stripped of punctuation, without the ones that name
+/// things: anything with `/`, `@`, `=` or a `:` inside it, quoted strings, and words that mix
+/// digits with letters or dots (ids, versions, build ids).
+fn plain_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut in_quotes = false;
+    for raw in line.split_whitespace() {
+        let quotes = raw.matches('"').count();
+        let quoted = in_quotes || raw.starts_with('"');
+        if quotes % 2 == 1 {
+            in_quotes = !in_quotes;
+        }
+        if quoted {
+            continue;
+        }
+        let word = raw.trim_matches(|c: char| ",;:()[]{}'\"`.".contains(c)).to_ascii_lowercase();
+        let names_something = word.is_empty()
+            || word.contains(['/', '@', '=', ':'])
+            || (word.bytes().any(|b| b.is_ascii_digit()) && !word.bytes().all(|b| b.is_ascii_digit()));
+        if !names_something {
+            words.push(word);
+        }
+    }
+    words
 }
 
 /// Exponential backoff with jitter: before retry n (1-based) wait between half and all of
@@ -61,14 +96,13 @@ pub struct Backoff {
 
 impl Backoff {
     /// Defaults (4 retries from 2 s, at most 30 s apart: about 30 s in all) or
-    /// XTASK_RETRIES and XTASK_RETRY_BASE_MS.
-    pub fn from_env(env: &Env) -> Backoff {
-        let number = |name: &str| env.get(name).and_then(|v| v.parse::<u64>().ok());
-        Backoff {
-            retries: number("XTASK_RETRIES").map_or(4, |n| n.min(20) as u32),
-            base: Duration::from_millis(number("XTASK_RETRY_BASE_MS").unwrap_or(2000)),
+    /// XTASK_RETRIES (at most 20) and XTASK_RETRY_BASE_MS.
+    pub fn from_env(env: &Env) -> anyhow::Result<Backoff> {
+        Ok(Backoff {
+            retries: env.number("XTASK_RETRIES", 4)?.min(20) as u32,
+            base: Duration::from_millis(env.number("XTASK_RETRY_BASE_MS", 2000)?),
             cap: Duration::from_secs(30),
-        }
+        })
     }
 
     /// The wait before retry `n` (1-based); `jitter` is uniform in [0, 1).
@@ -92,28 +126,46 @@ pub fn jitter() -> f64 {
 mod tests {
     use super::*;
 
+    /// Final error lines as docker 28, docker 20.10 and podman 4.3 print them, some with
+    /// references and ids that hold the digits of status codes.
     #[test]
-    fn classifies_docker_messages() {
+    fn classifies_final_error_lines_by_codes_not_digits_in_names() {
         for transient in [
             "Get \"https://ghcr.io/v2/\": dial tcp 140.82.1.1:443: connect: connection refused",
             "read tcp 10.0.0.1:1234->1.2.3.4:443: read: connection reset by peer",
             "net/http: TLS handshake timeout",
             "toomanyrequests: retry-after: 1s",
+            "toomanyrequests: You have reached your pull rate limit",
             "received unexpected HTTP status: 503 Service Unavailable",
-            "error parsing HTTP 429 response body",
+            "received unexpected HTTP status: 500 Internal Server Error",
+            "error parsing HTTP 429 response body: invalid character 'x'",
             "Put \"http://127.0.0.1:5000/v2/x/blobs/uploads/\": EOF",
+            "Error: writing blob: initiating layer upload to /v2/x/blobs/uploads/ in 127.0.0.1:5000: 503 (Service Unavailable)",
+            "Error: trying to reuse blob sha256:4013aa at destination: pinging container registry 127.0.0.1:5000: Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused",
         ] {
             assert_eq!(classify(transient), Failure::Transient, "{transient}");
         }
         for permanent in [
             "unauthorized: authentication required",
             "denied: permission_denied: write_package",
+            "denied: requested access to the resource is denied",
             "name unknown: repository name not known to registry",
             "Error response from daemon: login attempt to http://h/v2/ failed with status: 401 Unauthorized",
             "invalid reference format",
             "no basic auth credentials",
+            "Error: writing blob: initiating layer upload to /v2/x/blobs/uploads/ in 127.0.0.1:5000: authentication required",
+            // Status-code digits inside names are no status codes: these are not transient.
+            "tag does not exist: 127.0.0.1:5000/x/base:v1.0.0_1429.1",
+            "An image does not exist locally with the tag: reg.example/ns/app-429:v1.0.0_502.1",
         ] {
             assert_eq!(classify(permanent), Failure::Permanent, "{permanent}");
+        }
+        // The same transient failure, with ids that hold 401 and 403 around it, stays transient.
+        for transient in [
+            "a401f3c2e4d5: error pushing layer: Put \"http://r/v2/x/blobs/uploads/403\": connection reset by peer",
+            "failed to push 127.0.0.1:5000/x/app:v1.0.0_403.1: unexpected EOF",
+        ] {
+            assert_eq!(classify(transient), Failure::Transient, "{transient}");
         }
     }
 
@@ -130,7 +182,10 @@ mod tests {
             assert!((0.0..1.0).contains(&j));
         }
         let env = Env::from_pairs(&[("XTASK_RETRIES", "2"), ("XTASK_RETRY_BASE_MS", "10")]);
-        assert_eq!(Backoff::from_env(&env).retries, 2);
-        assert_eq!(Backoff::from_env(&env).base, Duration::from_millis(10));
+        assert_eq!(Backoff::from_env(&env).unwrap().retries, 2);
+        assert_eq!(Backoff::from_env(&env).unwrap().base, Duration::from_millis(10));
+        let env = Env::from_pairs(&[("XTASK_RETRIES", "abc")]);
+        let err = Backoff::from_env(&env).unwrap_err().to_string();
+        assert!(err.contains("XTASK_RETRIES") && err.contains("`abc`"), "{err}");
     }
 }

@@ -20,6 +20,12 @@ impl BuildId {
         if id.is_empty() {
             bail!("--build-id: a build id cannot be empty");
         }
+        if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            bail!(
+                "--build-id: `{}` must start with a letter or digit (a run number, say: 42.1)",
+                id.escape_debug()
+            );
+        }
         if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
             bail!(
                 "--build-id: `{}` cannot be part of a tag because of {bad:?}: use letters, digits, `_`, `.` and `-`",
@@ -183,10 +189,14 @@ mod tests {
         let id = BuildId::parse(&"1".repeat(125)).unwrap();
         let err = published_tags(&image("3.18.0"), &id).unwrap_err().to_string();
         assert!(err.contains("not a valid tag"), "{err}");
-        // `.x` is fine inside a tag: the tag starts with `v`.
+        // A build id starts with a letter or digit, so one that looks like an option never passes.
+        for bad in [".x", "-x", "--dry-run", "_1"] {
+            let err = BuildId::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("must start with a letter or digit"), "{bad}: {err}");
+        }
         assert_eq!(
-            published_tags(&image("3.18.0"), &BuildId::parse(".x").unwrap()).unwrap()[0],
-            "v3.18.0_.x"
+            published_tags(&image("3.18.0"), &BuildId::parse("1429.1").unwrap()).unwrap()[0],
+            "v3.18.0_1429.1"
         );
     }
 }

@@ -94,7 +94,7 @@ fn unrelated_files_build_nothing_and_the_inventory_builds_everything() {
     let f = repository();
     f.dir.write("notes.md", "still nothing an image copies\n");
     let out = f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
-    assert!(out.stdout.contains("no image is affected by the changes since HEAD"), "{}", out.stdout);
+    assert!(out.stderr.contains("no image is affected by the changes since HEAD"), "{}", out.stderr);
     assert!(built(&f).is_empty());
 
     let inventory = std::fs::read_to_string(&f.inventory).unwrap();
@@ -123,7 +123,7 @@ fn ci_pr_compares_with_the_pull_request_base() {
     f.run(&["ci-pr"], &env).ok();
     // The write probe (base, pushed as the test package) always runs; of the rest, quiet alone.
     assert_eq!(built(&f), ["base", "quiet"]);
-    assert_eq!(f.pushes(), ["push reg.example/ns/test:do_not_use"]);
+    assert_eq!(f.pushes(), [format!("push {}/test:do_not_use", f.reg())]);
 
     // A base that cannot be compared: a warning, and every image.
     let f2 = repository();

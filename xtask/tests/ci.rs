@@ -24,14 +24,17 @@ fn run_in_actions(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Run {
 fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
     let f = Fixture::new("ci");
     let out = run_in_actions(&f, &["ci-pr"], &[("GITHUB_TOKEN", TOKEN)]).ok();
+    let (reg, host) = (f.reg(), f.registry.host());
     let commands = f.commands();
-    assert_eq!(commands[0], "login reg.example --username octo --password-stdin");
+    assert_eq!(commands[0], format!("login {host} --username octo --password-stdin"));
     assert_eq!(f.docker.stdin(), TOKEN);
-    assert_eq!(commands.last().unwrap(), "logout reg.example");
+    assert_eq!(commands.last().unwrap(), &format!("logout {host}"));
     let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
-    assert_eq!(pushes, ["push reg.example/ns/test:do_not_use"]);
+    assert_eq!(pushes, [&format!("push {reg}/test:do_not_use")]);
     assert!(
-        commands.contains(&"tag reg.example/ns/base:local-v1.0.0 reg.example/ns/test:do_not_use".to_string())
+        commands.iter().any(|c| c.starts_with(&format!("tag {reg}/base:run-"))
+            && c.ends_with(&format!(" {reg}/test:do_not_use"))),
+        "{commands:#?}"
     );
     // The probe goes out before the other images build.
     let push_at = commands.iter().position(|c| c.starts_with("push")).unwrap();
@@ -41,12 +44,16 @@ fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
     assert!(out.stdout.contains("::group::build base (1/1)"), "{}", out.stdout);
     assert!(!f.docker.raw_calls().contains(TOKEN) && !out.all().contains(TOKEN));
     let summary = f.file("summary.md");
-    assert!(summary.contains("| test | `reg.example/ns/test:do_not_use` | `sha256:"), "{summary}");
+    assert!(summary.contains(&format!("| test | `{reg}/test:do_not_use` | `sha256:")), "{summary}");
     assert!(
-        summary
-            .contains("| child | `reg.example/ns/child:local-v1.0.0` | - | built, not pushed (pull request)"),
+        summary.contains(&format!(
+            "| child | `{reg}/child:local-v1.0.0` | - | built, not pushed (pull request)"
+        )),
         "{summary}"
     );
+    // Every run-private name is gone at the end, after the second plan built on the first's.
+    let removed = commands.iter().filter(|c| c.starts_with("image rm --no-prune ")).count();
+    assert_eq!(removed, 3, "{commands:#?}");
 }
 
 #[test]
@@ -54,6 +61,7 @@ fn ci_pr_without_a_token_warns_and_still_builds() {
     let f = Fixture::new("ci");
     let out = run_in_actions(&f, &["ci-pr"], &[]).ok();
     assert!(out.stdout.contains("::warning::GITHUB_TOKEN is not set"), "{}", out.stdout);
+    assert!(out.stdout.contains("building every image anyway"), "{}", out.stdout);
     assert_eq!(f.docker.calls_of("build").len(), 3);
     assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
 }
@@ -63,17 +71,17 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     let f = Fixture::new("ci");
     let env = [("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "feed")];
     let out = run_in_actions(&f, &["ci-main"], &env).ok();
+    let (reg, host) = (f.reg(), f.registry.host());
     let commands = f.commands();
-    assert_eq!(commands[0], "login reg.example --username octo --password-stdin");
-    assert_eq!(commands.last().unwrap(), "logout reg.example");
+    assert_eq!(commands[0], format!("login {host} --username octo --password-stdin"));
+    assert_eq!(commands.last().unwrap(), &format!("logout {host}"));
     let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
     assert_eq!(pushes.len(), 6);
     // Images push concurrently; each image's own tags go out unique, version, latest.
     for image in ["base", "child"] {
         let own: Vec<String> =
             pushes.iter().filter(|p| p.contains(&format!("/{image}:"))).map(|p| p.to_string()).collect();
-        let expected =
-            ["v1.0.0_12.3", "v1.0.0", "latest"].map(|t| format!("push reg.example/ns/{image}:{t}"));
+        let expected = ["v1.0.0_12.3", "v1.0.0", "latest"].map(|t| format!("push {reg}/{image}:{t}"));
         assert_eq!(own, expected);
     }
     assert!(!f.docker.calls_of("build")[0].contains(&"--pull".to_string()));
@@ -84,11 +92,17 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     let published: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(published.as_array().unwrap().len(), 2);
     assert_eq!(published[0]["image"], "base");
-    assert_eq!(published[0]["references"][2], "reg.example/ns/base:latest");
+    assert_eq!(published[0]["references"][2], format!("{reg}/base:latest"));
     let digest = published[0]["digest"].as_str().unwrap();
     assert!(digest.starts_with("sha256:") && out.stdout.contains(digest));
+    // The digest is the one the registry holds (the fake docker's push put it there).
+    let held = std::fs::read_to_string(f.docker.registry_file()).unwrap();
+    assert!(
+        held.lines().any(|l| l.starts_with(&format!("{reg}/base:latest ")) && l.ends_with(digest)),
+        "{held}"
+    );
     let summary = f.file("summary.md");
-    assert!(summary.contains(&format!("| base | `reg.example/ns/base:v1.0.0_12.3`<br>`reg.example/ns/base:v1.0.0`<br>`reg.example/ns/base:latest` | `{digest}` | pushed |")), "{summary}");
+    assert!(summary.contains(&format!("| base | `{reg}/base:v1.0.0_12.3`<br>`{reg}/base:v1.0.0`<br>`{reg}/base:latest` | `{digest}` | pushed |")), "{summary}");
     assert!(
         summary.contains("| quiet |") && summary.contains("not pushed: push = false in images.toml"),
         "{summary}"
@@ -101,9 +115,9 @@ fn ci_main_on_schedule_pulls_without_cache() {
     let out = run_in_actions(&f, &["ci-main"], &[("GITHUB_EVENT_NAME", "schedule")]).ok();
     let builds = f.docker.calls_of("build");
     let of = |name: &str| builds.iter().find(|b| b.iter().any(|a| a.ends_with(name))).unwrap().clone();
-    assert_eq!(&of("Dockerfile-base")[..3], ["build", "--pull", "--no-cache"]);
+    assert_eq!(&of("Dockerfile-base")[..4], ["build", "--force-rm", "--pull", "--no-cache"]);
     // child builds on this run's base: no --pull for it.
-    assert_eq!(&of("Dockerfile-child")[..2], ["build", "--no-cache"]);
+    assert_eq!(&of("Dockerfile-child")[..3], ["build", "--force-rm", "--no-cache"]);
     assert!(out.stdout.contains("::notice::scheduled run"), "{}", out.stdout);
 }
 
@@ -113,8 +127,10 @@ fn ci_main_logs_out_after_a_failure_and_reports_it() {
     let env = [("GITHUB_TOKEN", TOKEN), ("FAKE_FAIL_BUILD", "Dockerfile-child")];
     let out = run_in_actions(&f, &["ci-main"], &env).fails();
     assert!(f.docker.calls_of("push").is_empty());
-    assert_eq!(f.commands().last().unwrap(), "logout reg.example");
+    assert_eq!(f.commands().last().unwrap(), &format!("logout {}", f.registry.host()));
     assert!(out.stdout.contains("::error::build of child"), "{}", out.stdout);
+    // The annotation carries docker's cause, not only an exit status.
+    assert!(out.stdout.contains("returned a non-zero code: 1"), "{}", out.stdout);
     let summary = f.file("summary.md");
     assert!(summary.contains("**Failed:** build of child"), "{summary}");
     assert!(summary.contains("| base |") && summary.contains("not pushed: the run failed"), "{summary}");
@@ -131,14 +147,17 @@ fn ci_main_outside_actions_needs_a_build_id() {
     let mut cmd = xtask();
     cmd.args(["ci-main", "--build-id", "5", "--dry-run", "--inventory"]).arg(&f.inventory);
     let out = run(&mut cmd).ok();
-    assert!(out.stdout.lines().any(|l| l == "docker push reg.example/ns/child:v1.0.0_5"), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().any(|l| l == format!("docker push {}/child:v1.0.0_5", f.reg())),
+        "{}",
+        out.stdout
+    );
     assert!(f.docker.calls().is_empty());
 }
 
 fn cleanup(server: &OneShotHttp, token: Option<&str>) -> (Run, Fixture) {
     let f = Fixture::new("ci");
-    let text =
-        std::fs::read_to_string(&f.inventory).unwrap().replace("reg.example/ns", "ghcr.io/cfpb/regtech/sbl");
+    let text = std::fs::read_to_string(&f.inventory).unwrap().replace(&f.reg(), "ghcr.io/cfpb/regtech/sbl");
     std::fs::write(&f.inventory, text).unwrap();
     let mut cmd = xtask();
     cmd.args(["cleanup-test-package", "--inventory"]).arg(&f.inventory).env("GITHUB_API_URL", &server.url);
@@ -181,8 +200,7 @@ fn cleanup_explains_401_403_and_404() {
 #[test]
 fn cleanup_without_a_token_sends_nothing() {
     let f = Fixture::new("ci");
-    let text =
-        std::fs::read_to_string(&f.inventory).unwrap().replace("reg.example/ns", "ghcr.io/cfpb/regtech/sbl");
+    let text = std::fs::read_to_string(&f.inventory).unwrap().replace(&f.reg(), "ghcr.io/cfpb/regtech/sbl");
     std::fs::write(&f.inventory, text).unwrap();
     let mut cmd = xtask();
     cmd.args(["cleanup-test-package", "--inventory"])

@@ -8,53 +8,76 @@ use support::{run, xtask, Fixture};
 const TOKEN: &str = "ghp_s3cr3t_TOKEN_value";
 
 #[test]
-fn publish_builds_all_then_tags_then_pushes_unique_version_latest() {
+fn publish_builds_all_then_tags_pushes_and_reads_back_unique_version_latest() {
     let f = Fixture::new("cli");
-    f.run(&["publish", "--build-id", "42.2", "--jobs", "1"], &[]).ok();
-    let calls = f.docker.actions();
-    let kinds: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
-    // Preflight (the two pushed images' unique tags), builds, tags, pushes.
-    let expected = ["manifest", "manifest", "build", "build", "build"]
+    let out = f.run(&["publish", "--build-id", "42.2", "--jobs", "1"], &[]).ok();
+    let reg = f.reg();
+    let commands = f.commands();
+    let kinds: Vec<&str> = commands.iter().map(|c| c.split(' ').next().unwrap()).collect();
+    // Builds under run-private names, then per image: its tags, each pushed right after it is
+    // made (quiet, push = false, is tagged only), then the run-private names go.
+    let expected: Vec<&str> = ["build"; 3]
         .into_iter()
-        .chain(["tag"; 6])
-        .chain(["push"; 6])
-        .collect::<Vec<_>>();
-    assert_eq!(kinds, expected);
+        .chain(["tag", "push", "tag", "push", "tag", "push"])
+        .chain(["tag", "push", "tag", "push", "tag", "push"])
+        .chain(["tag"; 3])
+        .chain(["image"; 3])
+        .collect();
+    assert_eq!(kinds, expected, "{commands:#?}");
     let d = f.dir.path().display();
     let builds = f.docker.calls_of("build");
-    assert_eq!(
-        &builds[1][..5],
-        ["build", "--file", &format!("{d}/Dockerfile-child"), "--tag", "reg.example/ns/child:v1.0.0_42.2"]
-    );
-    assert!(builds[1].contains(&"BASE_IMAGE=reg.example/ns/base:v1.0.0_42.2".to_string()), "{:?}", builds[1]);
+    let run_tag = builds[0][builds[0].iter().position(|a| a == "--tag").unwrap() + 1].clone();
+    let token = run_tag.rsplit_once(":run-").expect("a run-private name").1.to_string();
+    assert_eq!(&builds[1][..4], ["build", "--force-rm", "--file", &format!("{d}/Dockerfile-child")]);
+    assert!(builds[1].contains(&format!("BASE_IMAGE={reg}/base:run-{token}")), "{:?}", builds[1]);
     assert!(builds[1].contains(&"org.opencontainers.image.version=1.0.0".to_string()));
     assert_eq!(builds[1].last().unwrap(), &d.to_string());
-    assert_eq!(f.docker.calls_of("manifest")[0], ["manifest", "inspect", "reg.example/ns/base:v1.0.0_42.2"]);
     assert_eq!(
         f.pushes(),
         [
-            "push reg.example/ns/base:v1.0.0_42.2",
-            "push reg.example/ns/base:v1.0.0",
-            "push reg.example/ns/base:latest",
-            "push reg.example/ns/child:v1.0.0_42.2",
-            "push reg.example/ns/child:v1.0.0",
-            "push reg.example/ns/child:latest",
+            format!("push {reg}/base:v1.0.0_42.2"),
+            format!("push {reg}/base:v1.0.0"),
+            format!("push {reg}/base:latest"),
+            format!("push {reg}/child:v1.0.0_42.2"),
+            format!("push {reg}/child:v1.0.0"),
+            format!("push {reg}/child:latest"),
         ]
     );
+    assert!(
+        commands.contains(&format!("tag {reg}/base:run-{token} {reg}/base:v1.0.0_42.2")),
+        "{commands:#?}"
+    );
+    assert!(commands.contains(&format!("image rm --no-prune {reg}/child:run-{token}")), "{commands:#?}");
+    // The registry was asked before the builds, again right before each unique tag, and after
+    // every push.
+    assert_eq!(f.registry.manifest_requests("v1.0.0_42.2"), 2 + 2 + 2, "{:#?}", f.registry.requests());
+    assert_eq!(f.registry.manifest_requests("latest"), 2);
+    // The report shows the digests the registry holds.
+    let pushed = std::fs::read_to_string(f.docker.registry_file()).unwrap();
+    for line in pushed.lines() {
+        let digest = line.split_whitespace().nth(2).unwrap();
+        assert!(out.stdout.contains(digest), "{digest} not reported:\n{}", out.stdout);
+    }
     assert!(!f.docker.raw_calls().contains("--all-tags"));
 }
 
 #[test]
-fn a_failed_build_pushes_nothing_and_says_so() {
+fn a_failed_build_pushes_nothing_and_says_why() {
     let f = Fixture::new("cli");
     let args = ["publish", "--build-id", "1", "--jobs", "1"];
     let out = f.run(&args, &[("FAKE_FAIL_BUILD", "Dockerfile-child")]).fails();
     assert!(f.pushes().is_empty() && f.docker.calls_of("tag").is_empty());
     assert!(
-        out.stderr.contains(
-            "build of child (reg.example/ns/child:v1.0.0_1) failed: docker build exited with exit status: 1. \
-             Nothing was pushed. Built: base. Not built: quiet (stopped after the failure)"
-        ),
+        out.stderr.contains("build of child failed: ")
+            && out.stderr.contains("build exited with exit status: 1: ")
+            && out
+                .stderr
+                .contains("The command '/bin/sh -c false' returned a non-zero code: 1\nNothing was pushed"),
+        "the error carries docker's cause:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Nothing was pushed. Built: base. Not built: quiet (stopped after the failure)"),
         "{}",
         out.stderr
     );
@@ -63,63 +86,175 @@ fn a_failed_build_pushes_nothing_and_says_so() {
 #[test]
 fn an_existing_unique_tag_stops_publish_before_any_build() {
     let f = Fixture::new("cli");
-    let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST", "present")]).fails();
-    assert!(out.stderr.contains("reg.example/ns/base:v1.0.0_1 already exists"), "{}", out.stderr);
+    f.registry.answer("/manifests/v1.0.0_1", 200, "", 0);
+    let out = f.run(&["publish", "--build-id", "1"], &[]).fails();
+    assert!(out.stderr.contains(&format!("{}/base:v1.0.0_1 already exists", f.reg())), "{}", out.stderr);
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
 }
 
 #[test]
 fn every_image_is_asked_about_not_only_the_first() {
     let f = Fixture::new("cli");
-    let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST_PRESENT", "child:v1.0.0_1")]).fails();
-    assert!(out.stderr.contains("reg.example/ns/child:v1.0.0_1 already exists"), "{}", out.stderr);
-    assert_eq!(f.docker.calls_of("manifest").len(), 2);
+    f.registry.answer("child/manifests/v1.0.0_1", 200, "", 0);
+    let out = f.run(&["publish", "--build-id", "1"], &[]).fails();
+    assert!(out.stderr.contains(&format!("{}/child:v1.0.0_1 already exists", f.reg())), "{}", out.stderr);
+    assert_eq!(f.registry.manifest_requests("v1.0.0_1"), 2);
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
 }
 
 #[test]
 fn no_registry_access_names_the_login_command() {
     let f = Fixture::new("cli");
-    let out = f.run(&["publish", "--build-id", "1"], &[("FAKE_MANIFEST", "unauthorized")]).fails();
-    assert!(out.stderr.contains("cargo xtask login"), "{}", out.stderr);
+    f.registry.answer("/manifests/", 401, "UNAUTHORIZED", 0);
+    let out = f.run(&["publish", "--build-id", "1"], &[]).fails();
+    assert!(
+        out.stderr.contains("none are stored for it") && out.stderr.contains("cargo xtask login"),
+        "{}",
+        out.stderr
+    );
     assert!(f.docker.calls_of("build").is_empty());
+}
+
+/// "Could not tell" is never "absent": a 404 that is not the registry's MANIFEST_UNKNOWN (a
+/// proxy's page, say) and a 400 stop the run before anything builds.
+#[test]
+fn an_answer_that_is_neither_present_nor_absent_stops_the_run() {
+    for (status, code) in [(404, "PAGE_NOT_FOUND"), (400, "BAD_REQUEST")] {
+        let f = Fixture::new("cli");
+        f.registry.answer("/manifests/", status, code, 0);
+        let out = f.run(&["publish", "--build-id", "1"], &[]).fails();
+        assert!(
+            out.stderr.contains("could not tell whether") && out.stderr.contains(&status.to_string()),
+            "{}",
+            out.stderr
+        );
+        assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty(), "{status}");
+    }
 }
 
 #[test]
 fn build_uses_local_tags_and_builds_parents_of_named_images() {
     let f = Fixture::new("cli");
+    let reg = f.reg();
     f.run(&["build", "child", "--pull", "--no-cache"], &[]).ok();
     let builds = f.docker.calls_of("build");
     assert_eq!(builds.len(), 2);
-    assert_eq!(&builds[0][..3], ["build", "--pull", "--no-cache"]);
-    assert!(builds[0].contains(&"reg.example/ns/base:local-v1.0.0".to_string()));
-    assert!(builds[1].contains(&"BASE_IMAGE=reg.example/ns/base:local-v1.0.0".to_string()));
-    assert!(f.pushes().is_empty() && f.docker.calls_of("manifest").is_empty());
+    assert_eq!(&builds[0][..4], ["build", "--force-rm", "--pull", "--no-cache"]);
+    let mut tags: Vec<String> = f.docker.calls_of("tag").iter().map(|c| c[2].clone()).collect();
+    tags.sort();
+    assert_eq!(tags, [format!("{reg}/base:local-v1.0.0"), format!("{reg}/child:local-v1.0.0")]);
+    assert!(
+        builds[1].iter().any(|a| a.starts_with(&format!("BASE_IMAGE={reg}/base:run-"))),
+        "{:?}",
+        builds[1]
+    );
+    assert!(f.pushes().is_empty() && f.registry.requests().is_empty());
 }
 
 #[test]
-fn dry_run_prints_the_commands_and_runs_none() {
+fn dry_run_prints_exactly_the_steps_and_runs_none() {
     let f = Fixture::new("cli");
     let args = ["publish", "base", "--build-id", "3", "--dry-run", "--registry", "127.0.0.1:5000/x"];
     let out = f.run(&args, &[]).ok();
     // Only the read-only questions about the client (which builder it offers).
     assert!(f.docker.actions().is_empty(), "dry-run ran {:?}", f.docker.actions());
+    assert!(f.registry.requests().is_empty());
     let lines: Vec<&str> = out.stdout.lines().collect();
     let program = f.docker.program().display().to_string();
-    assert_eq!(lines.len(), 6, "{}", out.stdout);
-    assert!(lines[0].starts_with(&format!("{program} build --file ")), "{}", lines[0]);
-    assert_eq!(
-        lines[1],
-        format!("{program} tag 127.0.0.1:5000/x/base:v1.0.0_3 127.0.0.1:5000/x/base:v1.0.0")
+    assert_eq!(lines.len(), 13, "{}", out.stdout);
+    assert_eq!(lines[0], "# registry 127.0.0.1:5000: GET /v2/x/base/manifests/v1.0.0_3 (must be absent: a unique tag is never overwritten)");
+    assert!(lines[1].starts_with(&format!("{program} build --force-rm --file ")), "{}", lines[1]);
+    assert!(
+        lines[2].starts_with(
+            "# registry 127.0.0.1:5000: GET /v2/x/base/manifests/v1.0.0_3 (must still be absent"
+        ),
+        "{}",
+        lines[2]
     );
-    assert_eq!(lines[5], format!("{program} push 127.0.0.1:5000/x/base:latest"));
+    assert!(lines[3].starts_with(&format!("{program} tag 127.0.0.1:5000/x/base:run-")), "{}", lines[3]);
+    assert!(lines[3].ends_with(" 127.0.0.1:5000/x/base:v1.0.0_3"), "{}", lines[3]);
+    assert_eq!(lines[4], format!("{program} push 127.0.0.1:5000/x/base:v1.0.0_3"));
+    assert!(lines[5].contains("GET /v2/x/base/manifests/v1.0.0_3 (read back"), "{}", lines[5]);
+    assert_eq!(lines[10], format!("{program} push 127.0.0.1:5000/x/base:latest"));
+    assert!(
+        lines[12].starts_with(&format!("{program} image rm --no-prune 127.0.0.1:5000/x/base:run-")),
+        "{}",
+        lines[13]
+    );
+    // Notes go to stderr, never between the steps.
+    assert!(out.stderr.contains("legacy builder"), "{}", out.stderr);
+    assert!(out.stdout.lines().all(|l| l.starts_with('#') || l.starts_with(&program)), "{}", out.stdout);
+}
+
+/// `--build-id --dry-run` once took `--dry-run` as the build id and published for real.
+#[test]
+fn an_option_is_never_taken_as_a_value() {
+    let f = Fixture::new("cli");
+    for args in [
+        vec!["publish", "--build-id", "--dry-run"],
+        vec!["publish", "--build-id", "--inventory", "x.toml"],
+        vec!["publish", "base", "--registry", "--dry-run", "--build-id", "1"],
+    ] {
+        let out = f.run(&args, &[]).fails();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            out.stderr.contains("needs a value") && out.stderr.contains("is an option"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = f.run(&["publish", "--build-id=-x"], &[]).fails();
+    assert!(out.stderr.contains("must start with a letter or digit"), "{}", out.stderr);
+    assert!(f.docker.calls().is_empty() && f.registry.requests().is_empty());
+}
+
+/// A bare file name for --inventory means the file in the current folder, whose paths are
+/// relative to that folder.
+#[test]
+fn an_inventory_named_by_its_bare_file_name_works() {
+    let f = Fixture::new("cli");
+    let mut cmd = support::xtask();
+    cmd.current_dir(f.dir.path())
+        .args(["build", "base", "--dry-run", "--inventory", "images.toml"])
+        .env("DOCKER", f.docker.program());
+    let out = run(&mut cmd).ok();
+    let build = out.stdout.lines().find(|l| l.contains(" build ")).unwrap();
+    assert!(build.contains("--file ./Dockerfile-base") && build.ends_with(" ."), "{build}");
+    let mut cmd = support::xtask();
+    cmd.current_dir(f.dir.path()).args(["check", "--inventory", "images.toml"]);
+    run(&mut cmd).ok();
+}
+
+#[test]
+fn a_registry_with_a_scheme_says_to_drop_it() {
+    let f = Fixture::new("cli");
+    let out = f.run(&["build", "--registry", "http://127.0.0.1:5000/x"], &[]).fails();
+    assert!(out.stderr.contains("drop `http://` and write `127.0.0.1:5000/x`"), "{}", out.stderr);
+    assert!(f.docker.calls().is_empty());
+}
+
+#[test]
+fn a_bad_setting_in_the_environment_is_an_error_naming_it() {
+    let f = Fixture::new("cli");
+    for (variable, value) in
+        [("XTASK_BUILD_TIMEOUT", "abc"), ("XTASK_RETRIES", "-1"), ("XTASK_PUSH_TIMEOUT", "1h")]
+    {
+        let out = f.run(&["build"], &[(variable, value)]).fails();
+        assert!(
+            out.stderr.contains(&format!("{variable}=`{value}` is not a whole number")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(f.docker.calls().is_empty());
 }
 
 #[test]
 fn login_passes_the_token_on_stdin_only() {
     let f = Fixture::new("cli");
     let out = f.run(&["login", "--username", "octo"], &[("CR_PAT", TOKEN)]).ok();
-    assert_eq!(f.docker.calls(), [["login", "reg.example", "--username", "octo", "--password-stdin"]]);
+    let host = f.registry.host();
+    assert_eq!(f.docker.calls(), [["login", host.as_str(), "--username", "octo", "--password-stdin"]]);
     assert_eq!(f.docker.stdin(), TOKEN);
     assert!(!f.docker.raw_calls().contains(TOKEN));
     assert!(!out.all().contains(TOKEN));
@@ -128,7 +263,7 @@ fn login_passes_the_token_on_stdin_only() {
     let out = f
         .run(&["login", "--dry-run"], &[("DOCKER", "docker"), ("GITHUB_ACTOR", "robot"), ("CR_PAT", TOKEN)])
         .ok();
-    assert_eq!(out.stdout, "docker login reg.example --username robot --password-stdin\n");
+    assert_eq!(out.stdout, format!("docker login {host} --username robot --password-stdin\n"));
 }
 
 #[test]
@@ -163,10 +298,8 @@ fn build_id_comes_from_github_actions() {
     let f = Fixture::new("cli");
     let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_NUMBER", "42"), ("GITHUB_RUN_ATTEMPT", "2")];
     let out = f.run(&["tags", "child"], &env).ok();
-    assert_eq!(
-        out.stdout,
-        "reg.example/ns/child:v1.0.0_42.2\nreg.example/ns/child:v1.0.0\nreg.example/ns/child:latest\n"
-    );
+    let reg = f.reg();
+    assert_eq!(out.stdout, format!("{reg}/child:v1.0.0_42.2\n{reg}/child:v1.0.0\n{reg}/child:latest\n"));
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn login_then_publish_to_a_registry_with_auth() {
     login.args(["login", "--username", "robot", "--inventory"]).arg(&inv).env("CR_PAT", "wrong-token");
     with_config(&mut login);
     let out = run(&mut login).fails();
-    assert!(out.stderr.contains("docker login to"), "{}", out.stderr);
+    assert!(out.stderr.contains("docker login as robot (registry 127.0.0.1:"), "{}", out.stderr);
     // A 401 is not worth retrying.
     assert!(!out.all().contains("retry"), "{}", out.all());
     assert!(!out.all().contains("wrong-token"));

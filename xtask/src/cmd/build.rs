@@ -1,7 +1,6 @@
-use crate::cmd::{build_settings, chosen_images, Ctx};
-use crate::execute::execute;
+use crate::cmd::{build_settings, chosen_images, run_or_show, Ctx};
 use crate::flags;
-use crate::plan;
+use crate::plan::{self, Inputs, RunNames};
 
 impl flags::Build {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -10,16 +9,22 @@ impl flags::Build {
         else {
             return Ok(());
         };
+        let lineage = plan::lineage(&inventory, &images)?;
         let (options, exec) = build_settings(ctx, &self.build)?;
-        let plan = plan::build_plan(&inventory.registry, &images, &options)?;
-        if self.build.dry_run {
-            print!("{}", plan.display(ctx.docker.program()));
-            return Ok(());
-        }
-        ctx.docker.check_engine()?;
-        execute(&ctx.docker, &plan, &ctx.log, exec).1?;
-        for step in &plan.builds {
-            ctx.log.info(&format!("built {}", step.reference));
+        let run = RunNames::new();
+        let inputs = Inputs {
+            registry: &inventory.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        let plan = plan::build_plan(&inputs)?;
+        run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, self.build.dry_run).1?;
+        if !self.build.dry_run {
+            for target in plan.publications.iter().flat_map(|p| &p.targets) {
+                ctx.log.info(&format!("built {}", target.reference));
+            }
         }
         Ok(())
     }

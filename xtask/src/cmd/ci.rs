@@ -3,18 +3,16 @@
 
 use anyhow::{bail, Context};
 
-use crate::cmd::publish::{publish, publish_plan};
-use crate::cmd::Ctx;
-use crate::cmd::{build_settings, chosen_images};
+use crate::cmd::publish::publish_plan;
+use crate::cmd::{build_settings, chosen_images, run_or_show, Ctx};
 use crate::docker::{login_args, Secret};
-use crate::execute::{execute, ExecOptions, Report};
+use crate::execute::{ExecOptions, Pushed, Report};
 use crate::flags;
 use crate::flags::BuildArgs;
 use crate::gha;
 use crate::inventory::{Image, Inventory};
-use crate::json;
 use crate::oci::registry_host;
-use crate::plan::{self, DockerCommand, Plan};
+use crate::plan::{self, DockerCommand, Inputs, Plan, RunNames};
 use crate::tags::{published_references, BuildId};
 
 impl flags::CiPr {
@@ -28,34 +26,54 @@ impl flags::CiPr {
         }
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         let (options, exec) = build_settings(ctx, &self.build)?;
-        let images = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
-        let plans = plan::pull_request_plans(&inventory, &images, login.is_some(), &options)?;
+        let (images, scope) = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
+        let lineage = plan::lineage(&inventory, &images)?;
+        let run = RunNames::new();
+        let inputs = Inputs {
+            registry: &inventory.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        let plans = plan::pull_request_plans(&inventory, &inputs, login.is_some())?;
         if self.build.dry_run {
-            print_dry_run(ctx, login.as_ref(), &plans);
+            print_dry_run(ctx, &inventory, login.as_ref(), &plans, exec);
             return Ok(());
         }
         ctx.docker.check_engine()?;
         if login.is_none() {
-            ctx.log.warning(
-                "GITHUB_TOKEN is not set (a pull request from a fork gets no write token): the \
-                 test-package push that proves write access was skipped; building every image anyway",
-            );
+            ctx.log.warning(&format!(
+                "GITHUB_TOKEN is not set (a pull request from a fork gets no write token): the test-package push \
+                 that proves write access was skipped; building {scope} anyway"
+            ));
         }
-        let (reports, result) = with_login(ctx, login.as_ref(), || run_plans(ctx, &plans, exec));
+        let (reports, result) =
+            with_login(ctx, login.as_ref(), || run_or_show(ctx, &inventory, &plans, exec, false));
         let mut rows = Vec::new();
         for (plan, report) in plans.iter().zip(&reports) {
             let seconds = |image: &str| report.seconds(image);
-            rows.extend(plan.builds.iter().map(|b| Row {
-                image: b.image.clone(),
-                tags: vec![b.reference.clone()],
-                digest: None,
-                status: "built, not pushed (pull request)".into(),
-                seconds: seconds(&b.image),
+            rows.extend(plan.builds.iter().map(|b| {
+                Row {
+                    image: b.image.clone(),
+                    tags: plan
+                        .publications
+                        .iter()
+                        .filter(|p| p.image == b.image)
+                        .flat_map(|p| &p.targets)
+                        .filter(|t| t.push.is_none())
+                        .map(|t| t.reference.clone())
+                        .collect(),
+                    digest: None,
+                    status: "built, not pushed (pull request)".into(),
+                    seconds: seconds(&b.image),
+                }
             }));
+            let package = inventory.test_package.as_ref().map_or("", |p| p.name.as_str());
             rows.extend(report.pushed.iter().map(|p| Row {
-                image: p.image.clone(),
+                image: package.to_string(),
                 tags: vec![p.reference.clone()],
-                digest: p.digest.clone(),
+                digest: Some(p.digest.clone()),
                 status: "pushed (write-permission probe)".into(),
                 seconds: seconds(&p.image),
             }));
@@ -78,10 +96,19 @@ impl flags::CiMain {
             },
         )?;
         let images = plan::select(&inventory, &[])?;
-        let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
+        let lineage = plan::lineage(&inventory, &images)?;
+        let run = RunNames::new();
+        let inputs = Inputs {
+            registry: &inventory.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        let plan = publish_plan(ctx, &inputs, &build_id)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         if self.build.dry_run {
-            print_dry_run(ctx, login.as_ref(), std::slice::from_ref(&plan));
+            print_dry_run(ctx, &inventory, login.as_ref(), std::slice::from_ref(&plan), exec);
             return Ok(());
         }
         ctx.docker.check_engine()?;
@@ -94,38 +121,44 @@ impl flags::CiMain {
                 image.name
             ));
         }
-        let (report, result) =
-            with_login(ctx, login.as_ref(), || publish(ctx, &inventory, &images, &build_id, &plan, exec));
+        let (reports, result) = with_login(ctx, login.as_ref(), || {
+            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, false)
+        });
+        let empty = Report::default();
+        let report = reports.first().unwrap_or(&empty);
         let mut rows = Vec::new();
         for image in &images {
             rows.push(Row {
                 image: image.name.clone(),
                 tags: published_references(&inventory.registry, image, &build_id)?.to_vec(),
                 digest: report.digest(&image.name).map(String::from),
-                status: push_status(image, &report),
+                status: push_status(image, report),
                 seconds: report.seconds(&image.name),
             });
         }
-        gha::set_output(&ctx.env, "published", &published_json(&images, &report))?;
+        gha::set_output(&ctx.env, "published", &published_json(&images, report))?;
         finish(ctx, "ci-main", &rows, result)
     }
 }
 
-/// The images a pull request builds: those affected by its changes, compared with
-/// `--changed-since` or else the pull request's base branch. When the base cannot be compared
-/// (a shallow checkout, say), every image, with a warning.
+/// The images a pull request builds, and how to say which: those affected by its changes,
+/// compared with `--changed-since` or else the pull request's base branch. When the base cannot
+/// be compared (a shallow checkout, say), every image, with a warning.
 fn pull_request_images<'a>(
     ctx: &Ctx,
     inventory: &'a Inventory,
     flag: Option<&str>,
-) -> anyhow::Result<Vec<&'a Image>> {
+) -> anyhow::Result<(Vec<&'a Image>, &'static str)> {
+    let every = "every image";
     let from_base = ctx.env.get("GITHUB_BASE_REF").map(|base| format!("origin/{base}"));
-    let Some(reference) = flag.map(String::from).or(from_base) else { return plan::select(inventory, &[]) };
+    let Some(reference) = flag.map(String::from).or(from_base) else {
+        return Ok((plan::select(inventory, &[])?, every));
+    };
     match chosen_images(ctx, inventory, &[], Some(&reference)) {
-        Ok(images) => Ok(images.unwrap_or_default()),
+        Ok(images) => Ok((images.unwrap_or_default(), "the images the change touches")),
         Err(e) if flag.is_none() => {
             ctx.log.warning(&format!("{e:#}; building every image instead"));
-            plan::select(inventory, &[])
+            Ok((plan::select(inventory, &[])?, every))
         }
         Err(e) => Err(e),
     }
@@ -142,19 +175,22 @@ fn push_status(image: &Image, report: &Report) -> String {
 }
 
 /// `[{"image": ..., "references": [...], "digest": ...}]` for every image whose three tags were
-/// all pushed; the digest is the registry's answer to the push.
+/// all pushed; the digest is the one the registry answered when each tag was read back.
 fn published_json(images: &[&Image], report: &Report) -> String {
-    let items = images.iter().filter_map(|image| {
-        let pushed: Vec<_> = report.pushed.iter().filter(|p| p.image == image.name).collect();
-        (pushed.len() == 3).then(|| {
-            json::object([
-                ("image", json::string(&image.name)),
-                ("references", json::array(pushed.iter().map(|p| json::string(&p.reference)))),
-                ("digest", report.digest(&image.name).map_or("null".into(), json::string)),
-            ])
+    let items: Vec<serde_json::Value> = images
+        .iter()
+        .filter_map(|image| {
+            let pushed: Vec<&Pushed> = report.pushed.iter().filter(|p| p.image == image.name).collect();
+            (pushed.len() == 3).then(|| {
+                serde_json::json!({
+                    "image": image.name,
+                    "references": pushed.iter().map(|p| p.reference.as_str()).collect::<Vec<_>>(),
+                    "digest": report.digest(&image.name),
+                })
+            })
         })
-    });
-    json::array(items)
+        .collect();
+    serde_json::Value::Array(items).to_string()
 }
 
 /// `docker login` with the workflow token, when the job has one.
@@ -200,27 +236,18 @@ fn with_login<R: Default>(
     outcome
 }
 
-/// Runs the plans in order and stops at the first failure.
-fn run_plans(ctx: &Ctx, plans: &[Plan], exec: ExecOptions) -> (Vec<Report>, anyhow::Result<()>) {
-    let mut reports = Vec::new();
-    for plan in plans {
-        let (report, result) = execute(&ctx.docker, plan, &ctx.log, exec);
-        reports.push(report);
-        if result.is_err() {
-            return (reports, result);
-        }
-    }
-    (reports, Ok(()))
-}
-
-fn print_dry_run(ctx: &Ctx, login: Option<&WorkflowLogin>, plans: &[Plan]) {
+fn print_dry_run(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    login: Option<&WorkflowLogin>,
+    plans: &[Plan],
+    exec: ExecOptions,
+) {
     let program = ctx.docker.program();
     if let Some(l) = login {
         println!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
     }
-    for plan in plans {
-        print!("{}", plan.display(program));
-    }
+    let _ = run_or_show(ctx, inventory, plans, exec, true);
     if let Some(l) = login {
         println!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
     }

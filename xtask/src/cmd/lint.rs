@@ -36,7 +36,7 @@ pub fn lint(inventory: &Inventory) -> anyhow::Result<()> {
     if !out.success {
         bail!(
             "hadolint found problems (fix them, or ignore a rule in .hadolint.yaml with the reason):\n{}",
-            out.output.trim_end()
+            out.transcript().trim_end()
         );
     }
     Ok(())

@@ -1,37 +1,50 @@
 use crate::cmd::{changed_since, Ctx};
 use crate::flags;
 use crate::inventory::Image;
-use crate::json;
 use crate::plan;
 use crate::tags;
 
 impl flags::List {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let mut images = plan::select(&inventory, &[])?;
-        // With --changed-since, only the affected images, each with why.
-        let reasons: Option<Vec<(String, String)>> = match self.changed_since.as_deref() {
-            None => None,
+        // With --changed-since: what `build --changed-since` builds, each with why, the parents
+        // it builds first included.
+        let (images, reasons) = match self.changed_since.as_deref() {
+            None => (plan::select(&inventory, &[])?, None),
             Some(reference) => {
                 let selection = changed_since(&inventory, reference)?;
-                Some(selection.into_iter().map(|(name, reason)| (name, reason.to_string())).collect())
+                let mut reasons: Vec<(String, String)> =
+                    selection.into_iter().map(|(name, reason)| (name, reason.to_string())).collect();
+                let names: Vec<String> = reasons.iter().map(|(n, _)| n.clone()).collect();
+                let images = if names.is_empty() { Vec::new() } else { plan::select(&inventory, &names)? };
+                for image in images.iter().filter(|i| !names.contains(&i.name)) {
+                    let children: Vec<&str> = images
+                        .iter()
+                        .filter(|c| c.depends_on.contains(&image.name))
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    reasons.push((
+                        image.name.clone(),
+                        format!("unchanged, built first: {} is built on it", children.join(", ")),
+                    ));
+                }
+                (images, Some(reasons))
             }
         };
-        if let Some(reasons) = &reasons {
-            images.retain(|i| reasons.iter().any(|(n, _)| *n == i.name));
-        }
         let reason =
             |name: &str| reasons.as_ref().and_then(|r| r.iter().find(|(n, _)| n == name)).map(|(_, why)| why);
         if self.json {
-            let items = images.iter().map(|i| {
-                let mut item = image_json(&inventory.registry, i);
-                if let Some(why) = reason(&i.name) {
-                    item.pop();
-                    item.push_str(&format!(",\"reason\":{}}}", json::string(why)));
-                }
-                item
-            });
-            println!("{}", json::array(items));
+            let items: Vec<serde_json::Value> = images
+                .iter()
+                .map(|i| {
+                    let mut item = image_json(&inventory.registry, i);
+                    if let Some(why) = reason(&i.name) {
+                        item["reason"] = serde_json::Value::String(why.clone());
+                    }
+                    item
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(items));
             return Ok(());
         }
         if let (Some(reference), true) = (self.changed_since.as_deref(), images.is_empty()) {
@@ -72,18 +85,18 @@ fn tag_templates(image: &Image) -> [String; 3] {
     [format!("{version}_<build-id>"), version, "latest".into()]
 }
 
-fn image_json(registry: &str, image: &Image) -> String {
-    json::object([
-        ("name", json::string(&image.name)),
-        ("repository", json::string(&tags::repository(registry, &image.name))),
-        ("version", json::string(&image.version.to_string())),
-        ("push", image.push.to_string()),
-        ("depends_on", json::array(image.depends_on.iter().map(|d| json::string(d)))),
-        ("tags", json::array(tag_templates(image).iter().map(|t| json::string(t)))),
-        ("dockerfile", json::string(&image.dockerfile.to_string_lossy())),
-        ("context", json::string(&image.context.to_string_lossy())),
-        ("platforms", json::array(image.platforms.iter().map(|p| json::string(p)))),
-    ])
+fn image_json(registry: &str, image: &Image) -> serde_json::Value {
+    serde_json::json!({
+        "name": image.name,
+        "repository": tags::repository(registry, &image.name),
+        "version": image.version.to_string(),
+        "push": image.push,
+        "depends_on": image.depends_on,
+        "tags": tag_templates(image),
+        "dockerfile": image.dockerfile.to_string_lossy(),
+        "context": image.context.to_string_lossy(),
+        "platforms": image.platforms,
+    })
 }
 
 fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {

@@ -1,7 +1,6 @@
 use crate::cmd::{changed_since, Ctx};
 use crate::flags;
 use crate::gha;
-use crate::json;
 use crate::plan::runner_groups;
 
 impl flags::Matrix {
@@ -20,11 +19,14 @@ impl flags::Matrix {
             }
         };
         // `group` names the entry; `images` is what `cargo xtask build` takes on that runner.
-        let entries = groups.iter().map(|group| {
-            let names: Vec<&str> = group.iter().map(|i| i.name.as_str()).collect();
-            json::object([("group", json::string(names[0])), ("images", json::string(&names.join(" ")))])
-        });
-        let matrix = json::object([("include", json::array(entries))]);
+        let entries: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|group| {
+                let names: Vec<&str> = group.iter().map(|i| i.name.as_str()).collect();
+                serde_json::json!({ "group": names[0], "images": names.join(" ") })
+            })
+            .collect();
+        let matrix = serde_json::json!({ "include": entries }).to_string();
         println!("{matrix}");
         gha::set_output(&ctx.env, "matrix", &matrix)
     }

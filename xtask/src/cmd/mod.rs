@@ -19,16 +19,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::changes::{self, Reason};
+use crate::dockerfile::Dockerfile;
 use crate::git;
 
 use crate::docker::Docker;
 use crate::env::Env;
-use crate::execute::{ExecOptions, OnBuildFailure};
+use crate::execute::{execute, ExecOptions, Live, OnBuildFailure, Report};
 use crate::flags::BuildArgs;
 use crate::gha::Log;
 use crate::inventory::{Image, Inventory};
+use crate::oci::registry_host;
 use crate::plan;
-use crate::plan::{BuildOptions, Builder};
+use crate::plan::{BuildOptions, Builder, Plan};
+use crate::registry::Registry;
 
 /// The images a building command works on: the named ones (all when none are named), or
 /// those affected by changes since `changed_since`. `None` when the changes touch no image.
@@ -44,11 +47,11 @@ fn chosen_images<'a>(
     }
     let selection = changed_since(inventory, reference)?;
     if selection.is_empty() {
-        ctx.log.info(&format!("no image is affected by the changes since {reference}"));
+        ctx.log.note(&format!("no image is affected by the changes since {reference}"));
         return Ok(None);
     }
     for (name, reason) in &selection {
-        ctx.log.info(&format!("{name}: {reason}"));
+        ctx.log.note(&format!("{name}: {reason}"));
     }
     let names: Vec<String> = selection.into_iter().map(|(name, _)| name).collect();
     Ok(Some(plan::select(inventory, &names)?))
@@ -57,8 +60,7 @@ fn chosen_images<'a>(
 /// The images affected by changes since `reference`, each with the reason, from git and the
 /// Dockerfiles' COPY/ADD sources (see changes.rs).
 fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
-    let folder = inventory.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let root = git::repository_root(folder)?;
+    let root = git::repository_root(inventory.folder())?;
     let root = root.canonicalize().unwrap_or(root);
     let relative = |path: &Path| -> PathBuf {
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -84,7 +86,7 @@ fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(
         images.push((image.name.clone(), relative(&image.dockerfile), relative(&image.context)));
         let text = std::fs::read_to_string(&image.dockerfile)
             .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
-        sources.push((image.name.clone(), changes::copy_sources(&text)));
+        sources.push((image.name.clone(), Dockerfile::parse(&text).copy_sources()));
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
     let changed = git::changed_since(&root, reference)?;
@@ -98,7 +100,7 @@ fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(
 }
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
-/// and what the docker client offers. BuildKit is used whenever the client has it; the legacy
+/// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
 /// builder is said once.
 fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions, ExecOptions)> {
     let jobs = match flags.jobs {
@@ -110,13 +112,13 @@ fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions,
         Ok(builder) => builder,
         // A dry run on a machine without docker still shows the plan, in the plain form.
         Err(e) if flags.dry_run && flags.builder.is_none() => {
-            ctx.log.notice(&format!("{e:#}; showing the legacy builder's commands"));
+            ctx.log.note(&format!("{e:#}; showing the legacy builder's commands"));
             Builder::Legacy
         }
         Err(e) => return Err(e),
     };
     if builder == Builder::Legacy {
-        ctx.log.notice(&format!(
+        ctx.log.note(&format!(
             "BuildKit is not available from `{}` (no buildx plugin): building with the legacy builder, one layer at a time",
             ctx.docker.program()
         ));
@@ -128,7 +130,40 @@ fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions,
     ))
 }
 
-/// What every command may need: the environment, the docker CLI, the inventory's location.
+/// Prints the plans (a dry run: exactly the steps, on stdout) or runs them against the engine
+/// and, when anything is asked of or pushed to the registry, the registry.
+fn run_or_show(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    plans: &[Plan],
+    exec: ExecOptions,
+    dry_run: bool,
+) -> (Vec<Report>, anyhow::Result<()>) {
+    if dry_run {
+        for plan in plans {
+            print!("{}", plan.display(ctx.docker.program()));
+        }
+        return (Vec::new(), Ok(()));
+    }
+    if let Err(e) = ctx.docker.check_engine() {
+        return (Vec::new(), Err(e));
+    }
+    let asks = plans.iter().any(|p| {
+        !p.must_be_absent.is_empty()
+            || p.publications.iter().flat_map(|x| &x.targets).any(|t| t.push.is_some())
+    });
+    let registry = match asks {
+        true => match Registry::connect(&ctx.docker, &ctx.env, registry_host(&inventory.registry), ctx.log) {
+            Ok(r) => Some(r),
+            Err(e) => return (Vec::new(), Err(e)),
+        },
+        false => None,
+    };
+    let world = Live { docker: &ctx.docker, registry: registry.as_ref(), log: ctx.log };
+    execute(&world, plans, &ctx.log, exec)
+}
+
+/// What every command may need: the environment, the container CLI, the inventory's location.
 pub struct Ctx {
     pub env: Env,
     pub docker: Docker,
@@ -138,8 +173,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Fails when a setting in the environment (XTASK_*) is not what it must be.
     pub fn new(env: Env, inventory: Option<PathBuf>, registry: Option<String>) -> anyhow::Result<Ctx> {
-        let docker = Docker::from_env(&env);
+        let docker = Docker::from_env(&env)?;
         let log = Log::new(&env);
         let inventory = inventory.unwrap_or_else(default_inventory);
         Ok(Ctx { env, docker, log, inventory, registry })

@@ -1,33 +1,36 @@
-use crate::cmd::{build_settings, Ctx};
-use crate::execute::{execute, ExecOptions, Report};
+use crate::cmd::{build_settings, run_or_show, Ctx};
 use crate::flags;
-use crate::inventory::{Image, Inventory};
+use crate::inventory::Image;
 use crate::labels;
-use crate::plan::{self, BuildOptions, Plan};
-use crate::preflight::check_unique_tags_free;
-use crate::tags::{published_references, BuildId};
+use crate::plan::{self, Inputs, Plan, RunNames};
+use crate::tags::BuildId;
 
 impl flags::Publish {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
+        say_why_parents_come_along(ctx, &self.images, &images);
+        let lineage = plan::lineage(&inventory, &images)?;
         let (options, exec) = build_settings(ctx, &self.build)?;
-        let plan = publish_plan(ctx, &inventory, &images, &build_id, &options)?;
+        let run = RunNames::new();
+        let inputs = Inputs {
+            registry: &inventory.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        let plan = publish_plan(ctx, &inputs, &build_id)?;
+        let (reports, result) =
+            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, self.build.dry_run);
+        result?;
         if self.build.dry_run {
-            print!("{}", plan.display(ctx.docker.program()));
             return Ok(());
         }
-        ctx.docker.check_engine()?;
-        let (report, result) = publish(ctx, &inventory, &images, &build_id, &plan, exec);
-        result?;
-        ctx.log.info("published:");
-        for p in &report.pushed {
-            ctx.log.info(&format!(
-                "  {}  {}",
-                p.reference,
-                p.digest.as_deref().unwrap_or("(no digest reported)")
-            ));
+        ctx.log.info("published (digests as the registry holds them):");
+        for p in reports.iter().flat_map(|r| &r.pushed) {
+            ctx.log.info(&format!("  {}  {}", p.reference, p.digest));
         }
         for image in images.iter().filter(|i| !i.push) {
             ctx.log.info(&format!("  {}: built and tagged, not pushed (push = false)", image.name));
@@ -36,38 +39,27 @@ impl flags::Publish {
     }
 }
 
-/// The publish plan of `images`, with OCI labels from the environment.
-pub(super) fn publish_plan(
-    ctx: &Ctx,
-    inventory: &Inventory,
-    images: &[&Image],
-    build_id: &BuildId,
-    options: &BuildOptions,
-) -> anyhow::Result<Plan> {
-    let created = labels::created(&ctx.env);
+/// The publish plan of the inputs, with OCI labels from the environment.
+pub(super) fn publish_plan(ctx: &Ctx, inputs: &Inputs<'_>, build_id: &BuildId) -> anyhow::Result<Plan> {
+    let created = labels::created(&ctx.env)?;
     let labels = |image: &Image| labels::oci_labels(image, &ctx.env, &created);
-    plan::publish_plan(&inventory.registry, images, build_id, &labels, options)
+    plan::publish_plan(inputs, build_id, &labels)
 }
 
-/// Asks the registry first (access, unique tags still free), then runs the plan. Shared by
-/// publish and ci-main; the report holds what was done even when the run failed.
-pub(super) fn publish(
-    ctx: &Ctx,
-    inventory: &Inventory,
-    images: &[&Image],
-    build_id: &BuildId,
-    plan: &Plan,
-    exec: ExecOptions,
-) -> (Report, anyhow::Result<()>) {
-    let mut unique = Vec::new();
-    for image in images.iter().filter(|i| i.push) {
-        match published_references(&inventory.registry, image, build_id) {
-            Ok([first, _, _]) => unique.push(first),
-            Err(e) => return (Report::default(), Err(e)),
-        }
+/// Publishing a child publishes the parents it is built on too: the child's layers start from
+/// the parent this run builds, so that parent is what its published tags must hold.
+fn say_why_parents_come_along(ctx: &Ctx, named: &[String], selected: &[&Image]) {
+    if named.is_empty() {
+        return;
     }
-    if let Err(e) = check_unique_tags_free(&ctx.docker, &inventory.registry, &unique, exec.jobs) {
-        return (Report::default(), Err(e));
+    for image in selected.iter().filter(|i| !named.contains(&i.name)) {
+        let children: Vec<&str> =
+            selected.iter().filter(|c| c.depends_on.contains(&image.name)).map(|c| c.name.as_str()).collect();
+        ctx.log.note(&format!(
+            "{} is built and published too: {} is built on it, and is published with the {} it was built on",
+            image.name,
+            children.join(", "),
+            image.name
+        ));
     }
-    execute(&ctx.docker, plan, &ctx.log, exec)
 }

@@ -72,19 +72,23 @@ pub fn run(cmd: &mut Command) -> Run {
 }
 
 /// A `docker` stand-in that appends each invocation's arguments (one per line, then a line
-/// `--`) to `calls`, and what it read on stdin for `login` to `stdin`.
+/// `--`) to `calls`, and what it read on stdin for `login` to `stdin`. It keeps a small image
+/// store (`images`: reference and id per line) so that tag and push act on what was built, and
+/// a push lands in `registry` (reference, image id, manifest digest), which `FakeRegistry`
+/// serves. Its output copies what docker 28 against a 20.10 engine prints (see the real-engine
+/// tests for the real thing).
 ///
 /// It answers like a Docker 28 client without buildx (so the tool picks the legacy builder)
-/// unless FAKE_CLIENT_VERSION (e.g. 20.10.24: built-in BuildKit) or FAKE_BUILDX=1 say otherwise.
+/// unless FAKE_CLIENT_VERSION (e.g. 20.10.24: built-in BuildKit), FAKE_BUILDX=1 or
+/// FAKE_PODMAN=1 (podman 4.3) say otherwise.
 ///
 /// Behaviour knobs (environment of the xtask process):
 /// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
 /// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
 /// - FAKE_TAG_SLEEP=<seconds>, FAKE_FAIL_TAG=<substring>: the same for `docker tag`;
-/// - FAKE_MANIFEST=present | unauthorized | down: every manifest exists / 401 / connection refused;
-/// - FAKE_MANIFEST_PRESENT=<substring>: only the manifests of references containing it exist;
 /// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
-///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all).
+///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all);
+/// - FAKE_PUSH_SLEEP=<seconds>: every push takes that long.
 pub struct FakeDocker {
     dir: TempDir,
 }
@@ -97,55 +101,88 @@ here=$(dirname "$0")
 # One append per invocation, so concurrent invocations never interleave their records.
 record=$(printf '%s\n' "$@"; echo --)
 printf '%s\n' "$record" >> "$here/calls"
+id_of() { # the id of a local reference, or nothing
+    awk -v r="$1" '$1 == r { id = $2 } END { if (id) print id }' "$here/images" 2>/dev/null
+}
 build() {
     [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
+    echo "Sending build context to Docker daemon  2.048kB"
     if [ -n "$FAKE_FAIL_BUILD" ]; then
-      case "$*" in *"$FAKE_FAIL_BUILD"*) echo "build failed on purpose" >&2; exit 1 ;; esac
+      case "$*" in *"$FAKE_FAIL_BUILD"*)
+        echo "Step 2/2 : RUN false"
+        echo "The command '/bin/sh -c false' returned a non-zero code: 1" >&2; exit 1 ;; esac
     fi
-    echo "Successfully built"
+    ref=; iidfile=
+    while [ $# -gt 0 ]; do
+      case "$1" in --tag) ref=$2; shift ;; --iidfile) iidfile=$2; shift ;; esac
+      shift
+    done
+    id=$(printf '%s %s %s' "$ref" "$$" "$(date +%s%N)" | sha256sum | cut -c1-64)
+    printf '%s sha256:%s\n' "$ref" "$id" >> "$here/images"
+    [ -n "$iidfile" ] && printf 'sha256:%s' "$id" > "$iidfile"
+    echo "Successfully built $(echo "$id" | cut -c1-12)"
+    echo "Successfully tagged $ref"
 }
 case "$1" in
-  version) echo "${FAKE_CLIENT_VERSION:-28.2.2}" ;;
+  --version)
+    if [ -n "$FAKE_PODMAN" ]; then echo "podman version 4.3.1"; else echo "Docker version 28.2.2, build e6534b4"; fi ;;
+  version)
+    case "$3" in
+      *Server*) echo "20.10.24+dfsg1" ;;
+      *) echo "${FAKE_CLIENT_VERSION:-28.2.2}" ;;
+    esac ;;
+  info)
+    if [ -n "$FAKE_PODMAN" ]; then echo '{"registries":{"search":["docker.io"]}}'
+    else echo '{"IndexConfigs":{"docker.io":{"Mirrors":[],"Name":"docker.io","Official":true,"Secure":true}},"InsecureRegistryCIDRs":["127.0.0.0/8"],"Mirrors":[]}'
+    fi ;;
   buildx)
     [ -n "$FAKE_BUILDX" ] || { echo "docker: 'buildx' is not a docker command." >&2; exit 1; }
-    case "$2" in version) echo "github.com/docker/buildx v0.17.1" ;; build) build "$@" ;; esac ;;
+    case "$2" in version) echo "github.com/docker/buildx v0.17.1" ;; build) shift 2; build "$@" ;; esac ;;
   login) cat > "$here/stdin"; echo "Login Succeeded" ;;
-  logout) echo "Removing login credentials" ;;
-  manifest)
-    for reference; do :; done
-    if [ -n "$FAKE_MANIFEST_PRESENT" ]; then
-      case "$reference" in *"$FAKE_MANIFEST_PRESENT"*) echo '{}'; exit 0 ;; esac
-    fi
-    case "$FAKE_MANIFEST" in
-      present) echo '{}' ;;
-      unauthorized) echo "unauthorized: authentication required" >&2; exit 1 ;;
-      down) echo "failed to configure transport: dial tcp 127.0.0.1:1: connect: connection refused" >&2; exit 1 ;;
-      *) echo "no such manifest: $4" >&2; exit 1 ;;
-    esac ;;
-  build) build "$@" ;;
+  logout) echo "Removing login credentials for $2" ;;
+  build) shift; build "$@" ;;
   tag)
     [ -n "$FAKE_TAG_SLEEP" ] && sleep "$FAKE_TAG_SLEEP"
     if [ -n "$FAKE_FAIL_TAG" ]; then
       case "$*" in *"$FAKE_FAIL_TAG"*) echo "Error response from daemon: no space left on device" >&2; exit 1 ;; esac
-    fi ;;
+    fi
+    id=$(id_of "$2")
+    [ -n "$id" ] || { echo "Error response from daemon: No such image: $2" >&2; exit 1; }
+    printf '%s %s\n' "$3" "$id" >> "$here/images" ;;
   push)
+    [ -n "$FAKE_PUSH_SLEEP" ] && sleep "$FAKE_PUSH_SLEEP"
+    echo "The push refers to repository [${2%:*}]"
     if [ -n "$FAKE_PUSH_FAIL" ]; then
       case "$2" in *"$FAKE_PUSH_FAIL")
         n=$(cat "$here/push-failures" 2>/dev/null || echo 0)
         if [ -z "$FAKE_PUSH_FAIL_TIMES" ] || [ "$n" -lt "$FAKE_PUSH_FAIL_TIMES" ]; then
           echo $((n + 1)) > "$here/push-failures"
-          echo "Put \"http://reg/v2/\": ${FAKE_PUSH_MESSAGE:-dial tcp: connect: connection refused}" >&2
+          echo "${FAKE_PUSH_MESSAGE:-Put \"http://reg/v2/\": dial tcp 127.0.0.1:1: connect: connection refused}" >&2
           exit 1
         fi ;;
       esac
     fi
-    tag=${2##*:}
-    echo "$tag: digest: sha256:$(printf '%s' "$2" | sha256sum | cut -c1-64) size: 528" ;;
+    id=$(id_of "$2")
+    [ -n "$id" ] || { echo "An image does not exist locally with the tag: ${2%:*}" >&2; exit 1; }
+    digest=sha256:$(printf 'manifest of %s' "$id" | sha256sum | cut -c1-64)
+    printf '%s %s %s\n' "$2" "$id" "$digest" >> "$here/registry"
+    echo "5f70bf18a086: Pushed"
+    echo "${2##*:}: digest: $digest size: 528" ;;
+  image)
+    case "$2" in
+      rm) for reference; do :; done; echo "Untagged: $reference" ;;
+      inspect) echo "unexpected: the fake has no image config" >&2; exit 1 ;;
+    esac ;;
 esac
 "#;
         let path = dir.write("docker", script);
         make_executable(&path);
         FakeDocker { dir }
+    }
+
+    /// Where pushes land: read by `FakeRegistry`.
+    pub fn registry_file(&self) -> PathBuf {
+        self.dir.path().join("registry")
     }
 
     pub fn program(&self) -> PathBuf {
@@ -173,7 +210,8 @@ esac
         self.calls()
             .into_iter()
             .filter(|c| {
-                !matches!(c[0].as_str(), "version" | "buildx") || c.get(1).is_some_and(|a| a == "build")
+                !matches!(c[0].as_str(), "version" | "buildx" | "--version" | "info")
+                    || c.get(1).is_some_and(|a| a == "build")
             })
             .collect()
     }
@@ -192,32 +230,221 @@ esac
     }
 }
 
+/// A registry on loopback that answers the OCI distribution API's manifest requests the way
+/// Debian's docker-registry (distribution 2.8) does, from what `FakeDocker` pushed. It can be
+/// told to answer otherwise (401, 429, 5xx...) or to stop answering, and records what it was
+/// asked.
+pub struct FakeRegistry {
+    port: u16,
+    state: std::sync::Arc<std::sync::Mutex<RegistryState>>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    pushed: PathBuf,
+    /// Manifest requests whose path contains the pattern get this status and error code,
+    /// `times` times (0: always).
+    rules: Vec<(String, u16, String, usize)>,
+    down: bool,
+    requests: Vec<String>,
+}
+
+impl FakeRegistry {
+    pub fn start(pushed: PathBuf) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state =
+            std::sync::Arc::new(std::sync::Mutex::new(RegistryState { pushed, ..Default::default() }));
+        let shared = std::sync::Arc::downgrade(&state);
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            // Ends when the FakeRegistry is dropped.
+            while let Some(state) = shared.upgrade() {
+                let down = state.lock().unwrap().down;
+                if down {
+                    listener = None;
+                } else if listener.is_none() {
+                    listener = TcpListener::bind(("127.0.0.1", port)).ok();
+                    listener.iter().for_each(|l| l.set_nonblocking(true).unwrap());
+                }
+                match listener.as_ref().map(|l| l.accept()) {
+                    Some(Ok((stream, _))) => {
+                        let state = state.clone();
+                        std::thread::spawn(move || serve(stream, &state));
+                    }
+                    _ => {
+                        drop(state);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        });
+        FakeRegistry { port, state }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Manifest requests whose path contains `pattern` get `status` with error `code`, the next
+    /// `times` times (0: from now on).
+    pub fn answer(&self, pattern: &str, status: u16, code: &str, times: usize) {
+        self.state.lock().unwrap().rules.push((pattern.to_string(), status, code.to_string(), times));
+    }
+
+    /// Stops (or resumes) answering: connections are refused meanwhile.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// The request lines it was sent, e.g. `GET /v2/ns/base/manifests/v1.0.0_1`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn manifest_requests(&self, tag: &str) -> usize {
+        self.requests().iter().filter(|r| r.ends_with(&format!("/manifests/{tag}"))).count()
+    }
+}
+
+fn serve(mut stream: TcpStream, state: &std::sync::Mutex<RegistryState>) {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+        // A TLS handshake on this plain-HTTP port: answer as Go's HTTP server does.
+        if request.first() == Some(&0x16) {
+            let _ = stream.write_all(
+                b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+            );
+            return;
+        }
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let line = text.lines().next().unwrap_or_default();
+    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let (status, headers, body) = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(format!("{} {path}", line.split_whitespace().next().unwrap_or_default()));
+        answer(&mut state, &path, stream.local_addr().unwrap().port())
+    };
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\n{headers}Docker-Distribution-Api-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+fn answer(state: &mut RegistryState, path: &str, port: u16) -> (u16, String, String) {
+    let json = "Content-Type: application/json; charset=utf-8\r\n".to_string();
+    if path == "/v2/" {
+        return (200, json, "{}".into());
+    }
+    let Some((repository, tag)) = path.strip_prefix("/v2/").and_then(|p| p.split_once("/manifests/")) else {
+        return (404, json, r#"{"errors":[{"code":"UNSUPPORTED","message":"not here"}]}"#.into());
+    };
+    let error = |code: &str, message: &str| {
+        format!(r#"{{"errors":[{{"code":"{code}","message":"{message}","detail":null}}]}}"#)
+    };
+    if let Some(i) = state.rules.iter().position(|(pattern, ..)| path.contains(pattern.as_str())) {
+        let (_, status, code, times) = state.rules[i].clone();
+        if times == 1 {
+            state.rules.remove(i);
+        } else if times > 1 {
+            state.rules[i].3 -= 1;
+        }
+        if status == 200 {
+            let digest = format!("sha256:{}", "e".repeat(64));
+            let headers = format!("Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nDocker-Content-Digest: {digest}\r\n");
+            return (
+                200,
+                headers,
+                format!(
+                    r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{}"}},"layers":[]}}"#,
+                    "f".repeat(64)
+                ),
+            );
+        }
+        let mut headers = json;
+        if status == 401 {
+            headers.push_str("WWW-Authenticate: Basic realm=\"fake\"\r\n");
+        }
+        return (status, headers, error(&code, &code.to_ascii_lowercase().replace('_', " ")));
+    }
+    let reference = format!("127.0.0.1:{port}/{repository}:{tag}");
+    let pushed = std::fs::read_to_string(&state.pushed).unwrap_or_default();
+    let mut found = pushed.lines().filter_map(|l| {
+        let mut words = l.split_whitespace();
+        Some((words.next()?, words.next()?, words.next()?))
+    });
+    match found.rfind(|(r, _, _)| *r == reference) {
+        Some((_, id, digest)) => (
+            200,
+            format!("Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nDocker-Content-Digest: {digest}\r\n"),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"{id}"}},"layers":[]}}"#
+            ),
+        ),
+        None => (404, json, error("MANIFEST_UNKNOWN", "manifest unknown")),
+    }
+}
+
 pub fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// A three-image inventory (base, child FROM base, quiet with push = false) under
-/// `reg.example/ns`, and a fake docker to run it against.
+/// `127.0.0.1:<port>/ns`, a fake docker to run it against, and a fake registry on that port
+/// that holds what the fake docker pushed.
 pub struct Fixture {
     pub dir: TempDir,
     pub inventory: PathBuf,
     pub docker: FakeDocker,
+    pub registry: FakeRegistry,
 }
 
 impl Fixture {
     pub fn new(label: &str) -> Fixture {
         let dir = TempDir::new(label);
+        let docker = FakeDocker::new();
+        let registry = FakeRegistry::start(docker.registry_file());
         let images: &[(&str, &[&str], bool)] =
             &[("base", &[], true), ("child", &["base"], true), ("quiet", &[], false)];
-        let inventory = fixture_inventory(&dir, "reg.example/ns", "base:1", images);
-        Fixture { dir, inventory, docker: FakeDocker::new() }
+        let inventory = fixture_inventory(&dir, &format!("{}/ns", registry.host()), "base:1", images);
+        Fixture { dir, inventory, docker, registry }
+    }
+
+    /// `127.0.0.1:<port>/ns`, the registry every fixture image lives under.
+    pub fn reg(&self) -> String {
+        format!("{}/ns", self.registry.host())
     }
 
     /// `xtask ARGS --inventory <fixture>` with the fake docker.
     pub fn xtask(&self, args: &[&str]) -> Command {
         let mut cmd = xtask();
-        cmd.args(args).arg("--inventory").arg(&self.inventory).env("DOCKER", self.docker.program());
+        cmd.args(args)
+            .arg("--inventory")
+            .arg(&self.inventory)
+            .env("DOCKER", self.docker.program())
+            // No credentials of the machine's own: only what a test stores.
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
         cmd
     }
 
