@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
+// The fake docker and fake registry of the integration tests: the orchestration part runs
+// publish against them.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 /// The options, from the command line (cargo adds `--bench`, which is ignored).
 struct Options {
     sizes: Option<String>,
@@ -128,10 +133,14 @@ fn parent(i: usize) -> Option<usize> {
     (!i.is_multiple_of(4)).then(|| (i - 1) / 3)
 }
 
-fn generated_inventory(dir: &Path, n: usize) -> anyhow::Result<PathBuf> {
-    let mut toml = String::from("registry = \"bench.invalid/x\"\n");
+fn generated_inventory(dir: &Path, registry: &str, n: usize) -> anyhow::Result<PathBuf> {
+    let mut toml = format!("registry = \"{registry}/x\"\n");
     for i in 0..n {
-        std::fs::write(dir.join(format!("Dockerfile-i{i}")), "FROM scratch\n")?;
+        let dockerfile = match parent(i) {
+            Some(p) => format!("ARG I{p}_IMAGE\nFROM ${{I{p}_IMAGE}}\n"),
+            None => "FROM scratch\n".to_string(),
+        };
+        std::fs::write(dir.join(format!("Dockerfile-i{i}")), dockerfile)?;
         let deps = parent(i).map_or(String::new(), |p| format!("\"i{p}\""));
         writeln!(
             toml,
@@ -158,43 +167,25 @@ fn chain(n: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// A docker whose build and push only sleep; with zero durations it starts no `sleep` at all,
-/// so that its cost is one shell start per invocation, like the baseline it is compared with.
-fn fake_docker(dir: &Path, build: Duration, push: Duration) -> anyhow::Result<PathBuf> {
-    let sleep =
-        |d: Duration| if d.is_zero() { ":".to_string() } else { format!("sleep {}", d.as_secs_f64()) };
-    let script = format!(
-        "#!/bin/sh\ncase \"$1\" in\n  build) {b} ;;\n  push) {p}; echo \"x: digest: sha256:{zeros} size: 1\" ;;\n  \
-         version) echo 28.2.2 ;;\n  manifest) echo \"no such manifest\" >&2; exit 1 ;;\n  buildx) exit 1 ;;\nesac\n",
-        b = sleep(build),
-        p = sleep(push),
-        zeros = "0".repeat(64)
-    );
-    let path = dir.join(if build.is_zero() { "docker-instant" } else { "docker" });
-    std::fs::write(&path, script)?;
-    make_executable(&path)?;
-    Ok(path)
-}
-
-#[cfg(unix)]
-fn make_executable(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn make_executable(_: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-/// Wall time of this binary publishing `inventory` with `docker` and `jobs`.
-fn timed_publish(inventory: &Path, docker: &Path, jobs: usize) -> anyhow::Result<Duration> {
+/// Wall time of this binary publishing `inventory` with the fake docker, its steps lasting
+/// `build` and `push`.
+fn timed_publish(
+    inventory: &Path,
+    docker: &support::FakeDocker,
+    jobs: usize,
+    build: Duration,
+    push: Duration,
+) -> anyhow::Result<Duration> {
+    // A build id of its own for each run: unique tags are never pushed twice.
+    let build_id = format!("{jobs}.{}", build.as_millis());
+    let seconds = |d: Duration| if d.is_zero() { String::new() } else { d.as_secs_f64().to_string() };
     let start = Instant::now();
     let out = Command::new(xtask())
-        .args(["publish", "--build-id", "1", "--jobs", &jobs.to_string(), "--inventory"])
+        .args(["publish", "--build-id", &build_id, "--jobs", &jobs.to_string(), "--inventory"])
         .arg(inventory)
-        .env("DOCKER", docker)
+        .env("DOCKER", docker.program())
+        .env("FAKE_BUILD_SLEEP", seconds(build))
+        .env("FAKE_PUSH_SLEEP", seconds(push))
         .env_remove("GITHUB_ACTIONS")
         .output()?;
     if !out.status.success() {
@@ -203,58 +194,78 @@ fn timed_publish(inventory: &Path, docker: &Path, jobs: usize) -> anyhow::Result
     Ok(start.elapsed())
 }
 
-/// The wall time of one invocation of the fake docker's `subcommand`, averaged over `times`:
-/// its sleep plus the start-up of its shell (and of `sleep`), which the tool cannot avoid.
-fn step_time(sh: &Shell, docker: &Path, subcommand: &str, times: u32) -> anyhow::Result<Duration> {
-    let program = docker.display().to_string();
+/// The wall time of one `program args`, averaged over `times`: for the fake docker its sleep
+/// plus the start-up of its shell, which the tool cannot avoid.
+fn step_time(
+    sh: &Shell,
+    program: &str,
+    args: &[&str],
+    sleep: (&str, Duration),
+    times: u32,
+) -> anyhow::Result<Duration> {
+    let seconds = if sleep.1.is_zero() { String::new() } else { sleep.1.as_secs_f64().to_string() };
     let start = Instant::now();
     for _ in 0..times {
-        cmd!(sh, "{program} {subcommand} x").quiet().ignore_stdout().ignore_stderr().ignore_status().run()?;
+        cmd!(sh, "{program} {args...}")
+            .env(sleep.0, &seconds)
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .ignore_status()
+            .run()?;
     }
     Ok(start.elapsed() / times)
 }
 
 fn orchestration(sh: &Shell, n: usize, build: Duration, push: Duration) -> anyhow::Result<()> {
     let scratch = Scratch::new(&format!("fake-{n}"))?;
-    let inventory = generated_inventory(&scratch.0, n)?;
-    let docker = fake_docker(&scratch.0, build, push)?;
-    let instant = fake_docker(&scratch.0, Duration::ZERO, Duration::ZERO)?;
-    let serial = timed_publish(&inventory, &docker, 1)?;
-    let parallel = timed_publish(&inventory, &docker, 4)?;
+    let docker = support::FakeDocker::new();
+    let registry = support::FakeRegistry::start(docker.registry_file());
+    let inventory = generated_inventory(&scratch.0, &registry.host(), n)?;
+    let serial = timed_publish(&inventory, &docker, 1, build, push)?;
+    let parallel = timed_publish(&inventory, &docker, 4, build, push)?;
     let sleeps = build * n as u32 + push * 3 * n as u32;
 
     // What four workers cannot beat, phase by phase as publish runs them: the registry asked
     // about each unique tag (the first alone), the builds (the longest chain, or the work shared
-    // out), two local tags and three pushes per image. Each step lasts what one invocation of the
-    // fake docker was measured to take, its sleep plus its own start-up.
-    let (t_manifest, t_build) =
-        (step_time(sh, &docker, "manifest", 20)?, step_time(sh, &docker, "build", 5)?);
-    let (t_tag, t_push) = (step_time(sh, &docker, "tag", 20)?, step_time(sh, &docker, "push", 10)?);
+    // out), then per image, four at a time: the unique tag asked about again, three tags, three
+    // pushes and three read-backs; last the run-private names removed one by one. Each step
+    // lasts what one invocation was measured to take, its sleep plus its own start-up.
+    let program = docker.program().display().to_string();
+    let url = format!("http://{}/v2/x/i0/manifests/nothing", registry.host());
+    let no_sleep = ("FAKE_BUILD_SLEEP", Duration::ZERO);
+    let t_query = step_time(sh, "curl", &["--silent", &url], no_sleep, 20)?;
+    let t_build = step_time(sh, &program, &["build", "--tag", "x", "."], ("FAKE_BUILD_SLEEP", build), 5)?;
+    let t_tag = step_time(sh, &program, &["tag", "none", "x"], no_sleep, 20)?;
+    let t_push = step_time(sh, &program, &["push", "none"], ("FAKE_PUSH_SLEEP", push), 10)?;
+    let t_rm = step_time(sh, &program, &["image", "rm", "x"], no_sleep, 20)?;
     let rounds = n.div_ceil(4) as u32;
-    let bound_of = |manifest: Duration, build: Duration, tag: Duration, push: Duration| {
-        manifest * (1 + (n as u32 - 1).div_ceil(4))
+    let bound_of = |query: Duration, build: Duration, tag: Duration, push: Duration, rm: Duration| {
+        query * (1 + (n as u32 - 1).div_ceil(4))
             + (build * chain(n) as u32).max(build * rounds)
-            + tag * 2 * rounds
-            + push * 3 * rounds
+            + (query * 4 + tag * 3 + push * 3) * rounds
+            + rm * n as u32
     };
-    let nominal = bound_of(Duration::ZERO, build, Duration::ZERO, push);
-    let bound = bound_of(t_manifest, t_build, t_tag, t_push);
+    let nominal = bound_of(Duration::ZERO, build, Duration::ZERO, push, Duration::ZERO);
+    let bound = bound_of(t_query, t_build, t_tag, t_push, t_rm);
     let critical_path = build * chain(n) as u32 + push * 3;
 
-    // The tool's own cost: the same run with a docker that returns at once, less what starting
-    // that docker costs by itself (7 invocations per image, plus the engine check).
-    let bare = timed_publish(&inventory, &instant, 1)?;
-    let program = instant.display().to_string();
-    let start = Instant::now();
-    for _ in 0..(7 * n + 1) {
-        let _ = cmd!(sh, "{program} version").quiet().ignore_stdout().run();
-    }
-    let spawns = start.elapsed();
+    // The tool's own cost: the same run with steps that take no time, less what starting the
+    // fake docker and curl costs by itself (per image: a build, 3 tags, 3 pushes, an image rm
+    // and 5 registry questions; per run: the questions about the client and the engine).
+    let bare = timed_publish(&inventory, &docker, 1, Duration::ZERO, Duration::ZERO)?;
+    let per_run = |d: Duration| d * n as u32;
+    let spawns = per_run(step_time(sh, &program, &["build", "--tag", "x", "."], no_sleep, 10)?)
+        + per_run(t_tag) * 3
+        + per_run(step_time(sh, &program, &["push", "none"], no_sleep, 10)?) * 3
+        + per_run(t_rm)
+        + per_run(t_query) * 5
+        + step_time(sh, &program, &["version"], no_sleep, 10)? * 5;
     let per_image = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
     println!(
         "N={n:>3}: --jobs 1 {:>6.2}s  --jobs 4 {:>6.2}s  ratio {:.2} | critical path {:.2}s; 4-worker bound {:.2}s by the \
          sleeps, {:.2}s by the measured steps; --jobs 4 / bound {:.2} (target <= 1.2) | overhead per image {:.1} ms \
-         (wall - sleeps), {:.2} ms net of the fake docker's start-up (target < 5)",
+         (wall - sleeps), {:.2} ms net of the fake docker's and curl's start-up (target < 5)",
         serial.as_secs_f64(),
         parallel.as_secs_f64(),
         parallel.as_secs_f64() / serial.as_secs_f64(),

@@ -13,8 +13,9 @@ use crate::interrupt::{self, Interrupted};
 /// docker to cancel cleanly, short enough that a stop is done within two seconds of its cause.
 const GRACE: Duration = Duration::from_millis(1500);
 
-/// How often a running child is looked at for its end, a signal or its deadline.
-const POLL: Duration = Duration::from_millis(50);
+/// How often a running child is looked at for a signal or its deadline (its end is noticed at
+/// once).
+const SLICE: Duration = Duration::from_millis(100);
 
 /// How many of a streamed child's last lines are kept for the error message.
 const TAIL_LINES: usize = 12;
@@ -111,12 +112,18 @@ pub fn run_with_env(
     };
     let deadline = Instant::now() + timeout;
     std::thread::scope(|scope| {
-        // A streamed child's output is forwarded line by line while the loop below watches it.
+        // A streamed child's output is forwarded line by line while the loop below watches it;
+        // the forwarder's end (at the output's end) says the child is done.
+        let (done, ended) = std::sync::mpsc::channel::<()>();
         let forwarder = match &child {
-            Child::Streamed(reader) => Some(scope.spawn(move || forward(reader))),
+            Child::Streamed(reader) => Some(scope.spawn(move || {
+                let tail = forward(reader);
+                drop(done);
+                tail
+            })),
             Child::Captured(_) => None,
         };
-        let outcome = watch(&child, deadline);
+        let outcome = watch(&child, &ended, deadline);
         let tail = forwarder.map(|f| f.join().unwrap_or_default()).unwrap_or_default();
         let (output, timed_out) = outcome?;
         let (stdout, stderr) = match &child {
@@ -144,6 +151,21 @@ enum Child {
 }
 
 impl Child {
+    /// Waits up to `slice` for the child's end.
+    fn wait_slice(
+        &self,
+        slice: Duration,
+        ended: &std::sync::mpsc::Receiver<()>,
+    ) -> std::io::Result<Option<&std::process::Output>> {
+        match self {
+            Child::Captured(h) => h.wait_timeout(slice),
+            Child::Streamed(r) => {
+                let _ = ended.recv_timeout(slice);
+                r.try_wait()
+            }
+        }
+    }
+
     fn try_wait(&self) -> std::io::Result<Option<&std::process::Output>> {
         match self {
             Child::Captured(h) => h.try_wait(),
@@ -168,10 +190,15 @@ impl Child {
 
 /// Waits for the child; stops its whole process group on a signal or at the deadline. The
 /// flag says whether the deadline stopped it.
-fn watch(child: &Child, deadline: Instant) -> anyhow::Result<(std::process::Output, bool)> {
+fn watch(
+    child: &Child,
+    ended: &std::sync::mpsc::Receiver<()>,
+    deadline: Instant,
+) -> anyhow::Result<(std::process::Output, bool)> {
     let mut timed_out = false;
     loop {
-        if let Some(output) = child.try_wait()? {
+        let slice = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), SLICE);
+        if let Some(output) = child.wait_slice(slice, ended)? {
             return Ok((output.clone(), timed_out));
         }
         if interrupt::requested() {
@@ -181,9 +208,7 @@ fn watch(child: &Child, deadline: Instant) -> anyhow::Result<(std::process::Outp
         if !timed_out && Instant::now() >= deadline {
             stop(child);
             timed_out = true;
-            continue;
         }
-        std::thread::sleep(POLL);
     }
 }
 

@@ -108,6 +108,9 @@ pub struct Registry {
 }
 
 const INSTALL_CURL: &str = "Install curl (Debian: apt-get install curl); it asks the registry what it holds";
+/// Every manifest type, image indexes included: distribution answers MANIFEST_UNKNOWN ("OCI
+/// manifest found, but accept header does not support OCI manifests") for a tag that exists
+/// when its type is left out, as podman's pushes are OCI.
 const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, \
                       application/vnd.docker.distribution.manifest.list.v2+json, \
                       application/vnd.oci.image.manifest.v1+json, \
@@ -473,6 +476,8 @@ fn stored_credentials(
     if client == Client::Podman {
         files.extend(env.get("REGISTRY_AUTH_FILE").map(PathBuf::from));
         files.extend(env.get("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("containers/auth.json")));
+        // Where podman run by root keeps them.
+        files.push(PathBuf::from("/run/containers/0/auth.json"));
         files.extend(home.as_ref().map(|h| h.join(".config/containers/auth.json")));
     }
     files.extend(docker_config);

@@ -66,6 +66,29 @@ fn a_change_to_one_leaf_image_builds_that_image_alone() {
     assert_eq!(built(&f), ["quiet"]);
 }
 
+/// `list --changed-since` shows what `build --changed-since` builds: a changed child's parent
+/// is built too (the child is built on the parent of the same run), and says why.
+#[test]
+fn a_changed_child_lists_the_parent_it_is_built_on() {
+    let f = repository();
+    let dockerfile = f.dir.path().join("Dockerfile-child");
+    f.dir.write("Dockerfile-child", &(std::fs::read_to_string(&dockerfile).unwrap() + "RUN true\n"));
+    let out = f.run(&["list", "--json", "--changed-since", "HEAD"], &[]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let reasons: Vec<(&str, &str)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap(), i["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("base", "unchanged, built first: child is built on it"), ("child", "Dockerfile-child changed")]
+    );
+    f.run(&["build", "--changed-since", "HEAD"], &[]).ok();
+    assert_eq!(built(&f), ["base", "child"]);
+}
+
 #[test]
 fn a_copied_file_rebuilds_its_image_and_what_is_built_on_it() {
     let f = repository();
@@ -124,6 +147,11 @@ fn ci_pr_compares_with_the_pull_request_base() {
     // The write probe (base, pushed as the test package) always runs; of the rest, quiet alone.
     assert_eq!(built(&f), ["base", "quiet"]);
     assert_eq!(f.pushes(), [format!("push {}/test:do_not_use", f.reg())]);
+
+    // Without a token (a fork), the warning says what is still built.
+    let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_BASE_REF", "main")];
+    let out = f.run(&["ci-pr"], &env).ok();
+    assert!(out.stdout.contains("building the images the change touches anyway"), "{}", out.stdout);
 
     // A base that cannot be compared: a warning, and every image.
     let f2 = repository();

@@ -137,6 +137,43 @@ fn ci_main_logs_out_after_a_failure_and_reports_it() {
     assert_eq!(f.file("output.txt"), "published=[]\n");
 }
 
+/// What a build prints reaches the runner as text: a Dockerfile that echoes `::error::` or
+/// `::endgroup::` cannot make annotations or close the log group, live or captured.
+#[test]
+fn build_output_cannot_issue_workflow_commands() {
+    for jobs in ["1", "3"] {
+        let f = Fixture::new("ci");
+        let injected = "::error::injected by a Dockerfile\n::endgroup::\n::add-mask::x";
+        let out = run_in_actions(&f, &["ci-pr", "--jobs", jobs], &[("FAKE_BUILD_OUTPUT", injected)]).ok();
+        // Walk the output as the runner does: commands are off between `::stop-commands::T`
+        // and `::T::`.
+        let (mut off, mut groups, mut ends, mut shown) = (None::<String>, 0, 0, 0);
+        for line in out.stdout.lines() {
+            if let Some(end) = &off {
+                if line == end {
+                    off = None;
+                } else if line == "::error::injected by a Dockerfile" {
+                    shown += 1;
+                }
+                continue;
+            }
+            if let Some(token) = line.strip_prefix("::stop-commands::") {
+                off = Some(format!("::{token}::"));
+            }
+            assert!(
+                !line.contains("injected") && !line.starts_with("::add-mask::"),
+                "jobs {jobs}: `{line}` reached the runner as a command:\n{}",
+                out.stdout
+            );
+            groups += usize::from(line.starts_with("::group::"));
+            ends += usize::from(line == "::endgroup::");
+        }
+        assert_eq!(shown, 3, "jobs {jobs}: each of the 3 builds' output is shown, as text:\n{}", out.stdout);
+        assert_eq!(groups, ends, "jobs {jobs}: a group was closed by the build's output:\n{}", out.stdout);
+        assert!(off.is_none(), "jobs {jobs}: commands were never turned back on");
+    }
+}
+
 #[test]
 fn ci_main_outside_actions_needs_a_build_id() {
     let f = Fixture::new("ci");

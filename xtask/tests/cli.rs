@@ -83,6 +83,35 @@ fn a_failed_build_pushes_nothing_and_says_why() {
     );
 }
 
+/// Publishing a child publishes the parent it was built on, and says so.
+#[test]
+fn publishing_a_child_says_that_its_parent_comes_along() {
+    let f = Fixture::new("cli");
+    let out = f.run(&["publish", "child", "--build-id", "1"], &[]).ok();
+    assert!(
+        out.stderr.contains("base is built and published too: child is built on it, and is published with the base it was built on"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.pushes().len(), 6);
+}
+
+/// A child whose FROM names a tag of its parent that the run does not make is refused before
+/// anything builds.
+#[test]
+fn a_from_on_a_tag_the_run_does_not_make_is_refused() {
+    let f = Fixture::new("cli");
+    f.dir.write("Dockerfile-child", &format!("FROM {}/base:v0.9.0\nRUN true\n", f.reg()));
+    let out = f.run(&["build", "child"], &[]).fails();
+    assert!(
+        out.stderr.contains("Dockerfile-child:1: builds FROM")
+            && out.stderr.contains("which this run does not produce"),
+        "{}",
+        out.stderr
+    );
+    assert!(f.docker.calls_of("build").is_empty());
+}
+
 #[test]
 fn an_existing_unique_tag_stops_publish_before_any_build() {
     let f = Fixture::new("cli");

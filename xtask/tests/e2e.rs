@@ -123,27 +123,6 @@ fn login_then_publish_to_a_registry_with_auth() {
     assert_eq!(registry.tags("x/auth-base"), ["latest", "v1.0.0", "v1.0.0_1"]);
 }
 
-#[test]
-fn republishing_a_build_id_is_refused_and_changes_nothing() {
-    if !require_engine() {
-        return;
-    }
-    let registry = Registry::start();
-    let dir = TempDir::new("e2e");
-    let inv = fixture(&dir, &registry, "imm");
-    run(xtask().args(["publish", "imm-base", "--build-id", "5", "--inventory"]).arg(&inv)).ok();
-    let before = registry.digest("x/imm-base", "latest");
-    // Change the image so a rebuild would produce a new digest.
-    let dockerfile = dir.path().join("Dockerfile-imm-base");
-    let text = std::fs::read_to_string(&dockerfile).unwrap() + "RUN echo changed > /changed\n";
-    std::fs::write(&dockerfile, text).unwrap();
-    let out = run(xtask().args(["publish", "imm-base", "--build-id", "5", "--inventory"]).arg(&inv)).fails();
-    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
-    for tag in ["v1.0.0_5", "v1.0.0", "latest"] {
-        assert_eq!(registry.digest("x/imm-base", tag), before, "{tag} moved");
-    }
-}
-
 /// ci-main and ci-pr as GitHub Actions runs them, against a registry that wants a login.
 #[test]
 fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {

@@ -85,6 +85,7 @@ pub fn run(cmd: &mut Command) -> Run {
 /// Behaviour knobs (environment of the xtask process):
 /// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
 /// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
+/// - FAKE_BUILD_OUTPUT=<text>: every build prints it (as a Dockerfile's RUN echo would);
 /// - FAKE_TAG_SLEEP=<seconds>, FAKE_FAIL_TAG=<substring>: the same for `docker tag`;
 /// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
 ///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all);
@@ -107,6 +108,7 @@ id_of() { # the id of a local reference, or nothing
 build() {
     [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
     echo "Sending build context to Docker daemon  2.048kB"
+    [ -n "$FAKE_BUILD_OUTPUT" ] && printf '%s\n' "$FAKE_BUILD_OUTPUT"
     if [ -n "$FAKE_FAIL_BUILD" ]; then
       case "$*" in *"$FAKE_FAIL_BUILD"*)
         echo "Step 2/2 : RUN false"
@@ -530,32 +532,70 @@ pub fn require_engine() -> bool {
 
 /// A local base image made from the host's static busybox, since nothing can be pulled.
 pub fn busybox_base() -> &'static str {
-    const TAG: &str = "xtask-test/busybox:base";
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let dir = TempDir::new("rootfs");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("the end-to-end tests need a static busybox (Debian: apt-get install busybox-static)");
-        std::fs::copy(busybox, bin.join("busybox")).unwrap();
-        for applet in ["sh", "echo", "cat", "ls", "id", "find", "stat"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-        let tar = Command::new("tar").arg("-C").arg(dir.path()).args(["-c", "."]).output().unwrap();
-        assert!(tar.status.success());
-        let mut import = Command::new(docker_cli())
-            .args(["import", "-", TAG])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-        assert!(import.wait().unwrap().success(), "docker import of the busybox base failed");
-    });
-    TAG
+    ONCE.call_once(|| import_busybox(&docker_cli()));
+    BUSYBOX
+}
+
+/// The busybox base in podman's own image store (it does not share the docker engine's).
+pub fn podman_busybox_base() -> &'static str {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| import_busybox("podman"));
+    BUSYBOX
+}
+
+const BUSYBOX: &str = "xtask-test/busybox:base";
+
+fn import_busybox(client: &str) {
+    let dir = TempDir::new("rootfs");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("the end-to-end tests need a static busybox (Debian: apt-get install busybox-static)");
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "ls", "id", "find", "stat", "sleep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let tar = Command::new("tar").arg("-C").arg(dir.path()).args(["-c", "."]).output().unwrap();
+    assert!(tar.status.success());
+    let mut import = Command::new(client)
+        .args(["import", "-", BUSYBOX])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {client}: {e}"));
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success(), "{client} import of the busybox base failed");
+}
+
+/// A name for this machine that is not a loopback literal but resolves into 127.0.0.0/8, as a
+/// corporate registry's name resolves to its address: the host name when it does, else
+/// `localhost`. The engine treats registries there as plain HTTP by its insecure CIDRs.
+pub fn loopback_name() -> String {
+    use std::net::ToSocketAddrs;
+    let host =
+        Command::new("hostname").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let loopback = |name: &str| {
+        (name, 0u16).to_socket_addrs().is_ok_and(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
+    };
+    match host {
+        Ok(name) if !name.is_empty() && name.parse::<std::net::IpAddr>().is_err() && loopback(&name) => name,
+        _ => "localhost".to_string(),
+    }
+}
+
+/// Whether `program` can be run; in CI a missing one fails the test, as a missing engine does.
+pub fn require_program(program: &str, why: &str) -> bool {
+    if Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    if std::env::var("CI").is_err() && std::env::var("XTASK_SKIP_E2E").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: {program} is not installed and XTASK_SKIP_E2E=1 is set");
+        return false;
+    }
+    panic!("{why} needs {program}, which is not installed (bash .ci/run installs it on Debian)");
 }
 
 /// A throwaway registry on its own port and data folder, stopped when dropped: the
@@ -676,6 +716,11 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The registry under another name for this machine, e.g. `loopback_name()`.
+    pub fn host_named(&self, name: &str) -> String {
+        format!("{name}:{}", self.port)
+    }
+
     /// The tags of `repository`, sorted; empty when the repository does not exist.
     pub fn tags(&self, repository: &str) -> Vec<String> {
         let (status, _, body) = self.get(&format!("/v2/{repository}/tags/list"));
@@ -713,7 +758,9 @@ impl Registry {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/vnd.docker.distribution.manifest.v2+json\r\n",
+            // Every manifest type: distribution answers MANIFEST_UNKNOWN for an OCI manifest
+            // (podman pushes those) when the Accept header leaves OCI out.
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n",
             self.host()
         );
         if let Some((user, password)) = &self.auth {
