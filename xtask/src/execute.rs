@@ -148,7 +148,7 @@ pub fn execute(
         }
     }
     // Every name this run gave goes, except those of images kept for a look.
-    let built: Vec<&str> = plans
+    let mut built: Vec<&str> = plans
         .iter()
         .zip(&reports)
         .flat_map(|(plan, report)| {
@@ -158,6 +158,11 @@ pub fn execute(
         })
         .map(|b| b.reference.as_str())
         .collect();
+    if interrupt::requested() && !built.is_empty() {
+        // Every command would be stopped at once; say what is left instead.
+        log.warning(&format!("interrupted: this run's names are left behind: {}", built.join(" ")));
+        built.clear();
+    }
     for command in plans.iter().flat_map(|p| &p.cleanup) {
         if command.args.last().is_some_and(|r| built.contains(&r.as_str())) {
             if let Err(e) = world.clean_up(command) {
