@@ -236,7 +236,8 @@ fn build_all(
                                 world.build(step, false)
                             }
                         };
-                        let outcome = if live { log.group(&title, run) } else { run() };
+                        let guarded = || guard(&format!("the build of {}", step.image), run);
+                        let outcome = if live { log.group(&title, guarded) } else { guarded() };
                         let _ = tx.send(Done { index, elapsed: start.elapsed(), outcome });
                     });
                 }
@@ -299,6 +300,22 @@ fn build_all(
     });
     progress.clear();
     build_result(plan, &state, interrupted)
+}
+
+/// Runs `work` on a worker thread; a panic becomes an error that says what was running, so the
+/// scheduler never waits for a worker that is gone.
+fn guard<T>(what: &str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(anyhow::anyhow!("internal error: {what} panicked ({message}); please report it"))
+        }
+    }
 }
 
 /// The order in which ready builds start: the one with the longest chain of builds waiting on
@@ -515,7 +532,17 @@ fn publish_all(
                 running += 1;
                 let (tx, work) = (tx.clone(), &work);
                 scope.spawn(move || {
-                    let _ = tx.send(work(p));
+                    let done =
+                        guard(&format!("publishing {}", p.image), || Ok(work(p))).unwrap_or_else(|e| {
+                            ImageDone {
+                                image: p.image.clone(),
+                                elapsed: Duration::ZERO,
+                                pushed: Vec::new(),
+                                transcript: String::new(),
+                                failure: Some(e),
+                            }
+                        });
+                    let _ = tx.send(done);
                 });
             }
             if running == 0 {
@@ -705,17 +732,177 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::DockerCommand;
+    use crate::plan::{DockerCommand, RunNames};
+    use std::sync::{Condvar, Mutex};
 
     fn build(image: &str, needs: &[&str]) -> Build {
         Build {
             image: image.to_string(),
             command: DockerCommand::new(["build", image]),
             reference: format!("r/{image}:run-1"),
-            iidfile: std::path::PathBuf::from(format!("/tmp/{image}.iid")),
+            iidfile: std::path::PathBuf::from(format!("/nonexistent/{image}.iid")),
             dockerfile_copy: None,
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
+    }
+
+    /// A plan of `images` (name, parents), each pushed as `:1` and `:latest` when `push`.
+    fn plan(images: &[(&str, &[&str])], push: bool) -> Plan {
+        let builds: Vec<Build> = images.iter().map(|(name, needs)| build(name, needs)).collect();
+        let publications = builds
+            .iter()
+            .map(|b| Publication {
+                image: b.image.clone(),
+                source: b.reference.clone(),
+                targets: ["1", "latest"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tag)| {
+                        let reference = format!("r/{}:{tag}", b.image);
+                        Target {
+                            tag: DockerCommand::new(["tag", &b.reference, &reference]),
+                            push: push.then(|| DockerCommand::new(["push", &reference])),
+                            immutable: i == 0,
+                            reference,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let cleanup = builds.iter().map(|b| DockerCommand::new(["image", "rm", &b.reference])).collect();
+        Plan {
+            run: RunNames { token: "1".into(), dir: std::path::PathBuf::from("/nonexistent/run") },
+            must_be_absent: Vec::new(),
+            builds,
+            verifications: Vec::new(),
+            publications,
+            cleanup,
+        }
+    }
+
+    /// A world that does what its script says and writes down what it was asked. With `gated`,
+    /// a build waits until the test lets it finish, so the test decides the order of events.
+    #[derive(Default)]
+    struct Script {
+        gated: bool,
+        failing: Vec<&'static str>,
+        panicking: Option<&'static str>,
+        failing_push: Option<&'static str>,
+        released: Mutex<Vec<String>>,
+        wake: Condvar,
+        events: Mutex<Vec<String>>,
+    }
+
+    impl Script {
+        fn note(&self, event: String) {
+            self.events.lock().unwrap().push(event);
+            self.wake.notify_all();
+        }
+
+        fn events(&self) -> Vec<String> {
+            self.events.lock().unwrap().clone()
+        }
+
+        /// The images whose builds started, in order.
+        fn started(&self) -> Vec<String> {
+            self.events().iter().filter_map(|e| e.strip_prefix("build ").map(String::from)).collect()
+        }
+
+        /// Waits until `n` builds have started.
+        fn wait_started(&self, n: usize) {
+            let mut events = self.events.lock().unwrap();
+            while events.iter().filter(|e| e.starts_with("build ")).count() < n {
+                events = self.wake.wait(events).unwrap();
+            }
+        }
+
+        fn release(&self, image: &str) {
+            self.released.lock().unwrap().push(image.to_string());
+            self.wake.notify_all();
+        }
+    }
+
+    impl World for Script {
+        fn program(&self) -> &str {
+            "docker"
+        }
+
+        fn check_absent(&self, _: &[String], _: usize) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        fn build(&self, build: &Build, _: bool) -> anyhow::Result<Built> {
+            self.note(format!("build {}", build.image));
+            if self.gated {
+                let mut released = self.released.lock().unwrap();
+                while !released.contains(&build.image) {
+                    released = self.wake.wait(released).unwrap();
+                }
+            }
+            if self.panicking == Some(build.image.as_str()) {
+                panic!("scripted panic");
+            }
+            let success = !self.failing.contains(&build.image.as_str());
+            let tail = if success {
+                String::new()
+            } else {
+                "Step 2/2 : RUN false\nreturned a non-zero code: 1\n".into()
+            };
+            Ok(Built {
+                success,
+                status: if success {
+                    "exited with exit status: 0".into()
+                } else {
+                    "exited with exit status: 1".into()
+                },
+                output: String::new(),
+                tail,
+                id: Some(format!("sha256:{}", build.image)),
+            })
+        }
+
+        fn verify(&self, _: &Verification) -> anyhow::Result<Vec<Violation>> {
+            Ok(Vec::new())
+        }
+
+        fn publish(
+            &self,
+            _: &Publication,
+            t: &Target,
+            id: &str,
+            _: &mut String,
+        ) -> anyhow::Result<Option<Pushed>> {
+            self.note(format!("tag {}", t.reference));
+            let Some(_) = &t.push else { return Ok(None) };
+            if self.failing_push == Some(t.reference.as_str()) {
+                bail!("denied: requested access to the resource is denied");
+            }
+            self.note(format!("push {}", t.reference));
+            let image =
+                t.reference.trim_start_matches("r/").split(':').next().unwrap_or_default().to_string();
+            Ok(Some(Pushed {
+                image,
+                reference: t.reference.clone(),
+                digest: id.replace("sha256:", "sha256:m-"),
+            }))
+        }
+
+        fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
+            self.note(format!("rm {}", command.args.last().unwrap()));
+            Ok(())
+        }
+    }
+
+    fn run(
+        world: &Script,
+        plan: &Plan,
+        jobs: usize,
+        on_failure: OnBuildFailure,
+    ) -> (Report, anyhow::Result<()>) {
+        let log = Log::new(&crate::env::Env::default());
+        let (mut reports, result) =
+            execute(world, std::slice::from_ref(plan), &log, ExecOptions { jobs, on_failure });
+        (reports.remove(0), result)
     }
 
     #[test]
@@ -732,5 +919,110 @@ mod tests {
         let names: Vec<&str> =
             longest_chain_first(&steps).into_iter().map(|i| steps[i].image.as_str()).collect();
         assert_eq!(names, ["c", "d", "a", "b", "e", "f"]);
+    }
+
+    /// With two jobs the head of the chain c -> d -> e starts at once, and each freed slot
+    /// goes to the ready image with the longest chain behind it: three rounds, not four.
+    #[test]
+    fn freed_slots_go_to_the_longest_chain_in_order() {
+        let world = Script { gated: true, ..Default::default() };
+        let plan = plan(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &["c"]), ("e", &["d"])], false);
+        std::thread::scope(|scope| {
+            let running = scope.spawn(|| run(&world, &plan, 2, OnBuildFailure::Stop));
+            world.wait_started(2);
+            assert_eq!(world.started(), ["c", "a"]);
+            world.release("c");
+            world.wait_started(3);
+            assert_eq!(world.started()[2], "d", "d's parent is built, and e waits on d");
+            world.release("a");
+            world.wait_started(4);
+            assert_eq!(world.started()[3], "b");
+            world.release("d");
+            world.wait_started(5);
+            assert_eq!(world.started()[4], "e");
+            world.release("b");
+            world.release("e");
+            let (report, result) = running.join().unwrap();
+            result.unwrap();
+            assert_eq!(report.ids.len(), 5);
+        });
+    }
+
+    #[test]
+    fn the_first_failure_stops_new_builds_and_nothing_is_tagged() {
+        let world = Script { failing: vec!["a"], ..Default::default() };
+        let plan = plan(&[("a", &[]), ("b", &[]), ("c", &["a"])], true);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert_eq!(world.started(), ["a"]);
+        assert!(message.starts_with("build of a failed: docker build exited with exit status: 1: Step 2/2 : RUN false\nreturned a non-zero code: 1\nNothing was pushed"), "{message}");
+        assert!(message.ends_with("Not built: b (stopped after the failure), c (needs a)"), "{message}");
+        assert!(report.pushed.is_empty() && !world.events().iter().any(|e| e.starts_with("tag ")));
+        // Only what was built is cleaned up: a's build made no image.
+        assert!(!world.events().iter().any(|e| e.starts_with("rm ")), "{:?}", world.events());
+    }
+
+    #[test]
+    fn keep_going_builds_what_does_not_depend_on_the_failure() {
+        let world = Script { failing: vec!["a"], ..Default::default() };
+        let plan = plan(&[("a", &[]), ("b", &[]), ("c", &["a"]), ("d", &["b"])], true);
+        let (_, result) = run(&world, &plan, 1, OnBuildFailure::KeepGoing);
+        let message = format!("{:#}", result.unwrap_err());
+        assert_eq!(world.started(), ["a", "b", "d"]);
+        assert!(message.ends_with("Nothing was pushed. Built: b, d. Not built: c (needs a)"), "{message}");
+        assert!(!world.events().iter().any(|e| e.starts_with("tag ")));
+        let removed: Vec<String> = world.events().into_iter().filter(|e| e.starts_with("rm ")).collect();
+        assert_eq!(removed, ["rm r/b:run-1", "rm r/d:run-1"]);
+    }
+
+    #[test]
+    fn each_image_goes_out_in_order_and_its_run_name_goes_last() {
+        let world = Script::default();
+        let plan = plan(&[("a", &[]), ("b", &["a"])], true);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        result.unwrap();
+        let events = world.events();
+        assert_eq!(
+            events,
+            [
+                "build a",
+                "build b",
+                "tag r/a:1",
+                "push r/a:1",
+                "tag r/a:latest",
+                "push r/a:latest",
+                "tag r/b:1",
+                "push r/b:1",
+                "tag r/b:latest",
+                "push r/b:latest",
+                "rm r/a:run-1",
+                "rm r/b:run-1"
+            ]
+        );
+        assert_eq!(report.digest("b"), Some("sha256:m-b"));
+    }
+
+    #[test]
+    fn a_failed_push_says_what_the_registry_holds_of_each_image() {
+        let world = Script { failing_push: Some("r/b:latest"), ..Default::default() };
+        let plan = plan(&[("a", &[]), ("b", &[])], true);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(message.starts_with("push of b (r/b:latest) failed: denied"), "{message}");
+        assert!(message.ends_with("Fully pushed: a; not fully pushed: b (1 of 2 tags)"), "{message}");
+        assert_eq!(report.pushed.len(), 3);
+    }
+
+    #[test]
+    fn a_worker_that_panics_fails_the_run_with_a_message() {
+        let world = Script { panicking: Some("b"), ..Default::default() };
+        let plan = plan(&[("a", &[]), ("b", &[]), ("c", &[])], true);
+        let (_, result) = run(&world, &plan, 2, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(
+            message.contains("build of b failed: internal error: the build of b panicked (scripted panic)"),
+            "{message}"
+        );
+        assert!(!world.events().iter().any(|e| e.starts_with("push ")));
     }
 }
