@@ -1,34 +1,19 @@
 //! `cargo xtask`: build, tag, test and publish the base images of images/images.toml.
 
-mod changes;
 mod cmd;
-mod docker;
 mod dockerfile;
-mod env;
-mod execute;
 mod flags;
-mod gha;
-mod git;
-mod github;
-mod interrupt;
-mod inventory;
-mod labels;
-mod lock;
-mod oci;
-mod parents;
+mod model;
 mod plan;
-mod preflight;
-mod process;
+mod run;
+mod sys;
+
 #[cfg(test)]
-mod proptests;
-mod registry;
-mod retry;
-mod tags;
-mod tarscan;
+#[path = "../tests/unit/properties.rs"]
+mod properties;
 #[cfg(test)]
+#[path = "../tests/support/testdir.rs"]
 mod testdir;
-mod verify;
-mod workflows;
 
 use std::process::ExitCode;
 
@@ -36,9 +21,9 @@ use flags::XtaskCmd;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::from_env_or_exit();
-    interrupt::install();
-    let env = env::Env::from_process();
-    let log = gha::Log::new(&env);
+    sys::interrupt::install();
+    let env = sys::env::Env::from_process();
+    let log = sys::gha::Log::new(&env);
     match run(flags, env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,7 +33,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(flags: flags::Xtask, env: env::Env) -> anyhow::Result<()> {
+fn run(flags: flags::Xtask, env: sys::env::Env) -> anyhow::Result<()> {
     let ctx = cmd::Ctx::new(env, flags.inventory, flags.registry)?;
     match flags.subcommand {
         XtaskCmd::List(c) => c.run(&ctx),

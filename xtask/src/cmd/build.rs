@@ -1,4 +1,4 @@
-use crate::cmd::{build_settings, chosen_images, run_or_show, Ctx};
+use crate::cmd::common::{build_settings, chosen_images, run_or_show, Ctx};
 use crate::flags;
 use crate::plan::{self, Inputs, RunNames};
 

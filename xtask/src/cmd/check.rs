@@ -3,9 +3,9 @@ use anyhow::bail;
 use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
-use crate::inventory::Inventory;
-use crate::parents;
-use crate::workflows;
+use crate::model::inventory::Inventory;
+use crate::model::workflows;
+use crate::plan::parents;
 
 impl flags::Check {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -52,7 +52,7 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
 }
 
 /// Dockerfile rules the inventory cannot see: each has a FROM, and builds on its inventory
-/// parents the way parents.rs describes; the same rules every building command enforces.
+/// parents the way plan/parents.rs describes; the same rules every building command enforces.
 pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
     let mut problems = Vec::new();
     for image in inventory.images.values() {

@@ -3,17 +3,17 @@
 
 use anyhow::{bail, Context};
 
+use crate::cmd::common::{build_settings, chosen_images, run_or_show, Ctx};
 use crate::cmd::publish::publish_plan;
-use crate::cmd::{build_settings, chosen_images, run_or_show, Ctx};
-use crate::docker::{login_args, Secret};
-use crate::execute::{ExecOptions, Pushed, Report};
 use crate::flags;
 use crate::flags::BuildArgs;
-use crate::gha;
-use crate::inventory::{Image, Inventory};
-use crate::oci::registry_host;
+use crate::model::inventory::{Image, Inventory};
+use crate::model::oci::registry_host;
+use crate::model::tags::{published_references, BuildId};
 use crate::plan::{self, DockerCommand, Inputs, Plan, RunNames};
-use crate::tags::{published_references, BuildId};
+use crate::run::{ExecOptions, Pushed, Report};
+use crate::sys::docker::{login_args, Secret};
+use crate::sys::gha;
 
 impl flags::CiPr {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

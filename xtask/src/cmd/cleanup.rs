@@ -1,9 +1,9 @@
 use anyhow::Context;
 
 use crate::cmd::Ctx;
-use crate::docker::Secret;
 use crate::flags;
-use crate::github::DeletePackage;
+use crate::sys::docker::Secret;
+use crate::sys::github::DeletePackage;
 
 impl flags::CleanupTestPackage {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

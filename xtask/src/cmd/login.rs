@@ -1,10 +1,10 @@
 use anyhow::Context;
 
 use crate::cmd::Ctx;
-use crate::docker::{login_args, Secret};
 use crate::flags;
-use crate::oci::registry_host;
+use crate::model::oci::registry_host;
 use crate::plan::DockerCommand;
+use crate::sys::docker::{login_args, Secret};
 
 impl flags::Login {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

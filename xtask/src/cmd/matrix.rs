@@ -1,7 +1,7 @@
-use crate::cmd::{changed_since, Ctx};
+use crate::cmd::common::{changed_since, Ctx};
 use crate::flags;
-use crate::gha;
 use crate::plan::runner_groups;
+use crate::sys::gha;
 
 impl flags::Matrix {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

@@ -1,9 +1,9 @@
-use crate::cmd::{build_settings, run_or_show, Ctx};
+use crate::cmd::common::{build_settings, run_or_show, Ctx};
 use crate::flags;
-use crate::inventory::Image;
-use crate::labels;
+use crate::model::inventory::Image;
+use crate::model::labels;
+use crate::model::tags::BuildId;
 use crate::plan::{self, Inputs, Plan, RunNames};
-use crate::tags::BuildId;
 
 impl flags::Publish {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 use crate::cmd::Ctx;
 use crate::flags;
-use crate::tags::{published_references, BuildId};
+use crate::model::tags::{published_references, BuildId};
 
 impl flags::Tags {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

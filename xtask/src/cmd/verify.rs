@@ -1,10 +1,10 @@
 use anyhow::{bail, Context};
 
 use crate::cmd::Ctx;
-use crate::execute::verify_one;
 use crate::flags;
+use crate::model::tags::local_reference;
 use crate::plan::Verification;
-use crate::tags::local_reference;
+use crate::run::verify_one;
 
 impl flags::Verify {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {

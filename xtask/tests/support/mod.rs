@@ -9,7 +9,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-#[path = "../../src/testdir.rs"]
 mod testdir;
 pub use testdir::TestDir as TempDir;
 

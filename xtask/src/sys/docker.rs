@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::env::Env;
-use crate::gha::Log;
 use crate::plan::{Builder, DockerCommand};
-use crate::process::{self, sleep_unless_interrupted, Finished, Io};
-use crate::registry::Transport;
-use crate::retry::{self, Backoff, Failure};
-use crate::tarscan::{self, Listing};
+use crate::sys::env::Env;
+use crate::sys::export::{self, Listing};
+use crate::sys::gha::Log;
+use crate::sys::process::{self, sleep_unless_interrupted, Finished, Io};
+use crate::sys::registry::Transport;
+use crate::sys::retry::{self, Backoff, Failure};
 
 /// A token. It has no Display, and Debug hides it, so it cannot end up in a message by accident.
 pub struct Secret(String);
@@ -254,7 +254,7 @@ impl Docker {
                 bail!("cannot export the files of {reference}: {}", exported.error_line());
             }
             let file = std::fs::File::open(&archive)?;
-            tarscan::scan(std::io::BufReader::new(file), keep)
+            export::scan(std::io::BufReader::new(file), keep)
         })();
         let _ = self.exec(&["rm", "--force", &container], Io::Capture(None), self.timeouts.command);
         let _ = std::fs::remove_file(&archive);

@@ -1,5 +1,5 @@
 //! Which images to build, in which order, and the docker steps that do it. Pure: a plan is
-//! computed first, then either printed (--dry-run) or handed to execute.rs to run.
+//! computed first, then either printed (--dry-run) or handed to run/ to run.
 //!
 //! Every image is built under a run-private name (`<registry>/<name>:run-<token>`) that no
 //! other run and no published tag uses. Children are built on their parents by that name, the
@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::inventory::{Image, Inventory};
-use crate::oci::{registry_host, split_reference};
-use crate::parents::{self, ParentUse, Use};
-use crate::registry::describe_query;
-use crate::tags::{self, BuildId};
-use crate::verify;
+use crate::model::inventory::{Image, Inventory};
+use crate::model::oci::{registry_host, split_reference};
+pub mod changes;
+pub mod order;
+pub mod parents;
+
+use crate::model::hardening;
+use crate::model::tags::{self, BuildId};
+use crate::sys::registry::describe_query;
+pub use order::{runner_groups, select};
+use parents::{ParentUse, Use};
 
 /// One docker CLI invocation, as an argument vector (never a shell string).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +105,7 @@ pub struct Build {
 pub struct Verification {
     pub image: String,
     pub reference: String,
-    pub spec: verify::Spec,
+    pub spec: hardening::Spec,
 }
 
 /// What one built image becomes once every build and check passed: its tags, in order, each
@@ -240,38 +245,6 @@ fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
         ),
         None => Ok(()),
     }
-}
-
-/// The named images (all when none are named) plus everything they depend on, parents first.
-/// Ties are broken by name so the order is stable.
-pub fn select<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<&'a Image>> {
-    let roots: Vec<&Image> = if names.is_empty() {
-        inventory.images.values().collect()
-    } else {
-        names.iter().map(|n| inventory.image(n)).collect::<anyhow::Result<_>>()?
-    };
-    let mut ordered = Vec::new();
-    let mut seen = Vec::new();
-    for root in roots {
-        visit(inventory, root, &mut seen, &mut ordered);
-    }
-    Ok(ordered)
-}
-
-// The inventory has been checked for cycles and unknown parents, so a plain DFS terminates.
-fn visit<'a>(inventory: &'a Inventory, image: &'a Image, seen: &mut Vec<&'a str>, out: &mut Vec<&'a Image>) {
-    if seen.contains(&image.name.as_str()) {
-        return;
-    }
-    seen.push(&image.name);
-    let mut parents: Vec<&String> = image.depends_on.iter().collect();
-    parents.sort();
-    for parent in parents {
-        if let Some(p) = inventory.images.get(parent) {
-            visit(inventory, p, seen, out);
-        }
-    }
-    out.push(image);
 }
 
 /// How each image builds on its parents (from parents.rs) and, for those whose FROM names a
@@ -534,30 +507,6 @@ pub fn pull_request_plans(
     Ok(vec![probe, rest])
 }
 
-/// Images that can build on separate runners: the groups of the selection connected by
-/// depends_on (each with the parents it is built on), in dependency order within a group.
-pub fn runner_groups<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<Vec<&'a Image>>> {
-    let selected = select(inventory, names)?;
-    let mut groups: Vec<Vec<&Image>> = Vec::new();
-    for image in selected {
-        // Parents come first in `selected`, so a parent's group already exists.
-        let joined: Vec<usize> = (0..groups.len())
-            .filter(|&g| groups[g].iter().any(|i| image.depends_on.contains(&i.name)))
-            .collect();
-        match joined.split_first() {
-            None => groups.push(vec![image]),
-            Some((&first, rest)) => {
-                for &g in rest.iter().rev() {
-                    let moved = groups.remove(g);
-                    groups[first].extend(moved);
-                }
-                groups[first].push(image);
-            }
-        }
-    }
-    Ok(groups)
-}
-
 impl fmt::Display for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -760,7 +709,7 @@ dockerfile = "Dockerfile-other"
     fn pull_request_plans_probe_first_and_push_only_the_test_package() {
         let d = TestDir::new("plan");
         let mut inv = inventory(&d);
-        inv.test_package = Some(crate::inventory::TestPackage {
+        inv.test_package = Some(crate::model::inventory::TestPackage {
             name: "test".into(),
             tag: "do_not_use".into(),
             image: "mid".into(),
@@ -857,6 +806,6 @@ dockerfile = "Dockerfile-other"
         let (a, b) = (RunNames::new(), RunNames::new());
         assert_ne!(a.token, b.token);
         assert_eq!(a.reference("r/ns", "alpine"), format!("r/ns/alpine:run-{}", a.token));
-        assert!(crate::oci::tag_problem(&format!("run-{}", a.token)).is_none());
+        assert!(crate::model::oci::tag_problem(&format!("run-{}", a.token)).is_none());
     }
 }

@@ -2,8 +2,8 @@
 //! tool would produce is valid by the OCI grammar. A small seeded generator keeps runs
 //! repeatable without a property-testing crate.
 
-use crate::inventory::Inventory;
-use crate::tags::{local_reference, published_references, BuildId};
+use crate::model::inventory::Inventory;
+use crate::model::tags::{local_reference, published_references, BuildId};
 use crate::testdir::TestDir;
 
 /// xorshift64*: deterministic, fast, good enough to explore input shapes.

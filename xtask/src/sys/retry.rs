@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::env::Env;
+use crate::sys::env::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {

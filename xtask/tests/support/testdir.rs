@@ -1,5 +1,5 @@
-//! A scratch folder for tests, removed when dropped. Shared by the unit tests and, through
-//! `#[path]`, the integration tests.
+//! A scratch folder for tests, removed when dropped. Shared by the integration tests and,
+//! through `#[path]` in main.rs, the unit tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::dockerfile::{is_arg_reference, Dockerfile};
-use crate::inventory::{Image, Inventory};
-use crate::oci::split_reference;
-use crate::tags::version_tag;
+use crate::model::inventory::{Image, Inventory};
+use crate::model::oci::split_reference;
+use crate::model::tags::version_tag;
 
 /// How a Dockerfile builds FROM one parent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::interrupt::{self, Interrupted};
+use crate::sys::interrupt::{self, Interrupted};
 
 /// How long a stopped child's process group gets between SIGTERM and SIGKILL: long enough for
 /// docker to cancel cleanly, short enough that a stop is done within two seconds of its cause.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::oci;
-use crate::verify;
+use crate::model::hardening;
+use crate::model::oci;
 
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -39,7 +39,7 @@ pub struct Image {
     pub platforms: Vec<String>,
     /// The hardening rules a build must pass before it may be pushed; `None` when neither
     /// `[verify]` nor `[images.NAME.verify]` is present.
-    pub verify: Option<verify::Spec>,
+    pub verify: Option<hardening::Spec>,
 }
 
 /// What ci-pr pushes to prove the workflow may write packages.
@@ -453,7 +453,7 @@ impl Validator<'_> {
 }
 
 /// An image's rules: its own values where it sets them, else the baseline's; `absent` lists add up.
-fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option<verify::Spec> {
+fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option<hardening::Spec> {
     if baseline.is_none() && own.is_none() {
         return None;
     }
@@ -462,7 +462,7 @@ fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option
     let mut absent: Vec<String> = base.absent.iter().chain(&own.absent).flatten().cloned().collect();
     absent.dedup();
     let flag = |own: Option<bool>, base: Option<bool>| own.or(base).unwrap_or(false);
-    Some(verify::Spec {
+    Some(hardening::Spec {
         user: own.user.clone().or_else(|| base.user.clone()),
         no_setuid: flag(own.no_setuid, base.no_setuid),
         no_world_writable: flag(own.no_world_writable, base.no_world_writable),
@@ -471,7 +471,7 @@ fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option
             .banner
             .clone()
             .or_else(|| base.banner.clone())
-            .map(|b| verify::Banner { file: b.file, contains: b.contains }),
+            .map(|b| hardening::Banner { file: b.file, contains: b.contains }),
         absent,
         accounts: own.accounts.clone().or_else(|| base.accounts.clone()),
         accounts_locked: flag(own.accounts_locked, base.accounts_locked),

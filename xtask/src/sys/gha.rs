@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::env::Env;
+use crate::sys::env::Env;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::docker::Secret;
-use crate::process::{self, last_line, Io};
+use crate::sys::docker::Secret;
+use crate::sys::process::{self, last_line, Io};
 
 /// `DELETE {api}/orgs/{org}/packages/container/{package}`, computed from the inventory. Pure.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,11 +17,11 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::docker::{Client, Docker, Secret};
-use crate::env::Env;
-use crate::gha::Log;
-use crate::process::{self, sleep_unless_interrupted, Io};
-use crate::retry::{self, Backoff};
+use crate::sys::docker::{Client, Docker, Secret};
+use crate::sys::env::Env;
+use crate::sys::gha::Log;
+use crate::sys::process::{self, sleep_unless_interrupted, Io};
+use crate::sys::retry::{self, Backoff};
 
 /// How the engine reaches a registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

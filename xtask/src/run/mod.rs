@@ -18,16 +18,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::docker::Docker;
-use crate::gha::Log;
-use crate::interrupt::{self, Interrupted};
-use crate::lock;
-use crate::oci::{registry_host, split_reference};
+mod live;
+pub mod lock;
+pub mod preflight;
+mod progress;
+
+pub use live::{verify_one, Live};
+use progress::Progress;
+
+use crate::model::hardening::Violation;
 use crate::plan::{Build, DockerCommand, Plan, Publication, Target, Verification};
-use crate::preflight;
-use crate::process::last_lines;
-use crate::registry::{Registry, Tag};
-use crate::verify::Violation;
+use crate::sys::gha::Log;
+use crate::sys::interrupt::{self, Interrupted};
+use crate::sys::process::last_lines;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -177,7 +180,7 @@ pub fn execute(
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum State {
+pub(crate) enum State {
     Waiting,
     Running(Instant),
     Built,
@@ -421,42 +424,6 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
     bail!("{message}")
 }
 
-/// The one-line status of running builds, redrawn on a terminal.
-struct Progress {
-    on: bool,
-    shown: bool,
-}
-
-impl Progress {
-    fn new(on: bool) -> Progress {
-        Progress { on, shown: false }
-    }
-
-    fn show(&mut self, steps: &[Build], state: &[State]) {
-        if !self.on {
-            return;
-        }
-        let running: Vec<String> = steps
-            .iter()
-            .zip(state)
-            .filter_map(|(s, st)| match st {
-                State::Running(since) => Some(format!("{} {}s", s.image, since.elapsed().as_secs())),
-                _ => None,
-            })
-            .collect();
-        let built = state.iter().filter(|s| **s == State::Built).count();
-        eprint!("\r\x1b[2Kbuilding {} | {built}/{} built", running.join(", "), steps.len());
-        self.shown = true;
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[2K");
-            self.shown = false;
-        }
-    }
-}
-
 /// Checks every verification; one failing image stops the run before any tag or push.
 fn verify_all(world: &dyn World, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
     let mut failed = Vec::new();
@@ -599,134 +566,6 @@ fn push_state(plan: &Plan, report: &Report) -> String {
     }
     let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     format!("Fully pushed: {}; not fully pushed: {}", list(&full), list(&partial))
-}
-
-/// The world of a real run: the container CLI, and the registry it pushes to.
-pub struct Live<'a> {
-    pub docker: &'a Docker,
-    pub registry: Option<&'a Registry>,
-    pub log: Log,
-}
-
-impl Live<'_> {
-    fn registry(&self) -> anyhow::Result<&Registry> {
-        self.registry
-            .ok_or_else(|| anyhow::anyhow!("internal error: a push without a registry to read it back from"))
-    }
-}
-
-impl World for Live<'_> {
-    fn program(&self) -> &str {
-        self.docker.program()
-    }
-
-    fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()> {
-        if references.is_empty() {
-            return Ok(());
-        }
-        preflight::check_unique_tags_free(self.registry()?, references, jobs)
-    }
-
-    fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built> {
-        if let Some(dir) = build.iidfile.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let _ = std::fs::remove_file(&build.iidfile);
-        if let Some((path, text)) = &build.dockerfile_copy {
-            std::fs::write(path, text)?;
-        }
-        let out = self.docker.build(&build.command, live)?;
-        let id = std::fs::read_to_string(&build.iidfile)
-            .ok()
-            .map(|t| crate::docker::normalize_id(&t))
-            .filter(|t| !t.is_empty());
-        let tail = if out.stderr.trim().is_empty() { out.stdout.clone() } else { out.stderr.clone() };
-        let status = match out.timed_out {
-            Some(limit) => format!(
-                "did not finish within {}s and was stopped (XTASK_BUILD_TIMEOUT raises the limit)",
-                limit.as_secs()
-            ),
-            None => format!("exited with {}", out.status),
-        };
-        Ok(Built { success: out.success, status, output: out.transcript(), tail, id })
-    }
-
-    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>> {
-        verify_one(self.docker, v, &self.log)
-    }
-
-    fn publish(
-        &self,
-        p: &Publication,
-        t: &Target,
-        id: &str,
-        transcript: &mut String,
-    ) -> anyhow::Result<Option<Pushed>> {
-        let Some(push) = &t.push else {
-            transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
-            self.docker.run(&t.tag)?;
-            return Ok(None);
-        };
-        let registry = self.registry()?;
-        let log = self.log;
-        let _held = lock::lock(&t.reference, || {
-            log.info(&format!("waiting: another run on this machine is pushing {}", t.reference));
-        })?;
-        if t.immutable {
-            preflight::must_be_absent(
-                registry,
-                &t.reference,
-                &format!("Nothing more of {} was pushed", p.image),
-            )?;
-        }
-        transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
-        self.docker.run(&t.tag)?;
-        transcript.push_str(&format!("{}\n", push.display(self.program())));
-        let reported = self.docker.push(push, registry.host(), transcript)?;
-        let (repository, tag, _) = split_reference(&t.reference);
-        let path =
-            repository.strip_prefix(&format!("{}/", registry_host(&repository))).unwrap_or(&repository);
-        let answer = registry.tag(path, tag.as_deref().unwrap_or("latest"));
-        let digest = match answer {
-            Ok(Tag::Present { digest, config }) => {
-                let ours = config.as_deref() == Some(id)
-                    || digest == id
-                    || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
-                if !ours {
-                    bail!(
-                        "the registry holds {digest} (image {}) under {}, not the image this run built ({id}): \
-                         another push replaced it after this one",
-                        config.as_deref().unwrap_or("unknown"),
-                        t.reference
-                    );
-                }
-                digest
-            }
-            Ok(Tag::Absent) => bail!("{} was pushed, but the registry says it does not hold it", t.reference),
-            Err(e) => bail!("{} was pushed, but reading it back failed: {e}", t.reference),
-        };
-        transcript.push_str(&format!("read back {}: {digest}\n", t.reference));
-        Ok(Some(Pushed { image: p.image.clone(), reference: t.reference.clone(), digest }))
-    }
-
-    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
-        self.docker.run(command).map(|_| ())
-    }
-}
-
-/// The rules `v` breaks (empty when it passes).
-pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Result<Vec<Violation>> {
-    let keep = v.spec.files_to_read();
-    let (user, files) = docker.image_files(&v.reference, &|path| keep.iter().any(|k| k == path))?;
-    let violations = v.spec.check(&user, &files);
-    if violations.is_empty() {
-        log.info(&format!(
-            "{} meets its hardening rules ({} files checked)",
-            v.reference,
-            files.entries.len()
-        ));
-    }
-    Ok(violations)
 }
 
 #[cfg(test)]
@@ -899,7 +738,7 @@ mod tests {
         jobs: usize,
         on_failure: OnBuildFailure,
     ) -> (Report, anyhow::Result<()>) {
-        let log = Log::new(&crate::env::Env::default());
+        let log = Log::new(&crate::sys::env::Env::default());
         let (mut reports, result) =
             execute(world, std::slice::from_ref(plan), &log, ExecOptions { jobs, on_failure });
         (reports.remove(0), result)

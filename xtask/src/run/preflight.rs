@@ -4,8 +4,8 @@
 
 use anyhow::bail;
 
-use crate::oci::{registry_host, split_reference};
-use crate::registry::{Registry, Tag, Unanswered};
+use crate::model::oci::{registry_host, split_reference};
+use crate::sys::registry::{Registry, Tag, Unanswered};
 
 /// Ensures every unique reference is absent (unique tags are immutable) and that the registry
 /// answers with the credentials the CLI stored. Up to `jobs` questions are asked at once.

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::inventory::Inventory;
+use crate::model::inventory::Inventory;
 
 /// Why an image is selected.
 #[derive(Debug, Clone, PartialEq, Eq)]

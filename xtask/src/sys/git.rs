@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::process::{self, Io};
+use crate::sys::process::{self, Io};
 
 const INSTALL_GIT: &str = "Install git, or leave out --changed-since to build every image";
 

@@ -7,9 +7,9 @@
 
 use anyhow::{bail, Context};
 
-use crate::env::Env;
-use crate::inventory::Image;
-use crate::oci;
+use crate::model::inventory::Image;
+use crate::model::oci;
+use crate::sys::env::Env;
 
 /// Identifies one run of the pipeline; part of the unique tag.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! The hardening baseline an image must meet, checked against its files and its configured
 //! user. Pure: the rules come from the inventory (`[verify]` and `[images.NAME.verify]`), the
-//! files from `docker export` (see tarscan.rs).
+//! files from `docker export` (see sys/export.rs).
 
 use std::fmt;
 
-use crate::tarscan::{Entry, Kind, Listing};
+use crate::sys::export::{Entry, Kind, Listing};
 
 /// What one image must satisfy. Every rule is opt-in through the inventory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,7 +185,7 @@ fn check_user(expected: &str, configured: &str, accounts: &[Account]) -> Vec<Vio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tarscan::{scan, tests::archive};
+    use crate::sys::export::{scan, tests::archive};
 
     const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nsbl:x:1000:1000::/home/sbl:/sbin/nologin\n";
 

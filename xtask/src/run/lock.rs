@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::interrupt::{self, Interrupted};
+use crate::sys::interrupt::{self, Interrupted};
 
 /// Held while alive.
 pub struct ReferenceLock {

@@ -1,7 +1,7 @@
 //! The OCI labels every published image carries (org.opencontainers.image.*). Pure.
 
-use crate::env::Env;
-use crate::inventory::Image;
+use crate::model::inventory::Image;
+use crate::sys::env::Env;
 
 /// Labels for `image`, built at `created` (RFC 3339). Source and revision come from the GitHub
 /// Actions environment when it is there.
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn labels_from_github_environment() {
-        let image = crate::inventory::Image {
+        let image = crate::model::inventory::Image {
             name: "alpine".into(),
             version: semver::Version::new(3, 18, 0),
             dockerfile: "D".into(),

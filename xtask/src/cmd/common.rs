@@ -1,0 +1,181 @@
+//! What several commands share: the context every command runs in, the images a building
+//! command works on, its build settings, and running or showing its plans.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::dockerfile::Dockerfile;
+use crate::plan::changes::{self, Reason};
+use crate::sys::git;
+
+use crate::flags::BuildArgs;
+use crate::model::inventory::{Image, Inventory};
+use crate::model::oci::registry_host;
+use crate::plan;
+use crate::plan::{BuildOptions, Builder, Plan};
+use crate::run::{execute, ExecOptions, Live, OnBuildFailure, Report};
+use crate::sys::docker::Docker;
+use crate::sys::env::Env;
+use crate::sys::gha::Log;
+use crate::sys::registry::Registry;
+
+/// The images a building command works on: the named ones (all when none are named), or
+/// those affected by changes since `changed_since`. `None` when the changes touch no image.
+pub(super) fn chosen_images<'a>(
+    ctx: &Ctx,
+    inventory: &'a Inventory,
+    names: &[String],
+    changed: Option<&str>,
+) -> anyhow::Result<Option<Vec<&'a Image>>> {
+    let Some(reference) = changed else { return Ok(Some(plan::select(inventory, names)?)) };
+    if !names.is_empty() {
+        anyhow::bail!("--changed-since and image names do not go together: give one or the other");
+    }
+    let selection = changed_since(inventory, reference)?;
+    if selection.is_empty() {
+        ctx.log.note(&format!("no image is affected by the changes since {reference}"));
+        return Ok(None);
+    }
+    for (name, reason) in &selection {
+        ctx.log.note(&format!("{name}: {reason}"));
+    }
+    let names: Vec<String> = selection.into_iter().map(|(name, _)| name).collect();
+    Ok(Some(plan::select(inventory, &names)?))
+}
+
+/// The images affected by changes since `reference`, each with the reason, from git and the
+/// Dockerfiles' COPY/ADD sources (see plan/changes.rs).
+pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
+    let root = git::repository_root(inventory.folder())?;
+    let root = root.canonicalize().unwrap_or(root);
+    let relative = |path: &Path| -> PathBuf {
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        path.strip_prefix(&root).map_or(path.clone(), Path::to_path_buf)
+    };
+    // The tool: this crate and the workspace files that decide how it builds.
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir.parent().unwrap_or(crate_dir);
+    let tool = [
+        crate_dir.to_path_buf(),
+        workspace.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join(".cargo"),
+    ]
+    .iter()
+    .filter(|p| p.exists())
+    .map(|p| relative(p))
+    .filter(|p| p.is_relative())
+    .collect();
+    let mut images = Vec::new();
+    let mut sources = Vec::new();
+    for image in inventory.images.values() {
+        images.push((image.name.clone(), relative(&image.dockerfile), relative(&image.context)));
+        let text = std::fs::read_to_string(&image.dockerfile)
+            .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
+        sources.push((image.name.clone(), Dockerfile::parse(&text).copy_sources()));
+    }
+    let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
+    let changed = git::changed_since(&root, reference)?;
+    let ignored = |context: &Path, path: &str| {
+        let patterns = std::fs::read_to_string(root.join(context).join(".dockerignore"))
+            .map(|t| changes::dockerignore_patterns(&t))
+            .unwrap_or_default();
+        changes::dockerignored(&patterns, path)
+    };
+    Ok(changes::select(inventory, &layout, &changed, &sources, &ignored))
+}
+
+/// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
+/// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
+/// builder is said once.
+pub(super) fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions, ExecOptions)> {
+    let jobs = match flags.jobs {
+        Some(0) => anyhow::bail!("--jobs: must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let builder = match ctx.docker.detect_builder(flags.builder.as_deref()) {
+        Ok(builder) => builder,
+        // A dry run on a machine without docker still shows the plan, in the plain form.
+        Err(e) if flags.dry_run && flags.builder.is_none() => {
+            ctx.log.note(&format!("{e:#}; showing the legacy builder's commands"));
+            Builder::Legacy
+        }
+        Err(e) => return Err(e),
+    };
+    if builder == Builder::Legacy {
+        ctx.log.note(&format!(
+            "BuildKit is not available from `{}` (no buildx plugin): building with the legacy builder, one layer at a time",
+            ctx.docker.program()
+        ));
+    }
+    let on_failure = if flags.keep_going { OnBuildFailure::KeepGoing } else { OnBuildFailure::Stop };
+    Ok((
+        BuildOptions { pull: flags.pull, no_cache: flags.no_cache, builder },
+        ExecOptions { jobs, on_failure },
+    ))
+}
+
+/// Prints the plans (a dry run: exactly the steps, on stdout) or runs them against the engine
+/// and, when anything is asked of or pushed to the registry, the registry.
+pub(super) fn run_or_show(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    plans: &[Plan],
+    exec: ExecOptions,
+    dry_run: bool,
+) -> (Vec<Report>, anyhow::Result<()>) {
+    if dry_run {
+        for plan in plans {
+            print!("{}", plan.display(ctx.docker.program()));
+        }
+        return (Vec::new(), Ok(()));
+    }
+    if let Err(e) = ctx.docker.check_engine() {
+        return (Vec::new(), Err(e));
+    }
+    let asks = plans.iter().any(|p| {
+        !p.must_be_absent.is_empty()
+            || p.publications.iter().flat_map(|x| &x.targets).any(|t| t.push.is_some())
+    });
+    let registry = match asks {
+        true => match Registry::connect(&ctx.docker, &ctx.env, registry_host(&inventory.registry), ctx.log) {
+            Ok(r) => Some(r),
+            Err(e) => return (Vec::new(), Err(e)),
+        },
+        false => None,
+    };
+    let world = Live { docker: &ctx.docker, registry: registry.as_ref(), log: ctx.log };
+    execute(&world, plans, &ctx.log, exec)
+}
+
+/// What every command may need: the environment, the container CLI, the inventory's location.
+pub struct Ctx {
+    pub env: Env,
+    pub docker: Docker,
+    pub log: Log,
+    inventory: PathBuf,
+    registry: Option<String>,
+}
+
+impl Ctx {
+    /// Fails when a setting in the environment (XTASK_*) is not what it must be.
+    pub fn new(env: Env, inventory: Option<PathBuf>, registry: Option<String>) -> anyhow::Result<Ctx> {
+        let docker = Docker::from_env(&env)?;
+        let log = Log::new(&env);
+        let inventory = inventory.unwrap_or_else(default_inventory);
+        Ok(Ctx { env, docker, log, inventory, registry })
+    }
+
+    /// The validated inventory with any --registry override applied.
+    pub fn inventory(&self) -> anyhow::Result<Inventory> {
+        Inventory::load(&self.inventory)?.with_registry(self.registry.as_deref())
+    }
+}
+
+/// images/images.toml beside the xtask crate, i.e. at the workspace root.
+fn default_inventory() -> PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).join("images").join("images.toml")
+}

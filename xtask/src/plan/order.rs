@@ -1,0 +1,60 @@
+//! Which images a command works on, and in which order: the named ones and what they are
+//! built on, parents first; and the groups that can build on separate runners. Pure.
+
+use crate::model::inventory::{Image, Inventory};
+
+/// The named images (all when none are named) plus everything they depend on, parents first.
+/// Ties are broken by name so the order is stable.
+pub fn select<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<&'a Image>> {
+    let roots: Vec<&Image> = if names.is_empty() {
+        inventory.images.values().collect()
+    } else {
+        names.iter().map(|n| inventory.image(n)).collect::<anyhow::Result<_>>()?
+    };
+    let mut ordered = Vec::new();
+    let mut seen = Vec::new();
+    for root in roots {
+        visit(inventory, root, &mut seen, &mut ordered);
+    }
+    Ok(ordered)
+}
+
+// The inventory has been checked for cycles and unknown parents, so a plain DFS terminates.
+fn visit<'a>(inventory: &'a Inventory, image: &'a Image, seen: &mut Vec<&'a str>, out: &mut Vec<&'a Image>) {
+    if seen.contains(&image.name.as_str()) {
+        return;
+    }
+    seen.push(&image.name);
+    let mut parents: Vec<&String> = image.depends_on.iter().collect();
+    parents.sort();
+    for parent in parents {
+        if let Some(p) = inventory.images.get(parent) {
+            visit(inventory, p, seen, out);
+        }
+    }
+    out.push(image);
+}
+
+/// Images that can build on separate runners: the groups of the selection connected by
+/// depends_on (each with the parents it is built on), in dependency order within a group.
+pub fn runner_groups<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::Result<Vec<Vec<&'a Image>>> {
+    let selected = select(inventory, names)?;
+    let mut groups: Vec<Vec<&Image>> = Vec::new();
+    for image in selected {
+        // Parents come first in `selected`, so a parent's group already exists.
+        let joined: Vec<usize> = (0..groups.len())
+            .filter(|&g| groups[g].iter().any(|i| image.depends_on.contains(&i.name)))
+            .collect();
+        match joined.split_first() {
+            None => groups.push(vec![image]),
+            Some((&first, rest)) => {
+                for &g in rest.iter().rev() {
+                    let moved = groups.remove(g);
+                    groups[first].extend(moved);
+                }
+                groups[first].push(image);
+            }
+        }
+    }
+    Ok(groups)
+}

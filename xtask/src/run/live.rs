@@ -1,0 +1,140 @@
+//! The world of a real run: the container CLI and the registry, driven by the scheduler
+//! through `World`.
+
+use anyhow::bail;
+
+use crate::model::hardening::Violation;
+use crate::model::oci::{registry_host, split_reference};
+use crate::plan::{Build, DockerCommand, Publication, Target, Verification};
+use crate::run::{lock, preflight, Built, Pushed, World};
+use crate::sys::docker::Docker;
+use crate::sys::gha::Log;
+use crate::sys::registry::{Registry, Tag};
+
+/// The world of a real run: the container CLI, and the registry it pushes to.
+pub struct Live<'a> {
+    pub docker: &'a Docker,
+    pub registry: Option<&'a Registry>,
+    pub log: Log,
+}
+
+impl Live<'_> {
+    fn registry(&self) -> anyhow::Result<&Registry> {
+        self.registry
+            .ok_or_else(|| anyhow::anyhow!("internal error: a push without a registry to read it back from"))
+    }
+}
+
+impl World for Live<'_> {
+    fn program(&self) -> &str {
+        self.docker.program()
+    }
+
+    fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()> {
+        if references.is_empty() {
+            return Ok(());
+        }
+        preflight::check_unique_tags_free(self.registry()?, references, jobs)
+    }
+
+    fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built> {
+        if let Some(dir) = build.iidfile.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(&build.iidfile);
+        if let Some((path, text)) = &build.dockerfile_copy {
+            std::fs::write(path, text)?;
+        }
+        let out = self.docker.build(&build.command, live)?;
+        let id = std::fs::read_to_string(&build.iidfile)
+            .ok()
+            .map(|t| crate::sys::docker::normalize_id(&t))
+            .filter(|t| !t.is_empty());
+        let tail = if out.stderr.trim().is_empty() { out.stdout.clone() } else { out.stderr.clone() };
+        let status = match out.timed_out {
+            Some(limit) => format!(
+                "did not finish within {}s and was stopped (XTASK_BUILD_TIMEOUT raises the limit)",
+                limit.as_secs()
+            ),
+            None => format!("exited with {}", out.status),
+        };
+        Ok(Built { success: out.success, status, output: out.transcript(), tail, id })
+    }
+
+    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>> {
+        verify_one(self.docker, v, &self.log)
+    }
+
+    fn publish(
+        &self,
+        p: &Publication,
+        t: &Target,
+        id: &str,
+        transcript: &mut String,
+    ) -> anyhow::Result<Option<Pushed>> {
+        let Some(push) = &t.push else {
+            transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
+            self.docker.run(&t.tag)?;
+            return Ok(None);
+        };
+        let registry = self.registry()?;
+        let log = self.log;
+        let _held = lock::lock(&t.reference, || {
+            log.info(&format!("waiting: another run on this machine is pushing {}", t.reference));
+        })?;
+        if t.immutable {
+            preflight::must_be_absent(
+                registry,
+                &t.reference,
+                &format!("Nothing more of {} was pushed", p.image),
+            )?;
+        }
+        transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
+        self.docker.run(&t.tag)?;
+        transcript.push_str(&format!("{}\n", push.display(self.program())));
+        let reported = self.docker.push(push, registry.host(), transcript)?;
+        let (repository, tag, _) = split_reference(&t.reference);
+        let path =
+            repository.strip_prefix(&format!("{}/", registry_host(&repository))).unwrap_or(&repository);
+        let answer = registry.tag(path, tag.as_deref().unwrap_or("latest"));
+        let digest = match answer {
+            Ok(Tag::Present { digest, config }) => {
+                let ours = config.as_deref() == Some(id)
+                    || digest == id
+                    || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
+                if !ours {
+                    bail!(
+                        "the registry holds {digest} (image {}) under {}, not the image this run built ({id}): \
+                         another push replaced it after this one",
+                        config.as_deref().unwrap_or("unknown"),
+                        t.reference
+                    );
+                }
+                digest
+            }
+            Ok(Tag::Absent) => bail!("{} was pushed, but the registry says it does not hold it", t.reference),
+            Err(e) => bail!("{} was pushed, but reading it back failed: {e}", t.reference),
+        };
+        transcript.push_str(&format!("read back {}: {digest}\n", t.reference));
+        Ok(Some(Pushed { image: p.image.clone(), reference: t.reference.clone(), digest }))
+    }
+
+    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
+        self.docker.run(command).map(|_| ())
+    }
+}
+
+/// The rules `v` breaks (empty when it passes).
+pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Result<Vec<Violation>> {
+    let keep = v.spec.files_to_read();
+    let (user, files) = docker.image_files(&v.reference, &|path| keep.iter().any(|k| k == path))?;
+    let violations = v.spec.check(&user, &files);
+    if violations.is_empty() {
+        log.info(&format!(
+            "{} meets its hardening rules ({} files checked)",
+            v.reference,
+            files.entries.len()
+        ));
+    }
+    Ok(violations)
+}

@@ -1,0 +1,14 @@
+//! The outside world: child processes under time limits and signals, the container CLI (the
+//! only place it runs), the registry's HTTP API, git, GitHub's API and Actions output, the
+//! environment, retries.
+
+pub mod docker;
+pub mod env;
+pub mod export;
+pub mod gha;
+pub mod git;
+pub mod github;
+pub mod interrupt;
+pub mod process;
+pub mod registry;
+pub mod retry;
