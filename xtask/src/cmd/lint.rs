@@ -30,6 +30,8 @@ pub fn lint(inventory: &Inventory) -> anyhow::Result<()> {
     }
     let mut dockerfiles: Vec<String> =
         inventory.images.values().map(|i| i.dockerfile.to_string_lossy().into_owned()).collect();
+    // Images may share a Dockerfile; each is linted once.
+    dockerfiles.sort();
     dockerfiles.dedup();
     args.extend(dockerfiles);
     let out = process::run("hadolint", &args, Io::Capture(None), Duration::from_secs(120), INSTALL_HADOLINT)?;

@@ -42,6 +42,24 @@ pub struct Image {
     pub verify: Option<hardening::Spec>,
 }
 
+#[cfg(test)]
+impl Image {
+    /// An image as tests need one: `Dockerfile-<name>` in the current folder, pushed, no parents.
+    pub fn for_test(name: &str, version: &str) -> Image {
+        Image {
+            name: name.to_string(),
+            version: semver::Version::parse(version).unwrap(),
+            dockerfile: PathBuf::from(format!("Dockerfile-{name}")),
+            context: PathBuf::from("."),
+            push: true,
+            depends_on: Vec::new(),
+            build_args: BTreeMap::new(),
+            platforms: Vec::new(),
+            verify: None,
+        }
+    }
+}
+
 /// What ci-pr pushes to prove the workflow may write packages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestPackage {

@@ -26,20 +26,10 @@ pub fn created(env: &Env) -> anyhow::Result<String> {
     Ok(rfc3339(env.number("SOURCE_DATE_EPOCH", now)?))
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]
@@ -58,17 +48,7 @@ mod tests {
 
     #[test]
     fn labels_from_github_environment() {
-        let image = crate::model::inventory::Image {
-            name: "alpine".into(),
-            version: semver::Version::new(3, 18, 0),
-            dockerfile: "D".into(),
-            context: ".".into(),
-            push: true,
-            depends_on: vec![],
-            build_args: Default::default(),
-            platforms: vec![],
-            verify: None,
-        };
+        let image = crate::model::inventory::Image::for_test("alpine", "3.18.0");
         let env = Env::from_pairs(&[
             ("GITHUB_SERVER_URL", "https://github.com"),
             ("GITHUB_REPOSITORY", "cfpb/sbl-base-images"),

@@ -118,20 +118,9 @@ pub fn local_reference(registry: &str, image: &Image) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn image(version: &str) -> Image {
-        Image {
-            name: "alpine".into(),
-            version: semver::Version::parse(version).unwrap(),
-            dockerfile: PathBuf::from("Dockerfile-alpine"),
-            context: PathBuf::from("."),
-            push: true,
-            depends_on: vec![],
-            build_args: Default::default(),
-            platforms: vec![],
-            verify: None,
-        }
+        Image::for_test("alpine", version)
     }
 
     #[test]

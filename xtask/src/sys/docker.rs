@@ -227,7 +227,7 @@ impl Docker {
     pub fn image_files(
         &self,
         reference: &str,
-        keep: &dyn Fn(&str) -> bool,
+        keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> anyhow::Result<(String, Listing)> {
         let inspect = self.exec(
             &["image", "inspect", "--format", "{{.Config.User}}", reference],
@@ -245,19 +245,17 @@ impl Docker {
         if !created.success || container.is_empty() {
             bail!("cannot create a container of {reference}: {}", created.error_line());
         }
-        let archive =
-            std::env::temp_dir().join(format!("xtask-export-{}-{container}.tar", std::process::id()));
-        let listing = (|| {
-            let export = ["export", "--output", &archive.to_string_lossy(), &container];
-            let exported = self.exec(&export, Io::Capture(None), self.timeouts.push)?;
-            if !exported.success {
-                bail!("cannot export the files of {reference}: {}", exported.error_line());
-            }
-            let file = std::fs::File::open(&archive)?;
-            export::scan(std::io::BufReader::new(file), keep)
-        })();
+        // The files stream from `docker export` straight into the reader: no copy on disk.
+        let export = ["export".to_string(), container.clone()];
+        let listing =
+            process::run_reading(&self.program, &export, self.timeouts.push, INSTALL_DOCKER, |files| {
+                export::scan(files, keep)
+            })
+            .and_then(|(exported, listing)| match exported.success {
+                true => listing,
+                false => bail!("cannot export the files of {reference}: {}", exported.error_line()),
+            });
         let _ = self.exec(&["rm", "--force", &container], Io::Capture(None), self.timeouts.command);
-        let _ = std::fs::remove_file(&archive);
         Ok((inspect.stdout.trim().to_string(), listing?))
     }
 

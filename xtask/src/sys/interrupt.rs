@@ -2,34 +2,25 @@
 //! say which images were fully pushed, and exit non-zero.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+fn flag() -> &'static Arc<AtomicBool> {
+    REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
 
 pub fn requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
+    flag().load(Ordering::SeqCst)
 }
 
-#[cfg(unix)]
+/// From now on SIGINT and SIGTERM only set the flag `requested` reads.
 pub fn install() {
-    const SIGINT: i32 = 2;
-    const SIGTERM: i32 = 15;
-    extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-    }
-    extern "C" fn on_signal(_: i32) {
-        // Only an atomic store: nothing else is async-signal-safe here.
-        REQUESTED.store(true, Ordering::SeqCst);
-    }
-    // SAFETY: `signal` from the C library the standard library links; the handler only stores
-    // to an atomic, which is async-signal-safe.
-    unsafe {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registering can only fail for signals that may not be handled (SIGKILL); these may.
+        let _ = signal_hook::flag::register(signal, Arc::clone(flag()));
     }
 }
-
-#[cfg(not(unix))]
-pub fn install() {}
 
 /// Puts a child in a process group of its own, so that stopping it also stops what it started
 /// (docker's buildx plugin, for one). The tool handles Ctrl-C itself and passes it on.
@@ -42,21 +33,17 @@ pub fn own_process_group(command: &mut std::process::Command) {
 /// for whatever is left after `grace`.
 #[cfg(unix)]
 pub fn stop_group(pid: u32, grace: std::time::Duration, exited: impl Fn() -> bool) {
-    const SIGTERM: i32 = 15;
-    const SIGKILL: i32 = 9;
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    let group = -(pid as i32);
-    // SAFETY: kill(2) with a negative pid signals the group the child leads; it has no memory
-    // effects in this process.
-    unsafe { kill(group, SIGTERM) };
+    let Ok(group) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: killpg(2) only sends a signal to the group the child leads; it touches no memory
+    // of this process.
+    unsafe { libc::killpg(group, libc::SIGTERM) };
     let until = std::time::Instant::now() + grace;
     while std::time::Instant::now() < until && !exited() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The leader may be gone while its children live on; the group is signalled either way.
-    unsafe { kill(group, SIGKILL) };
+    // SAFETY: as above.
+    unsafe { libc::killpg(group, libc::SIGKILL) };
 }
 
 #[cfg(not(unix))]

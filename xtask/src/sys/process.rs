@@ -86,6 +86,58 @@ pub fn run_with_env(
     timeout: Duration,
     install_hint: &str,
 ) -> anyhow::Result<Finished> {
+    let expression = expression(program, args, env);
+    match io {
+        Io::Capture(stdin) => {
+            let e = match stdin {
+                Some(bytes) => expression.stdin_bytes(bytes.to_vec()),
+                None => expression.stdin_null(),
+            };
+            let child = started(
+                program,
+                install_hint,
+                e.stdout_capture().stderr_capture().start().map(Child::Captured),
+            )?;
+            let (mut finished, ()) = supervise(&child, timeout, |_| ())?;
+            finished.stdout = text(&finished_output(&child).stdout);
+            finished.stderr = text(&finished_output(&child).stderr);
+            Ok(finished)
+        }
+        Io::Stream => {
+            let e = expression.stdin_null().stderr_to_stdout();
+            let child = started(program, install_hint, e.reader().map(Child::Streamed))?;
+            let (mut finished, tail) =
+                supervise(&child, timeout, |reader| forward(reader.expect("a reader")))?;
+            finished.stderr = tail;
+            Ok(finished)
+        }
+    }
+}
+
+/// Runs `program` and hands its stdout to `read` as it comes (stderr is kept for messages),
+/// under the same time limit and stop as `run`: for output too large to hold, such as an
+/// image's files from `docker export`. What `read` returns comes back beside the `Finished`.
+pub fn run_reading<T: Send>(
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+    install_hint: &str,
+    read: impl FnOnce(&mut dyn std::io::Read) -> T + Send,
+) -> anyhow::Result<(Finished, T)> {
+    let e = expression(program, args, &[]).stdin_null().stderr_capture();
+    let child = started(program, install_hint, e.reader().map(Child::Streamed))?;
+    let (mut finished, value) = supervise(&child, timeout, |reader| {
+        let mut reader = reader.expect("a reader");
+        let value = read(&mut reader);
+        // Whatever `read` left is drained, so that the child can finish writing and exit.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        value
+    })?;
+    finished.stderr = text(&finished_output(&child).stderr);
+    Ok((finished, value))
+}
+
+fn expression(program: &str, args: &[String], env: &[(String, String)]) -> duct::Expression {
     let mut expression = duct::cmd(program, args).unchecked().before_spawn(|command| {
         interrupt::own_process_group(command);
         Ok(())
@@ -93,55 +145,65 @@ pub fn run_with_env(
     for (key, value) in env {
         expression = expression.env(key, value);
     }
-    let started = match io {
-        Io::Capture(stdin) => {
-            let e = match stdin {
-                Some(bytes) => expression.stdin_bytes(bytes.to_vec()),
-                None => expression.stdin_null(),
-            };
-            e.stdout_capture().stderr_capture().start().map(Child::Captured)
-        }
-        Io::Stream => expression.stdin_null().stderr_to_stdout().reader().map(Child::Streamed),
-    };
-    let child = match started {
-        Ok(child) => child,
+    expression
+}
+
+fn started(program: &str, install_hint: &str, child: std::io::Result<Child>) -> anyhow::Result<Child> {
+    match child {
+        Ok(child) => Ok(child),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("cannot run `{program}`: not found. {install_hint}")
         }
         Err(e) => bail!("cannot run `{program}`: {e}"),
-    };
+    }
+}
+
+/// The output of a child that has finished.
+fn finished_output(child: &Child) -> std::process::Output {
+    child.try_wait().ok().flatten().cloned().unwrap_or_else(|| std::process::Output {
+        status: std::process::ExitStatus::default(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    })
+}
+
+/// Waits for `child` while `consume` reads its stdout (streamed children) on another thread,
+/// stopping it on a signal or at the deadline. stdout and stderr are left for the caller.
+fn supervise<T: Send>(
+    child: &Child,
+    timeout: Duration,
+    consume: impl FnOnce(Option<&duct::ReaderHandle>) -> T + Send,
+) -> anyhow::Result<(Finished, T)> {
     let deadline = Instant::now() + timeout;
     std::thread::scope(|scope| {
-        // A streamed child's output is forwarded line by line while the loop below watches it;
-        // the forwarder's end (at the output's end) says the child is done.
+        // The consumer's end (at the output's end) says a streamed child is done.
         let (done, ended) = std::sync::mpsc::channel::<()>();
-        let forwarder = match &child {
-            Child::Streamed(reader) => Some(scope.spawn(move || {
-                let tail = forward(reader);
-                drop(done);
-                tail
-            })),
-            Child::Captured(_) => None,
-        };
-        let outcome = watch(&child, &ended, deadline);
-        let tail = forwarder.map(|f| f.join().unwrap_or_default()).unwrap_or_default();
+        let consumer = scope.spawn(move || {
+            let value = consume(match child {
+                Child::Streamed(reader) => Some(reader),
+                Child::Captured(_) => None,
+            });
+            drop(done);
+            value
+        });
+        let outcome = watch(child, &ended, deadline);
+        let value = consumer
+            .join()
+            .map_err(|_| anyhow::anyhow!("internal error: reading a child's output panicked"))?;
         let (output, timed_out) = outcome?;
-        let (stdout, stderr) = match &child {
-            Child::Captured(_) => (text(&output.stdout), text(&output.stderr)),
-            Child::Streamed(_) => (String::new(), tail),
-        };
         let status = match timed_out {
             true => format!("stopped after {}s", timeout.as_secs_f64()),
             false => output.status.to_string(),
         };
-        Ok(Finished {
+        let finished = Finished {
             success: !timed_out && output.status.success(),
             status,
             code: if timed_out { None } else { output.status.code() },
             timed_out: timed_out.then_some(timeout),
-            stdout,
-            stderr,
-        })
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        Ok((finished, value))
     })
 }
 
@@ -160,7 +222,12 @@ impl Child {
         match self {
             Child::Captured(h) => h.wait_timeout(slice),
             Child::Streamed(r) => {
-                let _ = ended.recv_timeout(slice);
+                if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) = ended.recv_timeout(slice) {
+                    // Its output has ended; it may still take a moment to exit.
+                    if r.try_wait()?.is_none() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
                 r.try_wait()
             }
         }
@@ -313,6 +380,27 @@ mod tests {
         assert!(!f.success);
         assert_eq!(f.timed_out, Some(Duration::from_millis(300)));
         assert_eq!(f.status, "stopped after 0.3s");
+    }
+
+    #[test]
+    fn a_reader_gets_stdout_as_it_comes_and_stderr_is_kept() {
+        let script = "echo one; echo two; echo oops >&2; exit 4".to_string();
+        let (f, lines) = run_reading("sh", &["-c".to_string(), script], Duration::from_secs(10), "", |r| {
+            std::io::BufRead::lines(std::io::BufReader::new(r)).count()
+        })
+        .unwrap();
+        assert_eq!(lines, 2);
+        assert_eq!((f.success, f.stderr.as_str(), f.code), (false, "oops\n", Some(4)));
+        // A reader that stops early still lets the child finish.
+        let (f, ()) = run_reading(
+            "sh",
+            &["-c".to_string(), "seq 1 100000".to_string()],
+            Duration::from_secs(10),
+            "",
+            |_| (),
+        )
+        .unwrap();
+        assert!(f.success);
     }
 
     #[test]
