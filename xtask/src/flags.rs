@@ -163,6 +163,13 @@ const COMMANDS: &[Command] = &[
         args: &[CHANGED_SINCE],
     },
     Command {
+        name: "test",
+        help: "The tool's own checks, as CI runs them: cargo fmt --check, cargo clippy -D warnings, and the \
+               whole test suite (end-to-end tests included: they need a Docker engine, a registry binary or \
+               image, busybox-static, htpasswd and podman; bash .ci/run installs them on Debian).",
+        args: &[],
+    },
+    Command {
         name: "cleanup-test-package",
         help: "Delete the test package through the GitHub REST API with an org-admin token from \
                $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.",
@@ -197,6 +204,7 @@ pub enum XtaskCmd {
     CiMain(CiMain),
     Matrix(Matrix),
     CleanupTestPackage(CleanupTestPackage),
+    Test(Test),
 }
 
 #[derive(Debug)]
@@ -270,6 +278,9 @@ pub struct CiMain {
 pub struct Matrix {
     pub changed_since: Option<String>,
 }
+
+#[derive(Debug)]
+pub struct Test;
 
 #[derive(Debug)]
 pub struct CleanupTestPackage {
@@ -450,6 +461,7 @@ impl Xtask {
                 XtaskCmd::CiMain(CiMain { build_id: p.string("--build-id")?, build: p.build_args()? })
             }
             "matrix" => XtaskCmd::Matrix(Matrix { changed_since: p.string("--changed-since")? }),
+            "test" => XtaskCmd::Test(Test),
             "cleanup-test-package" => {
                 XtaskCmd::CleanupTestPackage(CleanupTestPackage { dry_run: p.switch("--dry-run") })
             }

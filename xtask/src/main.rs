@@ -49,5 +49,6 @@ fn run(flags: flags::Xtask, env: sys::env::Env) -> anyhow::Result<()> {
         XtaskCmd::CiPr(c) => c.run(&ctx),
         XtaskCmd::CiMain(c) => c.run(&ctx),
         XtaskCmd::CleanupTestPackage(c) => c.run(&ctx),
+        XtaskCmd::Test(c) => c.run(&ctx),
     }
 }

@@ -13,6 +13,7 @@ mod login;
 mod matrix;
 mod publish;
 mod tags;
+mod test;
 mod verify;
 
 pub use common::Ctx;

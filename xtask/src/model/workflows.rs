@@ -1,4 +1,4 @@
-//! What `check` requires of the two workflows: they stay thin wrappers around `cargo xtask`.
+//! What `check` requires of the three workflows: they stay thin wrappers around one command.
 //! A line-level reading of our own YAML, enough for these rules without a YAML parser. Pure.
 
 /// One workflow file's contract.
@@ -10,14 +10,17 @@ pub struct Contract {
     pub triggers: &'static [&'static str],
     /// Other text the file must hold, with the reason shown when it does not.
     pub required: &'static [(&'static str, &'static str)],
+    /// Whether its job pushes packages: it needs `packages: write`, and any other must not have it.
+    pub pushes: bool,
 }
 
-pub const CONTRACTS: [Contract; 2] = [
+pub const CONTRACTS: [Contract; 3] = [
     Contract {
         file: "build_images.yml",
         command: "cargo xtask ci-pr",
         triggers: &["pull_request", "workflow_dispatch"],
         required: &[("branches: [main]", "pull requests to main must trigger it")],
+        pushes: true,
     },
     Contract {
         file: "build_and_publish_images.yml",
@@ -28,6 +31,17 @@ pub const CONTRACTS: [Contract; 2] = [
             ("concurrency:", "two publishes must never race"),
             ("cancel-in-progress: false", "a publish must not be cancelled half-way through pushing"),
         ],
+        pushes: true,
+    },
+    Contract {
+        file: "tool.yml",
+        command: "bash .ci/run",
+        triggers: &["pull_request", "push"],
+        required: &[(
+            "branches: [main]",
+            "pull requests to main and pushes to main must run the tool's checks",
+        )],
+        pushes: false,
     },
 ];
 
@@ -81,8 +95,10 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
             "{file}: no top-level `permissions:`; grant nothing by default (`permissions: {{}}`)"
         ));
     }
-    if !text.contains("packages: write") {
-        problems.push(format!("{file}: the job needs `packages: write` to push"));
+    match (contract.pushes, text.contains("packages: write")) {
+        (true, false) => problems.push(format!("{file}: the job needs `packages: write` to push")),
+        (false, true) => problems.push(format!("{file}: the job pushes nothing: drop `packages: write`")),
+        _ => {}
     }
     problems
 }
@@ -149,5 +165,14 @@ mod tests {
             ),
         );
         assert!(p.iter().any(|p| p.contains("found `|`")), "{p:?}");
+
+        let tool = &CONTRACTS[2];
+        let good = repo_workflow(tool.file);
+        let p = problems(tool, &good.replace("run: bash .ci/run", "run: cargo test"));
+        assert!(p.iter().any(|p| p.contains("a run step may only be `bash .ci/run`")), "{p:?}");
+        let p = problems(tool, &good.replace("contents: read", "contents: read\n      packages: write"));
+        assert!(p.iter().any(|p| p.contains("drop `packages: write`")), "{p:?}");
+        let p = problems(tool, &good.replace("  push:\n", "  release:\n"));
+        assert!(p.iter().any(|p| p.contains("lacks the `push` trigger")), "{p:?}");
     }
 }
