@@ -166,11 +166,18 @@ pub fn execute(
         log.warning(&format!("interrupted: this run's names are left behind: {}", built.join(" ")));
         built.clear();
     }
-    for command in plans.iter().flat_map(|p| &p.cleanup) {
-        if command.args.last().is_some_and(|r| built.contains(&r.as_str())) {
-            if let Err(e) = world.clean_up(command) {
-                log.warning(&format!("could not remove a name this run gave: {e:#}"));
-            }
+    let cleanup: Vec<&DockerCommand> = plans
+        .iter()
+        .flat_map(|p| &p.cleanup)
+        .filter(|c| c.args.last().is_some_and(|r| built.contains(&r.as_str())))
+        .collect();
+    for chunk in cleanup.chunks(options.jobs.max(1)) {
+        let failures: Vec<anyhow::Error> = std::thread::scope(|scope| {
+            let removing: Vec<_> = chunk.iter().map(|c| scope.spawn(|| world.clean_up(c))).collect();
+            removing.into_iter().filter_map(|r| r.join().ok().and_then(Result::err)).collect()
+        });
+        for e in failures {
+            log.warning(&format!("could not remove a name this run gave: {e:#}"));
         }
     }
     for plan in plans {
