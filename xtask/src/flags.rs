@@ -356,7 +356,7 @@ impl Xtask {
         match Xtask::parse(std::env::args_os().skip(1).collect()) {
             Ok(flags) => flags,
             Err(Stop::Help(text)) => {
-                print!("{text}");
+                say_raw!("{text}");
                 std::process::exit(0)
             }
             Err(Stop::Usage(message)) => {

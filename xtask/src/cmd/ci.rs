@@ -245,11 +245,11 @@ fn print_dry_run(
 ) {
     let program = ctx.docker.program();
     if let Some(l) = login {
-        println!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
+        say!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
     }
     let _ = run_or_show(ctx, inventory, plans, exec, true);
     if let Some(l) = login {
-        println!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
+        say!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
     }
 }
 

@@ -128,7 +128,7 @@ pub(super) fn run_or_show(
 ) -> (Vec<Report>, anyhow::Result<()>) {
     if dry_run {
         for plan in plans {
-            print!("{}", plan.display(ctx.docker.program()));
+            say_raw!("{}", plan.display(ctx.docker.program()));
         }
         return (Vec::new(), Ok(()));
     }

@@ -44,11 +44,11 @@ impl flags::List {
                     item
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(items));
+            say!("{}", serde_json::Value::Array(items));
             return Ok(());
         }
         if let (Some(reference), true) = (self.changed_since.as_deref(), images.is_empty()) {
-            println!("no image is affected by the changes since {reference}");
+            say!("no image is affected by the changes since {reference}");
             return Ok(());
         }
         let rows: Vec<[String; 6]> = images
@@ -64,9 +64,9 @@ impl flags::List {
                 ]
             })
             .collect();
-        println!("registry: {}", inventory.registry);
+        say!("registry: {}", inventory.registry);
         if let Some(tp) = &inventory.test_package {
-            println!(
+            say!(
                 "test package: {}:{} (built from {})",
                 tags::repository(&inventory.registry, &tp.name),
                 tp.tag,
@@ -108,7 +108,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {

@@ -16,7 +16,7 @@ impl flags::Login {
             .or(ctx.env.get("GITHUB_ACTOR"))
             .context("no registry user: pass --username USER (or set GITHUB_ACTOR)")?;
         if self.dry_run {
-            println!("{}", DockerCommand::new(login_args(host, username)).display(ctx.docker.program()));
+            say!("{}", DockerCommand::new(login_args(host, username)).display(ctx.docker.program()));
             return Ok(());
         }
         let token = ctx.env.get("CR_PAT").context(

@@ -8,7 +8,7 @@ impl flags::Tags {
         let image = inventory.image(&self.image)?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         for reference in published_references(&inventory.registry, image, &build_id)? {
-            println!("{reference}");
+            say!("{reference}");
         }
         Ok(())
     }

@@ -19,19 +19,19 @@ impl Log {
 
     pub fn group<T>(&self, title: &str, body: impl FnOnce() -> T) -> T {
         if self.github {
-            println!("::group::{}", escape_data(title));
+            say!("::group::{}", escape_data(title));
         } else {
-            println!("==> {title}");
+            say!("==> {title}");
         }
         let result = body();
         if self.github {
-            println!("::endgroup::");
+            say!("::endgroup::");
         }
         result
     }
 
     pub fn info(&self, message: &str) {
-        println!("{message}");
+        say!("{message}");
     }
 
     /// Prints what another program wrote. In Actions workflow commands are off meanwhile, so
@@ -41,9 +41,9 @@ impl Log {
             return;
         }
         self.verbatim(|| {
-            print!("{text}");
+            say_raw!("{text}");
             if !text.ends_with('\n') {
-                println!();
+                say!();
             }
         });
     }
@@ -56,10 +56,10 @@ impl Log {
             return body();
         }
         let token = random_token();
-        println!("::stop-commands::{token}");
+        say!("::stop-commands::{token}");
         let _ = std::io::stdout().flush();
         let result = body();
-        println!("::{token}::");
+        say!("::{token}::");
         result
     }
 
@@ -83,7 +83,7 @@ impl Log {
 
     fn annotate(&self, level: &str, message: &str) {
         if self.github {
-            println!("::{level}::{}", escape_data(message));
+            say!("::{level}::{}", escape_data(message));
         } else {
             eprintln!("{level}: {message}");
         }
