@@ -93,21 +93,14 @@ impl Dockerfile {
     }
 
     /// Every FROM, with `values` (build arguments given on the command line) taking the place
-    /// of the global ARGs' defaults.
+    /// of the ARGs' defaults.
     pub fn froms(&self, values: &BTreeMap<String, String>) -> Vec<From> {
-        let mut scope: BTreeMap<String, String> = BTreeMap::new();
-        for (name, default) in self.global_args() {
-            // A default may use the ARGs declared before it.
-            if let Some(value) =
-                values.get(&name).cloned().or_else(|| default.map(|d| substitute(&d, &scope)))
-            {
-                scope.insert(name, value);
-            }
-        }
-        self.instructions
-            .iter()
-            .filter(|i| i.keyword == "FROM")
-            .filter_map(|i| {
+        self.walk(values)
+            .into_iter()
+            .filter_map(|(i, scope)| {
+                if i.keyword != "FROM" {
+                    return None;
+                }
                 let image = i.args.first()?.clone();
                 let stage = match i.args.get(1) {
                     Some(word) if word.eq_ignore_ascii_case("as") => i.args.get(2).cloned(),
@@ -125,18 +118,113 @@ impl Dockerfile {
             .collect()
     }
 
-    /// The COPY and ADD sources (relative to the context), leaving out copies from other
-    /// stages or images (`--from`), URLs and heredocs.
-    pub fn copy_sources(&self) -> Vec<String> {
-        self.instructions
-            .iter()
-            .filter(|i| {
+    /// Every image the Dockerfile takes files from: its FROMs, `COPY --from=` / `ADD --from=`
+    /// and `RUN --mount=...,from=`, leaving out build stages (by name or number) and `scratch`.
+    pub fn image_references(&self, values: &BTreeMap<String, String>) -> Vec<ImageReference> {
+        let mut stages: Vec<String> = Vec::new();
+        let mut references = Vec::new();
+        for (i, scope) in self.walk(values) {
+            let written: Vec<String> = match i.keyword.as_str() {
+                "FROM" => i.args.first().cloned().into_iter().collect(),
+                "COPY" | "ADD" => {
+                    i.flags.iter().filter(|(k, _)| k == "from").map(|(_, v)| v.clone()).collect()
+                }
+                "RUN" => i
+                    .flags
+                    .iter()
+                    .filter(|(k, _)| k == "mount")
+                    .flat_map(|(_, v)| {
+                        v.split(',')
+                            .filter_map(|o| o.strip_prefix("from=").map(String::from))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for written in written {
+                let resolved = substitute(&written, &scope);
+                let stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&resolved))
+                    || (!resolved.is_empty() && resolved.bytes().all(|b| b.is_ascii_digit()))
+                    || resolved.eq_ignore_ascii_case("scratch");
+                if !stage {
+                    references.push(ImageReference {
+                        first_line: i.first_line,
+                        last_line: i.last_line,
+                        written,
+                        resolved,
+                    });
+                }
+            }
+            if i.keyword == "FROM" {
+                if let (Some(word), Some(name)) = (i.args.get(1), i.args.get(2)) {
+                    if word.eq_ignore_ascii_case("as") {
+                        stages.push(name.clone());
+                    }
+                }
+            }
+        }
+        references
+    }
+
+    /// The COPY and ADD sources (relative to the context), with ARGs substituted, leaving out
+    /// copies from other stages or images (`--from`), URLs and heredocs.
+    pub fn copy_sources(&self, values: &BTreeMap<String, String>) -> Vec<String> {
+        self.walk(values)
+            .into_iter()
+            .filter(|(i, _)| {
                 (i.keyword == "COPY" || i.keyword == "ADD") && !i.flags.iter().any(|(k, _)| k == "from")
             })
-            .flat_map(|i| i.args.split_last().map(|(_, sources)| sources.to_vec()).unwrap_or_default())
+            .flat_map(|(i, scope)| {
+                let sources = i.args.split_last().map(|(_, sources)| sources.to_vec()).unwrap_or_default();
+                sources.into_iter().map(move |s| substitute(&s, &scope))
+            })
             .filter(|s| !s.contains("://") && !s.starts_with("<<"))
             .collect()
     }
+
+    /// Each instruction with the ARGs in force where it stands: the global ARGs (before the
+    /// first FROM) for FROM lines; in a stage, the ARGs the stage declares, a bare `ARG NAME`
+    /// taking the global value. `values` (build arguments) replace defaults.
+    fn walk(&self, values: &BTreeMap<String, String>) -> Vec<(&Instruction, BTreeMap<String, String>)> {
+        let mut global: BTreeMap<String, String> = BTreeMap::new();
+        let mut stage: Option<BTreeMap<String, String>> = None;
+        let mut out = Vec::new();
+        for i in &self.instructions {
+            if i.keyword == "FROM" {
+                out.push((i, global.clone()));
+                stage = Some(BTreeMap::new());
+                continue;
+            }
+            if i.keyword == "ARG" {
+                for (name, default) in i.args.iter().map(|a| arg_declaration(a)) {
+                    let scope = stage.as_ref().unwrap_or(&global);
+                    // A default may use the ARGs declared before it.
+                    let value = values
+                        .get(&name)
+                        .cloned()
+                        .or_else(|| default.map(|d| substitute(&d, scope)))
+                        .or_else(|| stage.as_ref().and(global.get(&name).cloned()));
+                    let target = stage.as_mut().unwrap_or(&mut global);
+                    match value {
+                        Some(value) => target.insert(name, value),
+                        None => target.remove(&name),
+                    };
+                }
+            }
+            out.push((i, stage.clone().unwrap_or_else(|| global.clone())));
+        }
+        out
+    }
+}
+
+/// An image a Dockerfile takes files from, as written and with its ARGs substituted, and the
+/// lines of the instruction that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReference {
+    pub first_line: usize,
+    pub last_line: usize,
+    pub written: String,
+    pub resolved: String,
 }
 
 /// `# escape=`` ` `` among the parser directives at the top; `\` otherwise.
@@ -318,7 +406,10 @@ mod tests {
              COPY [\"with space.txt\", \"/x\"]\nADD https://example.com/f /f\nCOPY conf/*.yml \\\n /etc/\n\
              COPY <<EOF /etc/motd\nCOPY not-an-instruction /x\nEOF\nCOPY --link last /l\n",
         );
-        assert_eq!(d.copy_sources(), ["harden.sh", "a", "b", "with space.txt", "conf/*.yml", "last"]);
+        assert_eq!(
+            d.copy_sources(&BTreeMap::new()),
+            ["harden.sh", "a", "b", "with space.txt", "conf/*.yml", "last"]
+        );
     }
 
     #[test]
@@ -362,12 +453,48 @@ mod tests {
     }
 
     #[test]
+    fn copy_sources_substitute_args() {
+        let d =
+            Dockerfile::parse("ARG DIR=conf\nFROM x\nARG DIR\nARG SUB=files\nCOPY ${DIR}/a $SUB/ /dst/\n");
+        assert_eq!(d.copy_sources(&BTreeMap::new()), ["conf/a", "files/"]);
+        let values = BTreeMap::from([("SUB".to_string(), "other".to_string())]);
+        assert_eq!(d.copy_sources(&values), ["conf/a", "other/"]);
+    }
+
+    #[test]
+    fn every_image_a_dockerfile_takes_files_from() {
+        let text = "ARG BASE=r/base:latest\nFROM ${BASE} AS build\nFROM scratch AS empty\nFROM r/other:1\n\
+                    ARG OLD=r/base:v0.9\nCOPY --from=build /a /a\nCOPY --from=0 /b /b\nCOPY --from=${OLD} /c /c\n\
+                    ADD --from=r/tool:2 /d /d\nRUN --mount=type=bind,from=r/cache:3,target=/x true\nRUN --mount=type=cache,target=/y true\n";
+        let refs: Vec<(String, usize)> = Dockerfile::parse(text)
+            .image_references(&BTreeMap::new())
+            .into_iter()
+            .map(|r| (r.resolved, r.first_line))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("r/base:latest".to_string(), 2),
+                ("r/other:1".to_string(), 4),
+                ("r/base:v0.9".to_string(), 8),
+                ("r/tool:2".to_string(), 9),
+                ("r/cache:3".to_string(), 10)
+            ]
+        );
+    }
+
+    #[test]
     fn odd_input_never_panics() {
         for text in
             ["", "\\", "FROM", "FROM \\", "ARG", "COPY [\"a\"", "FROM ${", "RUN <<\n", "# escape=x\nFROM a"]
         {
             let d = Dockerfile::parse(text);
-            let _ = (d.froms(&BTreeMap::new()), d.copy_sources(), d.global_args());
+            let _ = (
+                d.froms(&BTreeMap::new()),
+                d.copy_sources(&BTreeMap::new()),
+                d.global_args(),
+                d.image_references(&BTreeMap::new()),
+            );
         }
     }
 }

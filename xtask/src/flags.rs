@@ -381,7 +381,14 @@ impl Xtask {
                     Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
                     None => (text.clone(), None),
                 };
-                let name = if name == "-j" { "--jobs".to_string() } else { name };
+                // `-j N`, `-jN` and `-j=N` all mean --jobs.
+                let (name, inline) = match name.strip_prefix("-j") {
+                    Some("") => ("--jobs".to_string(), inline),
+                    Some(attached) if inline.is_none() && !name.starts_with("--") => {
+                        ("--jobs".to_string(), Some(OsString::from(attached)))
+                    }
+                    _ => (name, inline),
+                };
                 let accepted =
                     command.map_or(&[][..], |c| c.args).iter().chain(GLOBAL).find(|a| a.name == name);
                 let Some(spec) = accepted else {
@@ -605,6 +612,10 @@ mod tests {
         assert!(usage(&["build", "--registry", "-j", "2"]).contains("--registry needs a value"));
         assert!(usage(&["build", "--inventory", "--dry-run"]).contains("--inventory needs a value"));
         assert!(usage(&["build", "--jobs", "many"]).contains("--jobs: `many` is not a whole number"));
+        for args in [["build", "-j3"], ["build", "-j=3"]] {
+            let XtaskCmd::Build(b) = parse(&args).unwrap().subcommand else { panic!() };
+            assert_eq!(b.build.jobs, Some(3), "{args:?}");
+        }
         assert!(usage(&["tags"]).contains("needs an IMAGE"));
         assert!(usage(&["check", "extra"]).contains("takes no argument `extra`"));
         assert!(usage(&["list", "--json=yes"]).contains("--json takes no value"));

@@ -89,6 +89,38 @@ fn a_changed_child_lists_the_parent_it_is_built_on() {
     assert_eq!(built(&f), ["base", "child"]);
 }
 
+/// A file the image copies counts when it is moved away or renamed (at its old path), when
+/// git would quote its name, and when the COPY names it through an ARG.
+#[test]
+fn moved_oddly_named_and_arg_named_inputs_count() {
+    let f = repository();
+    let text = std::fs::read_to_string(f.dir.path().join("Dockerfile-quiet")).unwrap();
+    f.dir.write("Dockerfile-quiet", &(text + "ARG DIR=conf\nCOPY ${DIR}/ /conf/\n"));
+    f.dir.write("conf/é.txt", "x\n");
+    f.dir.write("conf/keep.txt", "x\n");
+    git(f.dir.path(), &["add", "-A"]);
+    git(f.dir.path(), &["commit", "-q", "-m", "conf"]);
+    git(f.dir.path(), &["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    let changed = |f: &Fixture| {
+        let out = f.run(&["list", "--json", "--changed-since", "origin/main"], &[]).ok();
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        json.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    // Renamed out of what the image copies: a build would now miss it.
+    git(f.dir.path(), &["mv", "conf/keep.txt", "kept.txt"]);
+    git(f.dir.path(), &["commit", "-q", "-m", "move"]);
+    assert_eq!(changed(&f), ["quiet"]);
+    git(f.dir.path(), &["reset", "-q", "--hard", "origin/main"]);
+    // A name git quotes.
+    f.dir.write("conf/é.txt", "changed\n");
+    assert_eq!(changed(&f), ["quiet"]);
+    // An option is never taken for a reference.
+    let out = f.run(&["list", "--changed-since", "--all"], &[]).fails();
+    assert!(out.stderr.contains("--changed-since needs a value"), "{}", out.stderr);
+    let out = f.run(&["list", "--changed-since=--all"], &[]).fails();
+    assert!(out.stderr.contains("is not a git reference"), "{}", out.stderr);
+}
+
 #[test]
 fn a_copied_file_rebuilds_its_image_and_what_is_built_on_it() {
     let f = repository();
@@ -151,13 +183,13 @@ fn ci_pr_compares_with_the_pull_request_base() {
     // Without a token (a fork), the warning says what is still built.
     let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_BASE_REF", "main")];
     let out = f.run(&["ci-pr"], &env).ok();
-    assert!(out.stdout.contains("building the images the change touches anyway"), "{}", out.stdout);
+    assert!(out.all().contains("building the images the change touches anyway"), "{}", out.all());
 
     // A base that cannot be compared: a warning, and every image.
     let f2 = repository();
     let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_BASE_REF", "gone")];
     let out = f2.run(&["ci-pr"], &env).ok();
-    assert!(out.stdout.contains("::warning::--changed-since origin/gone"), "{}", out.stdout);
+    assert!(out.all().contains("::warning::--changed-since origin/gone"), "{}", out.stdout);
     assert_eq!(built(&f2), ["base", "child", "quiet"]);
 }
 

@@ -60,8 +60,8 @@ fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
 fn ci_pr_without_a_token_warns_and_still_builds() {
     let f = Fixture::new("ci");
     let out = run_in_actions(&f, &["ci-pr"], &[]).ok();
-    assert!(out.stdout.contains("::warning::GITHUB_TOKEN is not set"), "{}", out.stdout);
-    assert!(out.stdout.contains("building every image anyway"), "{}", out.stdout);
+    assert!(out.all().contains("::warning::GITHUB_TOKEN is not set"), "{}", out.stdout);
+    assert!(out.all().contains("building every image anyway"), "{}", out.all());
     assert_eq!(f.docker.calls_of("build").len(), 3);
     assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
 }
@@ -85,7 +85,7 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
         assert_eq!(own, expected);
     }
     assert!(!f.docker.calls_of("build")[0].contains(&"--pull".to_string()));
-    assert!(out.stdout.contains("::notice::quiet: push = false"), "{}", out.stdout);
+    assert!(out.all().contains("::notice::quiet: push = false"), "{}", out.stdout);
 
     let output = f.file("output.txt");
     let json = output.strip_prefix("published=").expect(&output);
@@ -118,7 +118,7 @@ fn ci_main_on_schedule_pulls_without_cache() {
     assert_eq!(&of("Dockerfile-base")[..4], ["build", "--force-rm", "--pull", "--no-cache"]);
     // child builds on this run's base: no --pull for it.
     assert_eq!(&of("Dockerfile-child")[..3], ["build", "--force-rm", "--no-cache"]);
-    assert!(out.stdout.contains("::notice::scheduled run"), "{}", out.stdout);
+    assert!(out.all().contains("::notice::scheduled run"), "{}", out.stdout);
 }
 
 #[test]
@@ -128,9 +128,20 @@ fn ci_main_logs_out_after_a_failure_and_reports_it() {
     let out = run_in_actions(&f, &["ci-main"], &env).fails();
     assert!(f.docker.calls_of("push").is_empty());
     assert_eq!(f.commands().last().unwrap(), &format!("logout {}", f.registry.host()));
-    assert!(out.stdout.contains("::error::build of child"), "{}", out.stdout);
+    assert!(out.all().contains("::error::build of child"), "{}", out.stdout);
     // The annotation carries docker's cause, not only an exit status.
-    assert!(out.stdout.contains("returned a non-zero code: 1"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("::error::build of child failed")
+            && out.stderr.contains("returned a non-zero code: 1"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.all().matches("::error::").count(),
+        1,
+        "one annotation, not one per log line:\n{}",
+        out.all()
+    );
     let summary = f.file("summary.md");
     assert!(summary.contains("**Failed:** build of child"), "{summary}");
     assert!(summary.contains("| base |") && summary.contains("not pushed: the run failed"), "{summary}");
@@ -172,6 +183,22 @@ fn build_output_cannot_issue_workflow_commands() {
         assert_eq!(groups, ends, "jobs {jobs}: a group was closed by the build's output:\n{}", out.stdout);
         assert!(off.is_none(), "jobs {jobs}: commands were never turned back on");
     }
+}
+
+/// A build stopped mid-line (its time limit, a progress bar) still hands the runner its
+/// commands back: the resume token starts a line.
+#[test]
+fn a_build_cut_off_mid_line_turns_workflow_commands_back_on() {
+    let f = Fixture::new("ci");
+    let env =
+        [("FAKE_BUILD_PARTIAL", "downloading 42%"), ("FAKE_BUILD_SLEEP", "10"), ("XTASK_BUILD_TIMEOUT", "1")];
+    let out = run_in_actions(&f, &["ci-pr", "--jobs", "1"], &env).fails();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let token =
+        lines.iter().find_map(|l| l.strip_prefix("::stop-commands::")).expect("commands are turned off");
+    let at = lines.iter().position(|l| l.contains("downloading 42%")).expect("the partial line is shown");
+    assert_eq!(lines[at], "downloading 42%", "{}", out.stdout);
+    assert_eq!(lines[at + 1], format!("::{token}::"), "{}", out.stdout);
 }
 
 #[test]

@@ -20,10 +20,12 @@ fn builds_use_buildkit_whenever_the_client_offers_it() {
 
     // A Docker 23+ client without buildx: the legacy builder, said once.
     let out = f.run(&["build", "base", "--dry-run"], &[]).ok();
-    assert!(
-        build_line(&out.stdout, "Dockerfile-base").starts_with(&format!("{docker} build --force-rm --file"))
-    );
+    let line = build_line(&out.stdout, "Dockerfile-base");
+    assert!(line.starts_with(&format!("DOCKER_BUILDKIT=0 {docker} build --force-rm --file")), "{line}");
     assert_eq!(out.stderr.matches("building with the legacy builder").count(), 1, "{}", out.stderr);
+    // DOCKER_BUILDKIT=1 in the user's environment does not turn the legacy builder's runs into
+    // BuildKit ones the client cannot make.
+    Fixture::new("par").run(&["build", "base"], &[("DOCKER_BUILDKIT", "1")]).ok();
 
     // A client with BuildKit built in (before 23).
     let out = f.run(&["build", "base", "--dry-run"], &[("FAKE_CLIENT_VERSION", "20.10.24")]).ok();

@@ -63,6 +63,11 @@ fn permanent_push_failures_are_not_retried() {
     assert_eq!(attempts(&f, "base:v1.0.0_1"), 1);
     assert!(!out.all().contains("retry"), "{}", out.all());
     assert!(out.stderr.contains("permission_denied"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("The registry refuses this push: log in with `cargo xtask login`"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("not fully pushed: base"), "{}", out.stderr);
 }
 

@@ -106,11 +106,19 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
                 format!("FROM {}\nRUN echo {round} > /marker\n", busybox_base()),
             )
             .unwrap();
+            // FROM and COPY --from both name the parent; the child's own .dockerignore keeps
+            // secret.txt out of its context.
             std::fs::write(
                 dir.path().join(format!("Dockerfile-{prefix}-child")),
-                format!("FROM {}/x/{prefix}-base:{tag}\nRUN echo child >> /marker\n", registry.host()),
+                format!(
+                    "FROM {r}/x/{prefix}-base:{tag}\nCOPY --from={r}/x/{prefix}-base:{tag} /marker /copied\n\
+                     COPY . /context/\nRUN echo child >> /marker\n",
+                    r = registry.host()
+                ),
             )
             .unwrap();
+            dir.write(&format!("Dockerfile-{prefix}-child.dockerignore"), "secret.txt\n");
+            dir.write("secret.txt", "not for the image\n");
             let out = run(publish(&inv, round, &[&format!("{prefix}-child")]).env("DOCKER", &client)).ok();
             assert_eq!(
                 builder == "legacy",
@@ -121,6 +129,18 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
             let child = format!("{}/x/{prefix}-child:v1.0.0_{round}", registry.host());
             // Built on the base of this run, not on last round's in the store and the registry.
             assert_eq!(marker(&client, &child), format!("{round}\nchild"), "{builder}, FROM ...:{tag}");
+            let cat = |path: &str| {
+                let out = Command::new(&client).args(["run", "--rm", &child, "cat", path]).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            assert_eq!(cat("/copied"), round, "{builder}: COPY --from took another base");
+            if builder == "BuildKit" {
+                assert_eq!(
+                    cat("/context/secret.txt"),
+                    "",
+                    "BuildKit lost the Dockerfile's own .dockerignore"
+                );
+            }
             assert!(!out.all().contains("were not consumed"), "{}", out.all());
         }
     }
@@ -288,6 +308,18 @@ fn podman_publishes_reads_back_and_refuses_a_rerun() {
     assert!(out.stdout.lines().any(|l| l.starts_with("podman build --file ")), "{}", out.stdout);
     assert!(!out.stdout.contains("DOCKER_BUILDKIT") && !out.stdout.contains("--no-prune"), "{}", out.stdout);
 
+    // Without registries.conf's word that the registry is plain HTTP, podman would push over
+    // TLS, and so the tool asks over TLS: it says what to do, without retrying for nothing.
+    let none = dir.write("none.conf", "# no registries\n");
+    let mut without_conf = podman(&["publish", "--build-id", "1"]);
+    without_conf.env("CONTAINERS_REGISTRIES_CONF", &none);
+    let out = run(&mut without_conf).fails();
+    assert!(
+        out.stderr.contains("answers in plain HTTP") && out.stderr.contains("insecure = true"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("retry"), "{}", out.stderr);
     let out = run(&mut podman(&["publish", "--build-id", "1"])).fails();
     assert!(out.stderr.contains("cargo xtask login"), "{}", out.stderr);
     run(podman(&["login", "--username", "pod"]).env("CR_PAT", "pod-pa55")).ok();

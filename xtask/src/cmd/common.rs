@@ -14,7 +14,7 @@ use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
 use crate::plan;
 use crate::plan::{BuildOptions, Builder, Plan};
-use crate::run::{execute, ExecOptions, Live, OnBuildFailure, Report};
+use crate::run::{execute, lock, ExecOptions, Live, OnBuildFailure, Report};
 use crate::sys::docker::Docker;
 use crate::sys::env::Env;
 use crate::sys::gha::Log;
@@ -73,7 +73,7 @@ pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::R
         images.push((image.name.clone(), relative(&image.dockerfile), relative(&image.context)));
         let text = std::fs::read_to_string(&image.dockerfile)
             .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
-        sources.push((image.name.clone(), Dockerfile::parse(&text).copy_sources()));
+        sources.push((image.name.clone(), Dockerfile::parse(&text).copy_sources(&image.build_args)));
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
     let changed = git::changed_since(&root, reference)?;
@@ -146,7 +146,12 @@ pub(super) fn run_or_show(
         },
         false => None,
     };
-    let world = Live { docker: &ctx.docker, registry: registry.as_ref(), log: ctx.log };
+    let world = Live {
+        docker: &ctx.docker,
+        registry: registry.as_ref(),
+        log: ctx.log,
+        lock_dir: lock::folder(&ctx.env),
+    };
     execute(&world, plans, &ctx.log, exec)
 }
 

@@ -101,6 +101,15 @@ pub fn registry_problem(registry: &str) -> Option<String> {
     namespace.and_then(name_problem)
 }
 
+/// The registry a reference is pulled from: its first component when that names a host
+/// (`ghcr.io/x/y`, `127.0.0.1:5000/y`, `localhost/y`), else Docker Hub (`alpine:3.20`).
+pub fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if looks_like_host(first) => first,
+        _ => "docker.io",
+    }
+}
+
 /// `repository`, tag and digest of `name[:tag][@digest]` (a tag is a `:` after the last `/`).
 pub fn split_reference(reference: &str) -> (String, Option<String>, Option<String>) {
     let (name, digest) = match reference.split_once('@') {
@@ -170,6 +179,14 @@ mod tests {
     fn hosts() {
         assert_eq!(registry_host("ghcr.io/cfpb/regtech/sbl"), "ghcr.io");
         assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn registries_of_references() {
+        assert_eq!(registry_of("alpine:3.20"), "docker.io");
+        assert_eq!(registry_of("library/alpine"), "docker.io");
+        assert_eq!(registry_of("ghcr.io/x/y:1"), "ghcr.io");
+        assert_eq!(registry_of("127.0.0.1:5000/y"), "127.0.0.1:5000");
     }
 
     #[test]

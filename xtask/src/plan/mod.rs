@@ -88,14 +88,16 @@ impl RunNames {
 }
 
 /// One build: its command, the run-private reference it makes, where the engine writes the
-/// image's id, and the Dockerfile copy to write first (when its FROM names a parent).
+/// image's id, and the files to write first (when its FROM names a parent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
     pub image: String,
     pub command: DockerCommand,
     pub reference: String,
     pub iidfile: PathBuf,
-    pub dockerfile_copy: Option<(PathBuf, String)>,
+    /// Files to write before building: a Dockerfile copy whose FROM names this run's parent
+    /// (and the Dockerfile's own `.dockerignore`, which BuildKit reads beside it).
+    pub copies: Vec<(PathBuf, String)>,
     /// Images whose builds this one builds on (inventory parents in the same run).
     pub needs: Vec<String>,
 }
@@ -134,6 +136,9 @@ pub struct Plan {
     pub run: RunNames,
     /// References that must be absent before anything builds (unique tags).
     pub must_be_absent: Vec<String>,
+    /// With --pull, the other images that children take files from: a child's build cannot
+    /// pull (its parent exists only in this run), so they are pulled first.
+    pub pulls: Vec<DockerCommand>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
     pub publications: Vec<Publication>,
@@ -146,6 +151,7 @@ impl Plan {
         Plan {
             run: run.clone(),
             must_be_absent: Vec::new(),
+            pulls: Vec::new(),
             builds: Vec::new(),
             verifications: Vec::new(),
             publications: Vec::new(),
@@ -167,10 +173,14 @@ impl Plan {
         for reference in &self.must_be_absent {
             out.push_str(&query(reference, "must be absent: a unique tag is never overwritten"));
         }
+        for pull in &self.pulls {
+            out.push_str(&pull.display(program));
+            out.push('\n');
+        }
         for b in &self.builds {
-            if let Some((path, _)) = &b.dockerfile_copy {
+            for (path, _) in &b.copies {
                 out.push_str(&format!(
-                    "# write {}: the Dockerfile of {}, its FROM naming this run's parent\n",
+                    "# write {}: a copy for {} that names this run's parent\n",
                     path.display(),
                     b.image
                 ));
@@ -247,23 +257,45 @@ fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
     }
 }
 
-/// How each image builds on its parents (from parents.rs) and, for those whose FROM names a
-/// parent, the Dockerfile text to copy with that FROM rewritten.
-pub type Lineage = BTreeMap<String, (Vec<ParentUse>, String)>;
+/// How one image builds on its parents (from parents.rs) and, when it names a parent, the
+/// Dockerfile text to copy with those names rewritten, and its own `.dockerignore`.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    pub uses: Vec<ParentUse>,
+    pub dockerfile: String,
+    pub dockerignore: Option<String>,
+    /// Of an image built on parents: the other images it takes files from.
+    pub others: Vec<String>,
+}
+
+pub type Lineage = BTreeMap<String, Links>;
 
 /// Reads and checks how every image of `images` builds on its parents.
 pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Lineage> {
     let uses = parents::all_parent_uses(inventory, images)?;
     let mut lineage = Lineage::new();
     for (name, uses) in uses {
-        let named = uses.iter().any(|u| matches!(u.how, Use::Named { .. }));
-        let text = match named {
-            true => std::fs::read_to_string(&inventory.images[&name].dockerfile)?,
-            false => String::new(),
-        };
-        lineage.insert(name, (uses, text));
+        let mut links = Links { uses, ..Links::default() };
+        let image = &inventory.images[&name];
+        if !image.depends_on.is_empty() {
+            let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
+            links.others = parents::other_images(inventory, image, &dockerfile);
+        }
+        if links.uses.iter().any(|u| matches!(u.how, Use::Named { .. })) {
+            let dockerfile = &inventory.images[&name].dockerfile;
+            links.dockerfile = std::fs::read_to_string(dockerfile)?;
+            links.dockerignore = std::fs::read_to_string(ignore_file(dockerfile)).ok();
+        }
+        lineage.insert(name, links);
     }
     Ok(lineage)
+}
+
+/// `Dockerfile-x.dockerignore` beside `Dockerfile-x`, which BuildKit prefers to the context's.
+fn ignore_file(dockerfile: &Path) -> PathBuf {
+    let mut name = dockerfile.as_os_str().to_os_string();
+    name.push(".dockerignore");
+    PathBuf::from(name)
 }
 
 /// Everything a plan is made from.
@@ -286,7 +318,12 @@ fn build_command(
     let mut env = Vec::new();
     let mut args: Vec<String> = match &options.builder {
         // --force-rm: a failed step's container is removed too, not only a successful one's.
-        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
+        // DOCKER_BUILDKIT=0: a DOCKER_BUILDKIT=1 in the user's environment would otherwise ask a
+        // client without buildx for BuildKit, and every build would fail.
+        Builder::Legacy => {
+            env.push(("DOCKER_BUILDKIT".to_string(), "0".to_string()));
+            vec!["build".into(), "--force-rm".into()]
+        }
         Builder::BuildKit => {
             env.push(("DOCKER_BUILDKIT".to_string(), "1".to_string()));
             vec!["build".into(), "--progress=plain".into()]
@@ -317,7 +354,7 @@ fn build_command(
     args.extend(["--file".into(), path_arg(dockerfile)]);
     args.extend(["--tag".into(), inputs.run.reference(inputs.registry, &image.name)]);
     args.extend(["--iidfile".into(), path_arg(&iidfile(inputs.run, &image.name))]);
-    let parents = inputs.lineage.get(&image.name).map(|(uses, _)| uses.as_slice()).unwrap_or_default();
+    let parents = inputs.lineage.get(&image.name).map(|l| l.uses.as_slice()).unwrap_or_default();
     let parent_args = parents.iter().filter_map(|u| match &u.how {
         Use::Arg(arg) => Some((arg.clone(), inputs.run.reference(inputs.registry, &u.parent))),
         Use::Named { .. } => None,
@@ -352,19 +389,26 @@ fn builds(
     let mut verifications = Vec::new();
     for image in inputs.images {
         let reference = inputs.run.reference(inputs.registry, &image.name);
-        let dockerfile_copy = match inputs.lineage.get(&image.name) {
-            Some((uses, text)) if uses.iter().any(|u| matches!(u.how, Use::Named { .. })) => {
-                let name = image
-                    .dockerfile
-                    .file_name()
-                    .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
-                let text =
-                    parents::rewrite(text, uses, &|parent| inputs.run.reference(inputs.registry, parent));
-                Some((inputs.run.dir.join(name), text))
+        let mut copies = Vec::new();
+        if let Some(links) = inputs
+            .lineage
+            .get(&image.name)
+            .filter(|l| l.uses.iter().any(|u| matches!(u.how, Use::Named { .. })))
+        {
+            let name = image
+                .dockerfile
+                .file_name()
+                .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+            let copy = inputs.run.dir.join(name);
+            let text = parents::rewrite(&links.dockerfile, &links.uses, &|parent| {
+                inputs.run.reference(inputs.registry, parent)
+            });
+            if let Some(ignore) = &links.dockerignore {
+                copies.push((ignore_file(&copy), ignore.clone()));
             }
-            _ => None,
-        };
-        let dockerfile = dockerfile_copy.as_ref().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
+            copies.insert(0, (copy, text));
+        }
+        let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
         let command = build_command(image, inputs, &labels(image), dockerfile);
         let needs = image
             .depends_on
@@ -384,11 +428,24 @@ fn builds(
             command,
             reference,
             iidfile: iidfile(inputs.run, &image.name),
-            dockerfile_copy,
+            copies,
             needs,
         });
     }
     Ok((builds, verifications))
+}
+
+/// `docker pull` of every image a child of `images` takes files from, other than its parents,
+/// when --pull asks for fresh bases.
+fn pulls(inputs: &Inputs<'_>) -> Vec<DockerCommand> {
+    if !inputs.options.pull {
+        return Vec::new();
+    }
+    let mut images: Vec<&String> =
+        inputs.images.iter().filter_map(|i| inputs.lineage.get(&i.name)).flat_map(|l| &l.others).collect();
+    images.sort();
+    images.dedup();
+    images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()
 }
 
 /// Removing every run-private name once the run is over. `--no-prune` keeps the untagged
@@ -433,7 +490,14 @@ pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
             }
         })
         .collect();
-    Ok(Plan { builds, verifications, publications, cleanup: cleanup(inputs), ..Plan::empty(inputs.run) })
+    Ok(Plan {
+        pulls: pulls(inputs),
+        builds,
+        verifications,
+        publications,
+        cleanup: cleanup(inputs),
+        ..Plan::empty(inputs.run)
+    })
 }
 
 /// Builds every image, then tags and pushes the three published tags of each image whose
@@ -444,7 +508,13 @@ pub fn publish_plan(
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
 ) -> anyhow::Result<Plan> {
     let (builds, verifications) = builds(inputs, labels)?;
-    let mut plan = Plan { builds, verifications, cleanup: cleanup(inputs), ..Plan::empty(inputs.run) };
+    let mut plan = Plan {
+        pulls: pulls(inputs),
+        builds,
+        verifications,
+        cleanup: cleanup(inputs),
+        ..Plan::empty(inputs.run)
+    };
     for image in inputs.images {
         let references = tags::published_references(inputs.registry, image, build_id)?;
         let source = inputs.run.reference(inputs.registry, &image.name);
@@ -600,9 +670,9 @@ dockerfile = "Dockerfile-other"
         assert_eq!(
             plan.display("docker"),
             format!(
-                "docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
+                "DOCKER_BUILDKIT=0 docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
                  --iidfile /tmp/xtask-run-t0/base.iid {dir}\n\
-                 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
+                 DOCKER_BUILDKIT=0 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
                  --iidfile /tmp/xtask-run-t0/mid.iid --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:run-t0 {dir}\n\
                  docker tag reg.example/ns/base:run-t0 reg.example/ns/base:local-v1.0.0\n\
                  docker tag reg.example/ns/mid:run-t0 reg.example/ns/mid:local-v2.0.0\n\
@@ -618,7 +688,7 @@ dockerfile = "Dockerfile-other"
         let inv = inventory(&d);
         let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
         let leaf = &plan.builds[2];
-        let (path, text) = leaf.dockerfile_copy.clone().unwrap();
+        let (path, text) = leaf.copies[0].clone();
         assert_eq!(path, PathBuf::from("/tmp/xtask-run-t0/Dockerfile-leaf"));
         assert_eq!(
             text,
@@ -634,7 +704,23 @@ dockerfile = "Dockerfile-other"
         assert_eq!(leaf.needs, ["mid", "base"]);
         assert!(plan
             .display("docker")
-            .contains("# write /tmp/xtask-run-t0/Dockerfile-leaf: the Dockerfile of leaf"));
+            .contains("# write /tmp/xtask-run-t0/Dockerfile-leaf: a copy for leaf"));
+        assert_eq!(leaf.copies.len(), 1, "no .dockerignore of its own, none copied");
+    }
+
+    /// BuildKit reads `<Dockerfile>.dockerignore` beside the Dockerfile before the context's
+    /// `.dockerignore`: the copy keeps it beside it, or ignored files would reach the image.
+    #[test]
+    fn a_dockerfile_copy_keeps_its_own_dockerignore() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        d.write("Dockerfile-leaf.dockerignore", "secret.txt\n");
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
+        let copies: Vec<(PathBuf, String)> = plan.builds[2].copies.clone();
+        assert_eq!(
+            copies[1],
+            (PathBuf::from("/tmp/xtask-run-t0/Dockerfile-leaf.dockerignore"), "secret.txt\n".to_string())
+        );
     }
 
     #[test]
@@ -692,6 +778,24 @@ dockerfile = "Dockerfile-other"
             !plan.builds[1].command.args.contains(&"--pull".to_string()),
             "mid builds on this run's base"
         );
+    }
+
+    /// A child cannot pull (its parent exists only in this run), so with --pull the other
+    /// images it takes files from are pulled before the builds; its parents never are.
+    #[test]
+    fn with_pull_a_childs_other_images_are_pulled_first() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        d.write(
+            "Dockerfile-mid",
+            "ARG BASE_IMAGE\nFROM golang:1.22 AS build\nFROM ${BASE_IMAGE}\nCOPY --from=build /out /out\n",
+        );
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions { pull: true, ..Default::default() }, None);
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        assert_eq!(pulls, ["pull golang:1.22"]);
+        assert!(plan.display("docker").lines().next().unwrap().starts_with("docker pull golang:1.22"));
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
+        assert!(plan.pulls.is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::dockerfile::{is_arg_reference, Dockerfile};
+use crate::dockerfile::{is_arg_reference, Dockerfile, ImageReference};
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::split_reference;
 use crate::model::tags::version_tag;
@@ -53,10 +53,12 @@ pub fn parent_uses(
 ) -> Result<Vec<ParentUse>, Vec<String>> {
     let file = image.dockerfile.display();
     let mut problems = Vec::new();
-    let froms = dockerfile.froms(&BTreeMap::new());
-    if froms.is_empty() {
+    if dockerfile.froms(&image.build_args).is_empty() {
         problems.push(format!("{file}: no FROM instruction"));
     }
+    // Every image it takes files from (FROM, COPY --from, RUN --mount from), with the ARGs
+    // substituted as the build will: images.toml's build_args over the Dockerfile's defaults.
+    let references = dockerfile.image_references(&image.build_args);
     let global: Vec<String> = dockerfile.global_args().into_iter().map(|(name, _)| name).collect();
     let registries = registries(inventory);
     // The inventory image a reference names, whichever of the inventory's registries it uses.
@@ -65,23 +67,27 @@ pub fn parent_uses(
         let name = registries.iter().find_map(|r| repository.strip_prefix(&format!("{r}/")))?;
         inventory.images.contains_key(name).then(|| (name.to_string(), tag, digest))
     };
-    let mut uses = Vec::new();
-    for from in &froms {
-        let Some((other, _, _)) = inventory_image(&from.resolved) else { continue };
+    let arg_of_parent = |r: &ImageReference| {
+        image.depends_on.iter().any(|p| is_arg_reference(&r.written, &parent_build_arg(p)))
+    };
+    for r in references.iter().filter(|r| !arg_of_parent(r)) {
+        let Some((other, _, _)) = inventory_image(&r.resolved) else { continue };
         if other != image.name && !image.depends_on.contains(&other) {
             problems.push(format!(
-                "{file}:{}: builds FROM {}, an image of this inventory, but images.{}.depends_on leaves out \
-                 `{other}`: add it, so that {other} is built first in the same run and this image is built on it",
-                from.line, from.resolved, image.name
+                "{file}:{}: names {}, an image of this inventory, but images.{}.depends_on leaves out `{other}`: \
+                 add it, so that {other} is built first in the same run and this image is built on it",
+                r.first_line, r.resolved, image.name
             ));
         }
     }
+    let mut uses = Vec::new();
     for parent in &image.depends_on {
         let Some(parent_image) = inventory.images.get(parent) else { continue };
         let arg = parent_build_arg(parent);
+        let version = version_tag(parent_image);
         let mut used = false;
         if global.contains(&arg) {
-            if froms.iter().any(|f| is_arg_reference(&f.image, &arg)) {
+            if references.iter().any(|r| is_arg_reference(&r.written, &arg)) {
                 uses.push(ParentUse { parent: parent.clone(), how: Use::Arg(arg.clone()) });
                 used = true;
             } else {
@@ -93,39 +99,40 @@ pub fn parent_uses(
                 continue;
             }
         }
-        let produced = ["latest".to_string(), version_tag(parent_image)];
-        for from in froms.iter().filter(|f| !is_arg_reference(&f.image, &arg)) {
-            let Some((name, tag, digest)) = inventory_image(&from.resolved) else { continue };
+        let produced = [version.clone(), "latest".to_string()];
+        for r in references.iter().filter(|r| !is_arg_reference(&r.written, &arg)) {
+            let Some((name, tag, digest)) = inventory_image(&r.resolved) else { continue };
             if &name != parent {
                 continue;
             }
+            used = true;
             let tag = tag.unwrap_or_else(|| "latest".into());
             if digest.is_some() || !produced.contains(&tag) {
                 problems.push(format!(
-                    "{file}:{}: builds FROM {}, which this run does not produce: a child is built on the {parent} \
-                     built in the same run, which is tagged {}; write FROM {}/{parent}:latest, or declare \
-                     ARG {arg} and write FROM ${{{arg}}}",
-                    from.line,
-                    from.resolved,
+                    "{file}:{}: names {}, which this run does not produce: a child is built on the {parent} built \
+                     in the same run, which is tagged {}; write {}/{parent}:{version}, or declare ARG {arg} and \
+                     write FROM ${{{arg}}}",
+                    r.first_line,
+                    r.resolved,
                     produced.join(" and "),
                     inventory.registry
                 ));
-                used = true;
                 continue;
             }
-            let instruction = dockerfile.instructions.iter().find(|i| i.first_line == from.line);
-            let last_line = instruction.map_or(from.line, |i| i.last_line);
             uses.push(ParentUse {
                 parent: parent.clone(),
-                how: Use::Named { first_line: from.line, last_line, written: from.image.clone() },
+                how: Use::Named {
+                    first_line: r.first_line,
+                    last_line: r.last_line,
+                    written: r.written.clone(),
+                },
             });
-            used = true;
         }
         if !used {
             problems.push(format!(
                 "{file}: images.{}.depends_on names `{parent}`, but the Dockerfile never builds FROM it: declare \
                  `ARG {arg}` and write `FROM ${{{arg}}}` (the tool passes the {parent} it just built), or write \
-                 FROM {}/{parent}:latest",
+                 FROM {}/{parent}:{version}",
                 image.name, inventory.registry
             ));
         }
@@ -163,6 +170,20 @@ pub fn all_parent_uses(
             problems.join("\n")
         )
     }
+}
+
+/// The images other than inventory images that `image` takes files from (its FROMs, COPY
+/// --from and RUN --mount), as the build will resolve them.
+pub fn other_images(inventory: &Inventory, image: &Image, dockerfile: &Dockerfile) -> Vec<String> {
+    let registries = registries(inventory);
+    let args: Vec<String> = image.depends_on.iter().map(|p| parent_build_arg(p)).collect();
+    dockerfile
+        .image_references(&image.build_args)
+        .into_iter()
+        .filter(|r| !args.iter().any(|a| is_arg_reference(&r.written, a)) && !r.resolved.is_empty())
+        .filter(|r| !registries.iter().any(|reg| r.resolved.starts_with(&format!("{reg}/"))))
+        .map(|r| r.resolved)
+        .collect()
 }
 
 pub fn read(path: &Path) -> Result<Dockerfile, String> {
@@ -254,12 +275,10 @@ mod tests {
         for from in ["ghcr.io/x/base:v1.0.0", "ghcr.io/x/base:v1.2.3_42.1", "ghcr.io/x/base@sha256:abc"] {
             let p = problem(&format!("FROM {from}\n"));
             assert!(
-                p.contains(&format!(
-                    "Dockerfile-child:1: builds FROM {from}, which this run does not produce"
-                )),
+                p.contains(&format!("Dockerfile-child:1: names {from}, which this run does not produce")),
                 "{p}"
             );
-            assert!(p.contains("latest and v1.2.3"), "{p}");
+            assert!(p.contains("v1.2.3 and latest"), "{p}");
         }
     }
 
@@ -281,7 +300,7 @@ mod tests {
         );
         let found = uses("FROM ghcr.io/x/base:latest AS a\nFROM ghcr.io/x/other:latest\n").unwrap_err();
         assert!(
-            found[0].contains("Dockerfile-child:2: builds FROM ghcr.io/x/other:latest")
+            found[0].contains("Dockerfile-child:2: names ghcr.io/x/other:latest")
                 && found[0].contains("leaves out `other`"),
             "{found:?}"
         );
@@ -291,6 +310,41 @@ mod tests {
                 || found[0].contains("no FROM"),
             "{found:?}"
         );
+    }
+
+    /// An image the child takes files from counts wherever it is named: through images.toml's
+    /// build_args, or in COPY --from and RUN --mount.
+    #[test]
+    fn every_reference_to_a_parent_is_held_to_the_rules() {
+        let d = TestDir::new("parents");
+        let inv = inventory(&d, "FROM scratch\n");
+        let mut child = inv.images["child"].clone();
+        let text = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY --from=ghcr.io/x/base:v1.0.0 /a /a\nRUN --mount=from=ghcr.io/x/base:v1.2.3,target=/m true\n";
+        let found = parent_uses(&inv, &child, &Dockerfile::parse(text)).unwrap_err();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .contains("Dockerfile-child:3: names ghcr.io/x/base:v1.0.0, which this run does not produce"),
+            "{found:?}"
+        );
+        // A build argument from images.toml that names an inventory image is held to the rules too.
+        child.depends_on.clear();
+        child.build_args.insert("PARENT".into(), "ghcr.io/x/base:latest".into());
+        let found =
+            parent_uses(&inv, &child, &Dockerfile::parse("ARG PARENT\nFROM ${PARENT}\n")).unwrap_err();
+        assert!(
+            found[0].contains("names ghcr.io/x/base:latest") && found[0].contains("leaves out `base`"),
+            "{found:?}"
+        );
+        // With depends_on, that FROM is rewritten to this run's base like any other.
+        child.depends_on.push("base".into());
+        let uses = parent_uses(&inv, &child, &Dockerfile::parse("ARG PARENT\nFROM ${PARENT}\n")).unwrap();
+        assert!(matches!(&uses[0].how, Use::Named { written, .. } if written == "${PARENT}"), "{uses:?}");
+        let text = "ARG PARENT\nFROM ${PARENT}\nCOPY --from=ghcr.io/x/base:latest /a /a\n";
+        let out = rewrite(text, &parent_uses(&inv, &child, &Dockerfile::parse(text)).unwrap(), &|p| {
+            format!("r/{p}:run")
+        });
+        assert_eq!(out, "ARG PARENT\nFROM r/base:run\nCOPY --from=r/base:run /a /a\n");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Live<'a> {
     pub docker: &'a Docker,
     pub registry: Option<&'a Registry>,
     pub log: Log,
+    /// Where the per-reference locks live (lock.rs).
+    pub lock_dir: std::path::PathBuf,
 }
 
 impl Live<'_> {
@@ -37,12 +39,19 @@ impl World for Live<'_> {
         preflight::check_unique_tags_free(self.registry()?, references, jobs)
     }
 
+    fn pull(&self, command: &DockerCommand) -> anyhow::Result<()> {
+        let mut transcript = String::new();
+        let result = self.docker.pull(command, &mut transcript);
+        self.log.passthrough(&transcript);
+        result
+    }
+
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built> {
         if let Some(dir) = build.iidfile.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let _ = std::fs::remove_file(&build.iidfile);
-        if let Some((path, text)) = &build.dockerfile_copy {
+        for (path, text) in &build.copies {
             std::fs::write(path, text)?;
         }
         let out = self.docker.build(&build.command, live)?;
@@ -50,7 +59,7 @@ impl World for Live<'_> {
             .ok()
             .map(|t| crate::sys::docker::normalize_id(&t))
             .filter(|t| !t.is_empty());
-        let tail = if out.stderr.trim().is_empty() { out.stdout.clone() } else { out.stderr.clone() };
+        let tail = cause(if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr });
         let status = match out.timed_out {
             Some(limit) => format!(
                 "did not finish within {}s and was stopped (XTASK_BUILD_TIMEOUT raises the limit)",
@@ -79,7 +88,7 @@ impl World for Live<'_> {
         };
         let registry = self.registry()?;
         let log = self.log;
-        let _held = lock::lock(&t.reference, || {
+        let _held = lock::lock(&self.lock_dir, &t.reference, || {
             log.info(&format!("waiting: another run on this machine is pushing {}", t.reference));
         })?;
         if t.immutable {
@@ -124,6 +133,46 @@ impl World for Live<'_> {
     }
 }
 
+/// What a failed build printed, for the error: without terminal colours, and without docker
+/// 28's notice that the legacy builder is deprecated, which stands among the last lines of every
+/// legacy build and says nothing about the failure.
+fn cause(output: &str) -> String {
+    let mut lines = Vec::new();
+    let mut in_notice = false;
+    for line in output.lines() {
+        let line = strip_colours(line);
+        if line.starts_with("DEPRECATED: The legacy builder is deprecated") {
+            in_notice = true;
+            continue;
+        }
+        if in_notice && (line.starts_with(' ') || line.trim().is_empty()) {
+            continue;
+        }
+        in_notice = false;
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip `[`, the parameters and the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The rules `v` breaks (empty when it passes).
 pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Result<Vec<Violation>> {
     let keep = v.spec.files_to_read();
@@ -137,4 +186,20 @@ pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Resul
         ));
     }
     Ok(violations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_legacy_build_is_explained_by_its_error_not_the_deprecation_notice() {
+        let stderr = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n            \
+                      Install the buildx component to build images with BuildKit:\n            \
+                      https://docs.docker.com/go/buildx/\n\n\u{1b}[91mcp: can't stat 'x'\n\u{1b}[0mThe command '/bin/sh -c cp x y' returned a non-zero code: 1\n";
+        assert_eq!(
+            cause(stderr),
+            "cp: can't stat 'x'\nThe command '/bin/sh -c cp x y' returned a non-zero code: 1"
+        );
+    }
 }

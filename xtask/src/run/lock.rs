@@ -1,9 +1,11 @@
 //! A lock per published reference, held by a run from the moment it tags a reference until it
 //! has read the pushed tag back, so that two runs on one machine never tag, push and read back
-//! the same name at the same time. The lock files are advisory locks in the temporary folder.
+//! the same name at the same time. The lock files are advisory locks in one folder per machine:
+//! `$XTASK_LOCK_DIR`, else `/tmp/xtask-locks` whatever `$TMPDIR` says, so that runs with
+//! different temporary folders still meet.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,9 +17,15 @@ pub struct ReferenceLock {
     _file: File,
 }
 
-/// Waits for the lock of `reference`; `waiting` is called once if another run holds it.
-pub fn lock(reference: &str, waiting: impl FnOnce()) -> anyhow::Result<ReferenceLock> {
-    let path = path(reference);
+/// The folder of the lock files.
+pub fn folder(env: &crate::sys::env::Env) -> PathBuf {
+    env.get("XTASK_LOCK_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/xtask-locks"))
+}
+
+/// Waits for the lock of `reference` in `folder`; `waiting` is called once if another run
+/// holds it.
+pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::Result<ReferenceLock> {
+    let path = folder.join(file_name(reference));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -47,19 +55,18 @@ pub fn lock(reference: &str, waiting: impl FnOnce()) -> anyhow::Result<Reference
     }
 }
 
-fn path(reference: &str) -> PathBuf {
-    // Every other character is spelled out, so distinct references never share a file.
-    let name: String = reference
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
-                (b as char).to_string()
-            } else {
-                format!("_{b:02x}")
-            }
-        })
+/// A file name for `reference`: readable, at most 120 bytes however long the reference, and
+/// distinct for distinct references (a 64-bit FNV-1a hash of the whole reference ends it).
+fn file_name(reference: &str) -> String {
+    let readable: String = reference
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .take(96)
         .collect();
-    std::env::temp_dir().join("xtask-locks").join(format!("{name}.lock"))
+    let hash = reference
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{readable}-{hash:016x}.lock")
 }
 
 #[cfg(test)]
@@ -69,18 +76,22 @@ mod tests {
 
     #[test]
     fn a_second_holder_waits_for_the_first() {
-        let reference = format!("test.invalid/lock-{}:v1", std::process::id());
-        let first = lock(&reference, || panic!("nobody holds it yet")).unwrap();
+        let dir = crate::testdir::TestDir::new("locks");
+        let reference = "test.invalid/lock:v1";
+        let first = lock(dir.path(), reference, || panic!("nobody holds it yet")).unwrap();
         let waited = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let second =
-                scope.spawn(|| lock(&reference, || waited.store(true, Ordering::SeqCst)).map(|_| ()));
+            let second = scope
+                .spawn(|| lock(dir.path(), reference, || waited.store(true, Ordering::SeqCst)).map(|_| ()));
             std::thread::sleep(Duration::from_millis(300));
             assert!(!second.is_finished(), "the second lock went through while the first was held");
             drop(first);
             second.join().unwrap().unwrap();
         });
         assert!(waited.load(Ordering::SeqCst));
-        assert_ne!(path("a/b:c"), path("a_b_c"), "distinct references never share a lock");
+        assert_ne!(file_name("a/b:c"), file_name("a_b_c"), "distinct references never share a lock");
+        let long = format!("{}:{}", "r/".repeat(100), "t".repeat(128));
+        assert!(file_name(&long).len() <= 120, "{}", file_name(&long));
+        assert_ne!(file_name(&long), file_name(&long.replace("tt", "tu")));
     }
 }

@@ -111,6 +111,8 @@ pub trait World: Sync {
     fn program(&self) -> &str;
     /// Fails unless the registry says every one of `references` is absent.
     fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()>;
+    /// Pulls an image (retrying transient failures).
+    fn pull(&self, command: &DockerCommand) -> anyhow::Result<()>;
     /// Runs a build; Err only when it could not run to the end (missing CLI, interrupt).
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
     /// The hardening rules the built image breaks.
@@ -142,6 +144,7 @@ pub fn execute(
         let mut report = Report::default();
         result = world
             .check_absent(&plan.must_be_absent, options.jobs)
+            .and_then(|()| pull_all(world, plan, log))
             .and_then(|()| build_all(world, plan, log, options, &mut report))
             .and_then(|()| verify_all(world, plan, log, &mut report))
             .and_then(|()| publish_all(world, plan, log, options.jobs, &mut report));
@@ -301,7 +304,6 @@ fn build_all(
                 }
             };
             if let Some(reason) = failure {
-                log.error(&format!("build of {} failed: {reason}", step.image));
                 state[done.index] = State::Failed(reason);
                 stopping |=
                     options.on_failure == OnBuildFailure::Stop || interrupted || interrupt::requested();
@@ -310,6 +312,16 @@ fn build_all(
     });
     progress.clear();
     build_result(plan, &state, interrupted)
+}
+
+/// Pulls the fresh bases children need, one after another (the engine shares each layer).
+fn pull_all(world: &dyn World, plan: &Plan, log: &Log) -> anyhow::Result<()> {
+    for command in &plan.pulls {
+        let image = command.args.last().map_or("", String::as_str);
+        log.group(&format!("pull {image}"), || world.pull(command))
+            .map_err(|e| e.context(format!("pulling {image} failed. Nothing was built or pushed")))?;
+    }
+    Ok(())
 }
 
 /// Runs `work` on a worker thread; a panic becomes an error that says what was running, so the
@@ -495,14 +507,25 @@ fn publish_all(
         done.elapsed = start.elapsed();
         done
     };
+    // A child goes out only after the parents it was built on are fully out, so its published
+    // tags never stand on a parent the registry does not hold.
+    let parents_of = |image: &str| -> Vec<&str> {
+        let needs =
+            plan.builds.iter().find(|b| b.image == image).map(|b| b.needs.as_slice()).unwrap_or_default();
+        needs.iter().map(String::as_str).filter(|n| plan.publications.iter().any(|p| p.image == *n)).collect()
+    };
     let mut first_failure = None;
+    let mut finished: Vec<String> = Vec::new();
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<ImageDone>();
-        let mut queue = plan.publications.iter();
+        let mut waiting: Vec<&Publication> = plan.publications.iter().collect();
         let mut running = 0;
         loop {
             while running < jobs.max(1) && first_failure.is_none() {
-                let Some(p) = queue.next() else { break };
+                let ready = waiting
+                    .iter()
+                    .position(|p| parents_of(&p.image).iter().all(|n| finished.iter().any(|f| f == n)));
+                let Some(p) = ready.map(|i| waiting.remove(i)) else { break };
                 running += 1;
                 let (tx, work) = (tx.clone(), &work);
                 scope.spawn(move || {
@@ -532,8 +555,10 @@ fn publish_all(
                 .any(|p| p.image == done.image && p.targets.iter().any(|t| t.push.is_some()));
             let verb = if pushes { "push" } else { "tag" };
             log.group(&format!("{verb} {}", done.image), || log.passthrough(&done.transcript));
-            if first_failure.is_none() {
-                first_failure = done.failure;
+            match done.failure {
+                None => finished.push(done.image),
+                Some(e) if first_failure.is_none() => first_failure = Some(e),
+                Some(_) => {}
             }
         }
     });
@@ -587,7 +612,7 @@ mod tests {
             command: DockerCommand::new(["build", image]),
             reference: format!("r/{image}:run-1"),
             iidfile: std::path::PathBuf::from(format!("/nonexistent/{image}.iid")),
-            dockerfile_copy: None,
+            copies: Vec::new(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
     }
@@ -619,6 +644,7 @@ mod tests {
         Plan {
             run: RunNames { token: "1".into(), dir: std::path::PathBuf::from("/nonexistent/run") },
             must_be_absent: Vec::new(),
+            pulls: Vec::new(),
             builds,
             verifications: Vec::new(),
             publications,
@@ -674,6 +700,11 @@ mod tests {
         }
 
         fn check_absent(&self, _: &[String], _: usize) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        fn pull(&self, command: &DockerCommand) -> anyhow::Result<()> {
+            self.note(format!("pull {}", command.args.last().unwrap()));
             Ok(())
         }
 
@@ -857,6 +888,29 @@ mod tests {
         assert!(message.starts_with("push of b (r/b:latest) failed: denied"), "{message}");
         assert!(message.ends_with("Fully pushed: a; not fully pushed: b (1 of 2 tags)"), "{message}");
         assert_eq!(report.pushed.len(), 3);
+    }
+
+    /// With jobs to spare, a child still goes out only after its parent, and not at all when
+    /// the parent's push failed.
+    #[test]
+    fn a_child_is_published_only_after_its_parent() {
+        let world = Script::default();
+        let plan = plan(&[("a", &[]), ("b", &["a"]), ("c", &[])], true);
+        run(&world, &plan, 3, OnBuildFailure::Stop).1.unwrap();
+        let events = world.events();
+        let at =
+            |e: &str| events.iter().position(|x| x == e).unwrap_or_else(|| panic!("no {e} in {events:?}"));
+        assert!(at("push r/a:latest") < at("tag r/b:1"), "{events:?}");
+
+        let world = Script { failing_push: Some("r/a:latest"), ..Default::default() };
+        let (_, result) = run(&world, &plan, 3, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(
+            !world.events().iter().any(|e| e.starts_with("tag r/b") || e.starts_with("push r/b")),
+            "{:?}",
+            world.events()
+        );
+        assert!(message.contains("not fully pushed: a (1 of 2 tags), b"), "{message}");
     }
 
     #[test]

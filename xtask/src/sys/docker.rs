@@ -54,11 +54,10 @@ impl Timeouts {
     /// Defaults (build 60 min, push 20 min, other commands 2 min), or XTASK_BUILD_TIMEOUT,
     /// XTASK_PUSH_TIMEOUT and XTASK_COMMAND_TIMEOUT in seconds.
     pub fn from_env(env: &Env) -> anyhow::Result<Timeouts> {
+        // Between a second and a week: a limit of 0 stops everything at once, and one of a
+        // lifetime is no limit (and overflows the clock).
         let secs = |name: &str, default: u64| -> anyhow::Result<Duration> {
-            match env.number(name, default)? {
-                0 => bail!("{name}=0: a time limit must be at least one second"),
-                n => Ok(Duration::from_secs(n)),
-            }
+            Ok(Duration::from_secs(env.number_in(name, default, 1..=7 * 24 * 3600)?))
         };
         Ok(Timeouts {
             build: secs("XTASK_BUILD_TIMEOUT", 3600)?,
@@ -199,10 +198,31 @@ impl Docker {
     ) -> anyhow::Result<Option<String>> {
         let reference = command.args.last().map_or("", String::as_str);
         let what = format!("{} push {reference}", self.name());
-        let last = self.retrying(&what, registry, Some(transcript), || {
-            self.exec(&command.args, Io::Capture(None), self.timeouts.push)
-        })?;
+        let last = self
+            .retrying(&what, registry, Some(transcript), || self.exec(&command.args, Io::Capture(None), self.timeouts.push))
+            .map_err(|e| {
+                let said = format!("{e:#}");
+                let refused = retry::plain_words(&said).iter().any(|w| ["unauthorized", "denied", "401", "403"].contains(&w.as_str()));
+                match refused {
+                    true => anyhow::anyhow!(
+                        "{said}. The registry refuses this push: log in with `cargo xtask login` (a token with \
+                         write:packages), or in GitHub Actions give the job `packages: write`"
+                    ),
+                    false => e,
+                }
+            })?;
         Ok(last.stdout.lines().find_map(push_digest))
+    }
+
+    /// Runs a pull, retrying transient failures; its output goes to `transcript`.
+    pub fn pull(&self, command: &DockerCommand, transcript: &mut String) -> anyhow::Result<()> {
+        let reference = command.args.last().map_or("", String::as_str);
+        let what = format!("{} pull {reference}", self.name());
+        let registry = crate::model::oci::registry_of(reference);
+        self.retrying(&what, registry, Some(transcript), || {
+            self.exec(&command.args, Io::Capture(None), self.timeouts.push)
+        })
+        .map(|_| ())
     }
 
     /// `docker login HOST -u USER --password-stdin`, the token on stdin.
@@ -499,6 +519,8 @@ mod tests {
         let err = Timeouts::from_env(&Env::from_pairs(&[("XTASK_BUILD_TIMEOUT", "abc")])).unwrap_err();
         assert!(err.to_string().contains("XTASK_BUILD_TIMEOUT=`abc`"), "{err}");
         assert!(Timeouts::from_env(&Env::from_pairs(&[("XTASK_PUSH_TIMEOUT", "0")])).is_err());
+        let huge = Timeouts::from_env(&Env::from_pairs(&[("XTASK_COMMAND_TIMEOUT", "18446744073709551615")]));
+        assert!(huge.unwrap_err().to_string().contains("out of range: give 1 to 604800"));
         assert_eq!(Timeouts::from_env(&Env::default()).unwrap().command, Duration::from_secs(120));
     }
 }

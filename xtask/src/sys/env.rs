@@ -27,14 +27,28 @@ impl Env {
     /// A whole number from `name`, or `default` when it is unset; anything else is an error
     /// that names the variable, so a typo never silently falls back to the default.
     pub fn number(&self, name: &str, default: u64) -> anyhow::Result<u64> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "{name}=`{value}` is not a whole number: set it to one (the default is {default}) or unset it"
-                )
-            }),
+        self.number_in(name, default, 0..=u64::MAX)
+    }
+
+    /// Like `number`, within `range` (a value outside it is an error that gives the range).
+    pub fn number_in(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> anyhow::Result<u64> {
+        let Some(value) = self.get(name) else { return Ok(default) };
+        let number: u64 = value.trim().parse().map_err(|_| {
+            anyhow::anyhow!("{name}=`{value}` is not a whole number: set it to one (the default is {default}) or unset it")
+        })?;
+        if !range.contains(&number) {
+            anyhow::bail!(
+                "{name}=`{value}` is out of range: give {} to {} (the default is {default}) or unset it",
+                range.start(),
+                range.end()
+            );
         }
+        Ok(number)
     }
 
     pub fn in_github_actions(&self) -> bool {

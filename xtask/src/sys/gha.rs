@@ -82,8 +82,10 @@ impl Log {
     }
 
     fn annotate(&self, level: &str, message: &str) {
+        // On stderr in Actions too, which the runner reads for workflow commands as well: stdout
+        // stays the command's own output (a dry run's steps, JSON).
         if self.github {
-            say!("::{level}::{}", escape_data(message));
+            eprintln!("::{level}::{}", escape_data(message));
         } else {
             eprintln!("{level}: {message}");
         }

@@ -31,15 +31,23 @@ pub fn repository_root(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
 /// (untracked, not ignored) files, so that a laptop's work in progress counts too.
 pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
+    if reference.starts_with('-') {
+        bail!("--changed-since: `{reference}` is not a git reference (it would be read as an option)");
+    }
     let base = git(root, &["merge-base", reference, "HEAD"]).with_context(|| {
         format!(
             "--changed-since {reference}: git cannot relate it to HEAD. Fetch it (in GitHub Actions, \
              check out with fetch-depth: 0), or name another reference"
         )
     })?;
-    let mut files: Vec<PathBuf> =
-        git(root, &["diff", "--name-only", base.trim()])?.lines().map(PathBuf::from).collect();
-    files.extend(git(root, &["ls-files", "--others", "--exclude-standard"])?.lines().map(PathBuf::from));
+    // NUL-separated, so that names git would quote (non-ASCII, spaces) come through as they
+    // are; without rename detection, so that a moved file counts at its old path as well as its
+    // new one (an image that copied the old path is affected).
+    let names = |out: String| -> Vec<PathBuf> {
+        out.split('\0').filter(|n| !n.is_empty()).map(PathBuf::from).collect()
+    };
+    let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", base.trim()])?);
+    files.extend(names(git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?));
     files.sort();
     files.dedup();
     Ok(files)

@@ -296,6 +296,11 @@ fn forward(reader: &duct::ReaderHandle) -> String {
     while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
         let mut out = stdout.lock();
         let _ = out.write_all(&line);
+        // Output cut off mid-line (a progress bar, a child stopped at its time limit) still ends
+        // its line, so that what is printed next starts one (a workflow command must).
+        if !line.ends_with(b"\n") {
+            let _ = out.write_all(b"\n");
+        }
         let _ = out.flush();
         if tail.len() == TAIL_LINES {
             tail.pop_front();

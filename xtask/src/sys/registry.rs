@@ -273,7 +273,19 @@ impl Registry {
                 Err(other) => return Err(other),
             }
         }
-        Err(last.unwrap_or_else(|| Attempt::Transient("no scheme to try".into())))
+        // A registry that answers TLS in plain HTTP is not down: the engine's settings do not
+        // call it insecure, so it is asked (and would be pushed to) over TLS.
+        match last {
+            Some(Attempt::Transient(said)) if self.transport == Transport::Tls && said.contains("wrong version number") => {
+                Err(Attempt::Final(Unanswered::Unreachable(format!(
+                    "{said}; {} answers in plain HTTP, and the engine's settings do not call it insecure: \
+                     for a plain-HTTP registry add it to docker's \"insecure-registries\" (daemon.json) or to \
+                     podman's registries.conf with `insecure = true`",
+                    self.host
+                ))))
+            }
+            last => Err(last.unwrap_or_else(|| Attempt::Transient("no scheme to try".into()))),
+        }
     }
 
     /// Runs curl; secrets go in `config`, which reaches curl on stdin.
@@ -290,13 +302,15 @@ impl Registry {
         let out = process::run("curl", &full, Io::Capture(Some(config.as_bytes())), backstop, INSTALL_CURL)
             .map_err(|e| Attempt::Final(Unanswered::Unexpected(format!("{e:#}"))))?;
         if out.timed_out.is_some() || !out.success {
-            let said = out.error_line().to_string();
+            // curl says `curl: (7) Failed to connect ...`; its exit code classifies it.
+            let said = match out.timed_out {
+                Some(limit) => format!("curl did not finish within {}s", limit.as_secs()),
+                None => out.error_line().to_string(),
+            };
             return match out.code {
                 // Resolve, connect, TLS handshake, time limit, empty or broken answers.
-                None | Some(6 | 7 | 28 | 35 | 52 | 55 | 56) => {
-                    Err(Attempt::Transient(format!("curl: ({}) {said}", out.code.unwrap_or(28))))
-                }
-                Some(code) => Err(Attempt::Final(Unanswered::Unreachable(format!("curl ({code}): {said}")))),
+                None | Some(6 | 7 | 28 | 35 | 52 | 55 | 56) => Err(Attempt::Transient(said)),
+                Some(_) => Err(Attempt::Final(Unanswered::Unreachable(said))),
             };
         }
         parse_response(&out.stdout).ok_or_else(|| {

@@ -62,7 +62,7 @@ pub fn classify(error_line: &str) -> Failure {
 /// The words of a message, lower-cased and stripped of punctuation, without the ones that name
 /// things: anything with `/`, `@`, `=` or a `:` inside it, quoted strings, and words that mix
 /// digits with letters or dots (ids, versions, build ids).
-fn plain_words(line: &str) -> Vec<String> {
+pub fn plain_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut in_quotes = false;
     for raw in line.split_whitespace() {
@@ -96,11 +96,11 @@ pub struct Backoff {
 
 impl Backoff {
     /// Defaults (4 retries from 2 s, at most 30 s apart: about 30 s in all) or
-    /// XTASK_RETRIES (at most 20) and XTASK_RETRY_BASE_MS.
+    /// XTASK_RETRIES (at most 20) and XTASK_RETRY_BASE_MS (at most a minute).
     pub fn from_env(env: &Env) -> anyhow::Result<Backoff> {
         Ok(Backoff {
-            retries: env.number("XTASK_RETRIES", 4)?.min(20) as u32,
-            base: Duration::from_millis(env.number("XTASK_RETRY_BASE_MS", 2000)?),
+            retries: env.number_in("XTASK_RETRIES", 4, 0..=20)? as u32,
+            base: Duration::from_millis(env.number_in("XTASK_RETRY_BASE_MS", 2000, 0..=60_000)?),
             cap: Duration::from_secs(30),
         })
     }
@@ -187,5 +187,7 @@ mod tests {
         let env = Env::from_pairs(&[("XTASK_RETRIES", "abc")]);
         let err = Backoff::from_env(&env).unwrap_err().to_string();
         assert!(err.contains("XTASK_RETRIES") && err.contains("`abc`"), "{err}");
+        let env = Env::from_pairs(&[("XTASK_RETRIES", "50")]);
+        assert!(Backoff::from_env(&env).unwrap_err().to_string().contains("give 0 to 20"));
     }
 }

@@ -85,6 +85,8 @@ pub fn run(cmd: &mut Command) -> Run {
 /// - FAKE_FAIL_BUILD=<substring>: a build whose arguments contain it fails;
 /// - FAKE_BUILD_SLEEP=<seconds>: every build takes that long;
 /// - FAKE_BUILD_OUTPUT=<text>: every build prints it (as a Dockerfile's RUN echo would);
+/// - FAKE_BUILD_PARTIAL=<text>: every build starts by printing it with no end of line (a
+///   progress bar);
 /// - FAKE_TAG_SLEEP=<seconds>, FAKE_FAIL_TAG=<substring>: the same for `docker tag`;
 /// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
 ///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all);
@@ -105,6 +107,11 @@ id_of() { # the id of a local reference, or nothing
     awk -v r="$1" '$1 == r { id = $2 } END { if (id) print id }' "$here/images" 2>/dev/null
 }
 build() {
+    # A docker 23+ client without buildx refuses BuildKit, as the real one does.
+    if [ "$DOCKER_BUILDKIT" = 1 ] && [ -z "$FAKE_BUILDX" ] && [ -z "$FAKE_CLIENT_VERSION" ] && [ -z "$FAKE_PODMAN" ]; then
+      echo "ERROR: BuildKit is enabled but the buildx component is missing or broken." >&2; exit 1
+    fi
+    [ -n "$FAKE_BUILD_PARTIAL" ] && printf '%s' "$FAKE_BUILD_PARTIAL"
     [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
     echo "Sending build context to Docker daemon  2.048kB"
     [ -n "$FAKE_BUILD_OUTPUT" ] && printf '%s\n' "$FAKE_BUILD_OUTPUT"
