@@ -1,6 +1,6 @@
-use crate::cmd::common::{build_settings, chosen_images, run_or_show, Ctx};
+use crate::cmd::common::{chosen_images, run_or_show, Ctx, Prepared};
 use crate::flags;
-use crate::plan::{self, Inputs, RunNames};
+use crate::plan;
 
 impl flags::Build {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -9,18 +9,9 @@ impl flags::Build {
         else {
             return Ok(());
         };
-        let lineage = plan::lineage(&inventory, &images)?;
-        let (options, exec) = build_settings(ctx, &self.build)?;
-        let run = RunNames::new();
-        let inputs = Inputs {
-            registry: &inventory.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
-        };
-        let plan = plan::build_plan(&inputs)?;
-        run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, self.build.dry_run).1?;
+        let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
+        let plan = plan::build_plan(&prepared.inputs())?;
+        run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, self.build.dry_run).1?;
         if !self.build.dry_run {
             for target in plan.publications.iter().flat_map(|p| &p.targets) {
                 ctx.log.info(&format!("built {}", target.reference));

@@ -3,14 +3,14 @@
 
 use anyhow::{bail, Context};
 
-use crate::cmd::common::{build_settings, chosen_images, run_or_show, Ctx};
+use crate::cmd::common::{chosen_images, run_or_show, Ctx, Prepared};
 use crate::cmd::publish::publish_plan;
 use crate::flags;
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
 use crate::model::tags::{published_references, BuildId};
-use crate::plan::{self, DockerCommand, Inputs, Plan, RunNames};
+use crate::plan::{self, DockerCommand, Plan};
 use crate::run::{ExecOptions, Pushed, Report};
 use crate::sys::docker::{login_args, Secret};
 use crate::sys::gha;
@@ -25,18 +25,10 @@ impl flags::CiPr {
             );
         }
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
-        let (options, exec) = build_settings(ctx, &self.build)?;
         let (images, scope) = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
-        let lineage = plan::lineage(&inventory, &images)?;
-        let run = RunNames::new();
-        let inputs = Inputs {
-            registry: &inventory.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
-        };
-        let plans = plan::pull_request_plans(&inventory, &inputs, login.is_some())?;
+        let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
+        let exec = prepared.exec;
+        let plans = plan::pull_request_plans(&inventory, &prepared.inputs(), login.is_some())?;
         if self.build.dry_run {
             print_dry_run(ctx, &inventory, login.as_ref(), &plans, exec);
             return Ok(());
@@ -87,25 +79,14 @@ impl flags::CiMain {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
-        let (options, exec) = build_settings(
-            ctx,
-            &BuildArgs {
-                pull: self.build.pull || scheduled,
-                no_cache: self.build.no_cache || scheduled,
-                ..self.build.clone()
-            },
-        )?;
-        let images = plan::select(&inventory, &[])?;
-        let lineage = plan::lineage(&inventory, &images)?;
-        let run = RunNames::new();
-        let inputs = Inputs {
-            registry: &inventory.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
+        let flags = BuildArgs {
+            pull: self.build.pull || scheduled,
+            no_cache: self.build.no_cache || scheduled,
+            ..self.build.clone()
         };
-        let plan = publish_plan(ctx, &inputs, &build_id)?;
+        let prepared = Prepared::new(ctx, &inventory, plan::select(&inventory, &[])?, &flags)?;
+        let (images, exec) = (&prepared.images, prepared.exec);
+        let plan = publish_plan(ctx, &prepared.inputs(), &build_id)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         if self.build.dry_run {
             print_dry_run(ctx, &inventory, login.as_ref(), std::slice::from_ref(&plan), exec);
@@ -127,7 +108,7 @@ impl flags::CiMain {
         let empty = Report::default();
         let report = reports.first().unwrap_or(&empty);
         let mut rows = Vec::new();
-        for image in &images {
+        for image in images {
             rows.push(Row {
                 image: image.name.clone(),
                 tags: published_references(&inventory.registry, image, &build_id)?.to_vec(),
@@ -136,7 +117,7 @@ impl flags::CiMain {
                 seconds: report.seconds(&image.name),
             });
         }
-        gha::set_output(&ctx.env, "published", &published_json(&images, report))?;
+        gha::set_output(&ctx.env, "published", &published_json(images, report))?;
         finish(ctx, "ci-main", &rows, result)
     }
 }

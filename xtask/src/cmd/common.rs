@@ -13,7 +13,7 @@ use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
 use crate::plan;
-use crate::plan::{BuildOptions, Builder, Plan};
+use crate::plan::{BuildOptions, Builder, Inputs, Plan, RunNames};
 use crate::run::{execute, lock, ExecOptions, Live, OnBuildFailure, Report};
 use crate::sys::docker::Docker;
 use crate::sys::env::Env;
@@ -89,7 +89,7 @@ pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::R
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
 /// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
 /// builder is said once.
-pub(super) fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions, ExecOptions)> {
+fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(BuildOptions, ExecOptions)> {
     let jobs = match flags.jobs {
         Some(0) => anyhow::bail!("--jobs: must be at least 1"),
         Some(n) => n,
@@ -115,6 +115,40 @@ pub(super) fn build_settings(ctx: &Ctx, flags: &BuildArgs) -> anyhow::Result<(Bu
         BuildOptions { pull: flags.pull, no_cache: flags.no_cache, builder },
         ExecOptions { jobs, on_failure },
     ))
+}
+
+/// What a building command plans from, prepared alike by build, publish, ci-pr and ci-main:
+/// how its images build on their parents, the build settings, and the run's names.
+pub(super) struct Prepared<'a> {
+    registry: &'a str,
+    pub images: Vec<&'a Image>,
+    lineage: plan::Lineage,
+    options: BuildOptions,
+    pub exec: ExecOptions,
+    run: RunNames,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(
+        ctx: &Ctx,
+        inventory: &'a Inventory,
+        images: Vec<&'a Image>,
+        flags: &BuildArgs,
+    ) -> anyhow::Result<Prepared<'a>> {
+        let lineage = plan::lineage(inventory, &images)?;
+        let (options, exec) = build_settings(ctx, flags)?;
+        Ok(Prepared { registry: &inventory.registry, images, lineage, options, exec, run: RunNames::new() })
+    }
+
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            registry: self.registry,
+            images: &self.images,
+            lineage: &self.lineage,
+            options: &self.options,
+            run: &self.run,
+        }
+    }
 }
 
 /// Prints the plans (a dry run: exactly the steps, on stdout) or runs them against the engine

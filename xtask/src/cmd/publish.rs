@@ -1,9 +1,9 @@
-use crate::cmd::common::{build_settings, run_or_show, Ctx};
+use crate::cmd::common::{run_or_show, Ctx, Prepared};
 use crate::flags;
 use crate::model::inventory::Image;
 use crate::model::labels;
 use crate::model::tags::BuildId;
-use crate::plan::{self, Inputs, Plan, RunNames};
+use crate::plan::{self, Inputs, Plan};
 
 impl flags::Publish {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -11,19 +11,10 @@ impl flags::Publish {
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
         say_why_parents_come_along(ctx, &self.images, &images);
-        let lineage = plan::lineage(&inventory, &images)?;
-        let (options, exec) = build_settings(ctx, &self.build)?;
-        let run = RunNames::new();
-        let inputs = Inputs {
-            registry: &inventory.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
-        };
-        let plan = publish_plan(ctx, &inputs, &build_id)?;
+        let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
+        let plan = publish_plan(ctx, &prepared.inputs(), &build_id)?;
         let (reports, result) =
-            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, self.build.dry_run);
+            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, self.build.dry_run);
         result?;
         if self.build.dry_run {
             return Ok(());
@@ -32,7 +23,7 @@ impl flags::Publish {
         for p in reports.iter().flat_map(|r| &r.pushed) {
             ctx.log.info(&format!("  {}  {}", p.reference, p.digest));
         }
-        for image in images.iter().filter(|i| !i.push) {
+        for image in prepared.images.iter().filter(|i| !i.push) {
             ctx.log.info(&format!("  {}: built and tagged, not pushed (push = false)", image.name));
         }
         Ok(())

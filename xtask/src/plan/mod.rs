@@ -631,21 +631,29 @@ dockerfile = "Dockerfile-other"
         images.iter().map(|i| i.name.clone()).collect()
     }
 
-    /// A plan of `images` for `inv`, through the same steps a command takes.
-    fn plan_of(inv: &Inventory, wanted: &[&str], options: &BuildOptions, publish: Option<&BuildId>) -> Plan {
+    /// The inputs a command would plan `wanted` (all when empty) from, handed to `f`.
+    fn with_inputs<T>(
+        inv: &Inventory,
+        wanted: &[&str],
+        options: &BuildOptions,
+        f: impl FnOnce(&Inputs<'_>) -> T,
+    ) -> T {
         let names: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
         let images = select(inv, &names).unwrap();
         let lineage = lineage(inv, &images).unwrap();
         let run = run();
-        let inputs =
-            Inputs { registry: &inv.registry, images: &images, lineage: &lineage, options, run: &run };
-        match publish {
+        f(&Inputs { registry: &inv.registry, images: &images, lineage: &lineage, options, run: &run })
+    }
+
+    /// A plan of `images` for `inv`, through the same steps a command takes.
+    fn plan_of(inv: &Inventory, wanted: &[&str], options: &BuildOptions, publish: Option<&BuildId>) -> Plan {
+        with_inputs(inv, wanted, options, |inputs| match publish {
             Some(id) => {
                 let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
-                publish_plan(&inputs, id, &labels).unwrap()
+                publish_plan(inputs, id, &labels).unwrap()
             }
-            None => build_plan(&inputs).unwrap(),
-        }
+            None => build_plan(inputs).unwrap(),
+        })
     }
 
     #[test]
@@ -818,17 +826,8 @@ dockerfile = "Dockerfile-other"
             tag: "do_not_use".into(),
             image: "mid".into(),
         });
-        let images = select(&inv, &[]).unwrap();
-        let lineage = lineage(&inv, &images).unwrap();
-        let (options, run) = (BuildOptions::default(), run());
-        let inputs = Inputs {
-            registry: &inv.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
-        };
-        let plans = pull_request_plans(&inv, &inputs, true).unwrap();
+        let plans =
+            with_inputs(&inv, &[], &BuildOptions::default(), |i| pull_request_plans(&inv, i, true)).unwrap();
         assert_eq!(plans.len(), 2);
         let built = |p: &Plan| p.builds.iter().map(|s| s.image.clone()).collect::<Vec<_>>();
         assert_eq!(built(&plans[0]), ["base", "mid"]);
@@ -846,7 +845,8 @@ dockerfile = "Dockerfile-other"
             ["tag", "reg.example/ns/mid:run-t0", "reg.example/ns/test:do_not_use"]
         );
 
-        let plans = pull_request_plans(&inv, &inputs, false).unwrap();
+        let plans =
+            with_inputs(&inv, &[], &BuildOptions::default(), |i| pull_request_plans(&inv, i, false)).unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(built(&plans[0]), ["base", "mid", "leaf", "other"]);
         assert!(plans[0].publications.iter().flat_map(|p| &p.targets).all(|t| t.push.is_none()));
@@ -857,33 +857,16 @@ dockerfile = "Dockerfile-other"
         let d = TestDir::new("plan");
         let mut inv = inventory(&d);
         inv.images.get_mut("other").unwrap().platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
-        let images = select(&inv, &["other".into()]).unwrap();
-        let lineage = lineage(&inv, &images).unwrap();
-        let run = run();
         for builder in [Builder::Legacy, Builder::BuildKit, Builder::Podman] {
             let options = BuildOptions { builder, ..Default::default() };
-            let inputs = Inputs {
-                registry: &inv.registry,
-                images: &images,
-                lineage: &lineage,
-                options: &options,
-                run: &run,
-            };
-            let err = build_plan(&inputs).unwrap_err().to_string();
+            let err = with_inputs(&inv, &["other"], &options, build_plan).unwrap_err().to_string();
             assert!(
                 err.contains("images.other.platforms (linux/amd64, linux/arm64) needs docker buildx"),
                 "{err}"
             );
         }
         let options = BuildOptions { builder: Builder::Buildx { name: None }, ..Default::default() };
-        let inputs = Inputs {
-            registry: &inv.registry,
-            images: &images,
-            lineage: &lineage,
-            options: &options,
-            run: &run,
-        };
-        assert!(build_plan(&inputs).is_ok());
+        assert!(with_inputs(&inv, &["other"], &options, build_plan).is_ok());
     }
 
     #[test]
