@@ -103,6 +103,12 @@ here=$(dirname "$0")
 # One append per invocation, so concurrent invocations never interleave their records.
 record=$(printf '%s\n' "$@"; echo --)
 printf '%s\n' "$record" >> "$here/calls"
+nap() { # a sleep that leaves a trace: its pid when it starts, a line when it wakes
+    sleep "$1" &
+    echo $! >> "$here/naps"
+    wait $!
+    echo "$1" >> "$here/woke"
+}
 id_of() { # the id of a local reference, or nothing
     awk -v r="$1" '$1 == r { id = $2 } END { if (id) print id }' "$here/images" 2>/dev/null
 }
@@ -112,7 +118,7 @@ build() {
       echo "ERROR: BuildKit is enabled but the buildx component is missing or broken." >&2; exit 1
     fi
     [ -n "$FAKE_BUILD_PARTIAL" ] && printf '%s' "$FAKE_BUILD_PARTIAL"
-    [ -n "$FAKE_BUILD_SLEEP" ] && sleep "$FAKE_BUILD_SLEEP"
+    [ -n "$FAKE_BUILD_SLEEP" ] && nap "$FAKE_BUILD_SLEEP"
     echo "Sending build context to Docker daemon  2.048kB"
     [ -n "$FAKE_BUILD_OUTPUT" ] && printf '%s\n' "$FAKE_BUILD_OUTPUT"
     if [ -n "$FAKE_FAIL_BUILD" ]; then
@@ -158,7 +164,7 @@ case "$1" in
     [ -n "$id" ] || { echo "Error response from daemon: No such image: $2" >&2; exit 1; }
     printf '%s %s\n' "$3" "$id" >> "$here/images" ;;
   push)
-    [ -n "$FAKE_PUSH_SLEEP" ] && sleep "$FAKE_PUSH_SLEEP"
+    [ -n "$FAKE_PUSH_SLEEP" ] && nap "$FAKE_PUSH_SLEEP"
     echo "The push refers to repository [${2%:*}]"
     if [ -n "$FAKE_PUSH_FAIL" ]; then
       case "$2" in *"$FAKE_PUSH_FAIL")
@@ -186,6 +192,15 @@ esac
         let path = dir.write("docker", script);
         make_executable(&path);
         FakeDocker { dir }
+    }
+
+    /// How many of the fake's sleeps (FAKE_BUILD_SLEEP, FAKE_PUSH_SLEEP) ran to their end, and
+    /// how many are still running: a command the tool stopped leaves neither.
+    pub fn naps(&self) -> (usize, usize) {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let woke = read("woke").lines().count();
+        let running = read("naps").lines().filter(|pid| alive(pid)).count();
+        (woke, running)
     }
 
     /// Where pushes land: read by `FakeRegistry`.
@@ -411,6 +426,13 @@ fn answer(state: &mut RegistryState, path: &str, port: u16) -> (u16, String, Str
         ),
         None => (404, json, error("MANIFEST_UNKNOWN", "manifest unknown")),
     }
+}
+
+/// Whether process `pid` runs (a zombie, killed and waiting for its parent to reap it, does not).
+pub fn alive(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    // `pid (comm) state ...`: the state follows the last `)`.
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
 pub fn make_executable(path: &Path) {
