@@ -5,7 +5,8 @@
 //! 1. orchestration: publish of generated inventories (5, 20, 100 images) against a fake docker
 //!    whose build and push only sleep, with --jobs 1 and 4;
 //! 2. the real engine: five 25-step images published to a local registry the old workflow's way
-//!    (serial build / tag / tag / push --all-tags) and by `cargo xtask publish`;
+//!    (serial build / tag / tag / push --all-tags, legacy and BuildKit), by `docker buildx bake
+//!    --push`, and by `cargo xtask publish` (a client with buildx and one without);
 //! 3. cold start: `cargo build -p xtask` from an empty target folder against a scratch crate
 //!    that uses only the six named crates.
 
@@ -327,10 +328,10 @@ impl Drop for BenchRegistry {
     }
 }
 
-/// Five images of 25 RUN steps on a local busybox base; `nonce` keeps two runs from sharing
-/// any cached layer.
+/// Five images of 25 RUN steps on a local busybox base; `nonce` keeps two ways from sharing
+/// any cached layer. The inventory checks one hardening rule, so publish's verify is counted.
 fn real_fixture(dir: &Path, registry: &str, nonce: &str) -> anyhow::Result<PathBuf> {
-    let mut toml = format!("registry = \"{registry}\"\n");
+    let mut toml = format!("registry = \"{registry}\"\n\n[verify]\nabsent = [\"/bin/su\"]\n");
     for i in 0..5 {
         let mut dockerfile = String::from("FROM xtask-bench/busybox:base\n");
         for step in 0..25 {
@@ -344,8 +345,96 @@ fn real_fixture(dir: &Path, registry: &str, nonce: &str) -> anyhow::Result<PathB
     Ok(path)
 }
 
+/// The buildx plugin .ci/run installs (or `$XTASK_TEST_BUILDX`), in a DOCKER_CONFIG folder of
+/// the bench's own, so that one client can run with and without it.
+fn buildx_config(scratch: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let plugin = std::env::var("XTASK_TEST_BUILDX")
+        .unwrap_or_else(|_| "/usr/local/libexec/xtask/docker-buildx".into());
+    if !Path::new(&plugin).is_file() {
+        return Ok(None);
+    }
+    let config = scratch.join("buildx-config");
+    std::fs::create_dir_all(config.join("cli-plugins"))?;
+    std::os::unix::fs::symlink(&plugin, config.join("cli-plugins/docker-buildx"))?;
+    Ok(Some(config))
+}
+
+/// The old workflow: one image after another, build, two tags, `push --all-tags`.
+fn old_workflow(
+    sh: &Shell,
+    docker: &str,
+    config: Option<&Path>,
+    dir: &Path,
+    registry: &str,
+) -> anyhow::Result<Duration> {
+    let empty = dir.join("no-plugins");
+    std::fs::create_dir_all(&empty)?;
+    let config = config.unwrap_or(&empty);
+    let start = Instant::now();
+    for i in 0..5 {
+        let repo = format!("{registry}/r{i}");
+        let dockerfile = dir.join(format!("Dockerfile-r{i}"));
+        cmd!(sh, "{docker} build -q -t {repo}:v1.0.0 -f {dockerfile} {dir}")
+            .env("DOCKER_CONFIG", config)
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()?;
+        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:v1.0.0_1").quiet().run()?;
+        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:latest").quiet().run()?;
+        cmd!(sh, "{docker} push --all-tags {repo}").quiet().ignore_stdout().run()?;
+    }
+    Ok(start.elapsed())
+}
+
+/// `docker buildx bake --push` of the five targets, each with its three tags.
+fn bake(sh: &Shell, docker: &str, config: &Path, dir: &Path, registry: &str) -> anyhow::Result<Duration> {
+    let targets: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            let repo = format!("{registry}/r{i}");
+            serde_json::json!({
+                "context": dir,
+                "dockerfile": format!("Dockerfile-r{i}"),
+                "tags": [format!("{repo}:v1.0.0_1"), format!("{repo}:v1.0.0"), format!("{repo}:latest")],
+            })
+        })
+        .collect();
+    let names: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    let file = serde_json::json!({
+        "group": { "default": { "targets": names } },
+        "target": names.iter().cloned().zip(targets).collect::<serde_json::Map<String, serde_json::Value>>(),
+    });
+    let path = dir.join("docker-bake.json");
+    std::fs::write(&path, file.to_string())?;
+    let start = Instant::now();
+    cmd!(sh, "{docker} buildx bake --push --progress=quiet -f {path}")
+        .env("DOCKER_CONFIG", config)
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()?;
+    Ok(start.elapsed())
+}
+
+/// `cargo xtask publish` with default flags.
+fn xtask_publish(inventory: &Path, docker: &str, config: &Path) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let out = Command::new(xtask())
+        .args(["publish", "--build-id", "1", "--inventory"])
+        .arg(inventory)
+        .env("DOCKER", docker)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("GITHUB_ACTIONS")
+        .output()?;
+    let elapsed = start.elapsed();
+    if !out.status.success() {
+        bail!("cargo xtask publish failed in the bench: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(elapsed)
+}
+
 fn real_engine(sh: &Shell) -> anyhow::Result<()> {
-    println!("== real engine: five 25-step images, old workflow (a) against cargo xtask publish (b)");
+    println!("== real engine: five 25-step images pushed with three tags each, every way with fresh content");
     let docker = docker();
     let format = "{{.Server.Version}}";
     if cmd!(sh, "{docker} version --format {format}").quiet().ignore_stdout().ignore_stderr().run().is_err() {
@@ -372,53 +461,63 @@ fn real_engine(sh: &Shell) -> anyhow::Result<()> {
     let tar = cmd!(sh, "tar -C {rootfs} -c .").quiet().output()?.stdout;
     cmd!(sh, "{docker} import - xtask-bench/busybox:base").quiet().ignore_stdout().stdin(tar).run()?;
     let nonce = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+    let buildx = buildx_config(&scratch.0)?;
+    let no_plugins = scratch.0.join("no-plugins");
+    std::fs::create_dir_all(&no_plugins)?;
 
-    // (a) The old workflow: one image after another, build, two tags, push --all-tags.
-    let old = scratch.0.join("old");
-    std::fs::create_dir_all(&old)?;
-    real_fixture(&old, &format!("{}/old", registry.host), &format!("a{nonce}"))?;
-    let start = Instant::now();
-    for i in 0..5 {
-        let repo = format!("{}/old/r{i}", registry.host);
-        let dockerfile = old.join(format!("Dockerfile-r{i}"));
-        cmd!(sh, "{docker} build -q -t {repo}:v1.0.0 -f {dockerfile} {old}")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run()?;
-        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:v1.0.0_1").quiet().run()?;
-        cmd!(sh, "{docker} tag {repo}:v1.0.0 {repo}:latest").quiet().run()?;
-        cmd!(sh, "{docker} push --all-tags {repo}").quiet().ignore_stdout().run()?;
-    }
-    let a = start.elapsed();
-
-    // (b) This tool, with BuildKit when a client that has it is installed.
-    let new = scratch.0.join("new");
-    std::fs::create_dir_all(&new)?;
-    let inventory = real_fixture(&new, &format!("{}/new", registry.host), &format!("b{nonce}"))?;
-    let client = if Path::new("/usr/bin/docker").exists() {
-        PathBuf::from("/usr/bin/docker")
-    } else {
-        PathBuf::from(&docker)
+    // Each way gets its own folder, namespace and content.
+    let way = |name: &str| -> anyhow::Result<(PathBuf, PathBuf, String)> {
+        let dir = scratch.0.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let namespace = format!("{}/{name}", registry.host);
+        let inventory = real_fixture(&dir, &namespace, &format!("{name}{nonce}"))?;
+        Ok((dir, inventory, namespace))
     };
-    let start = Instant::now();
-    let out = Command::new(xtask())
-        .args(["publish", "--build-id", "1", "--jobs", "5", "--inventory"])
-        .arg(&inventory)
-        .env("DOCKER", &client)
-        .env_remove("GITHUB_ACTIONS")
-        .output()?;
-    let b = start.elapsed();
-    if !out.status.success() {
-        bail!("cargo xtask publish failed in the bench: {}", String::from_utf8_lossy(&out.stderr));
+    let mut rows: Vec<(&str, Duration)> = Vec::new();
+    let (dir, _, ns) = way("serial-legacy")?;
+    rows.push(("old workflow, serial, legacy builder", old_workflow(sh, &docker, None, &dir, &ns)?));
+    let (_, inventory, _) = way("xtask-legacy")?;
+    rows.push((
+        "cargo xtask publish, client without buildx (legacy)",
+        xtask_publish(&inventory, &docker, &no_plugins)?,
+    ));
+    match &buildx {
+        Some(config) => {
+            let (dir, _, ns) = way("serial-buildkit")?;
+            rows.push((
+                "old workflow, serial, BuildKit (docker build with buildx)",
+                old_workflow(sh, &docker, Some(config), &dir, &ns)?,
+            ));
+            let (dir, _, ns) = way("bake")?;
+            rows.push(("docker buildx bake --push", bake(sh, &docker, config, &dir, &ns)?));
+            let (_, inventory, _) = way("xtask-buildkit")?;
+            rows.push((
+                "cargo xtask publish, client with buildx",
+                xtask_publish(&inventory, &docker, config)?,
+            ));
+        }
+        None => println!("(no buildx plugin: the BuildKit ways are skipped; bash .ci/run installs it)"),
     }
-    println!(
-        "(a) old workflow, serial, `{docker}`: {:.1}s  (b) cargo xtask publish --jobs 5, `{}`: {:.1}s  ratio b/a {:.2} (target <= 0.45)",
-        a.as_secs_f64(),
-        client.display(),
-        b.as_secs_f64(),
-        b.as_secs_f64() / a.as_secs_f64()
-    );
+    for (name, time) in &rows {
+        println!("  {:<60} {:>6.1}s", name, time.as_secs_f64());
+    }
+    let time = |name: &str| rows.iter().find(|(n, _)| n.starts_with(name)).map(|(_, t)| t.as_secs_f64());
+    if let (Some(tool), Some(bake), Some(serial)) = (
+        time("cargo xtask publish, client with"),
+        time("docker buildx bake"),
+        time("old workflow, serial, BuildKit"),
+    ) {
+        println!(
+            "cargo xtask publish with buildx / bake: {:.2} (target <= 1.0); / the serial BuildKit workflow: {:.2} (target <= 0.45)",
+            tool / bake,
+            tool / serial
+        );
+    }
+    if let (Some(tool), Some(serial)) =
+        (time("cargo xtask publish, client without"), time("old workflow, serial, legacy"))
+    {
+        println!("cargo xtask publish without buildx / the serial legacy workflow: {:.2}", tool / serial);
+    }
     Ok(())
 }
 

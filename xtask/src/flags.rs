@@ -47,8 +47,12 @@ const KEEP_GOING: Arg = opt(
     None,
     "After a failed build, build what does not depend on it, to report every failure.",
 );
-const JOBS: Arg =
-    opt("--jobs", Some("N"), "How many images build (and push) at once (default: the number of CPUs; -j N).");
+const JOBS: Arg = opt(
+    "--jobs",
+    Some("N"),
+    "How many images build (and push) at once (-j N). Default: every ready image with BuildKit, which \
+         schedules the work itself; the number of CPUs with the legacy builder and podman.",
+);
 const BUILDER: Arg = opt(
     "--builder",
     Some("NAME"),

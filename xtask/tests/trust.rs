@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{
-    busybox_base, docker_cli, fixture_inventory, loopback_name, podman_busybox_base, require_engine,
-    require_program, run, xtask, Registry, Run, TempDir,
+    add_buildx, busybox_base, docker_cli, fixture_inventory, has_buildx, loopback_name, podman_busybox_base,
+    require_engine, require_program, run, xtask, Registry, Run, TempDir,
 };
 
 /// base, child (built on base) and quiet (push = false) under `registry`/x, each prefixed.
@@ -88,18 +88,28 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
     if !require_engine() {
         return;
     }
-    // Debian's docker.io client has BuildKit built in (DOCKER_BUILDKIT=1).
-    let clients: Vec<(String, &str)> = std::iter::once((docker_cli(), "legacy"))
-        .chain(Path::new("/usr/bin/docker").exists().then(|| ("/usr/bin/docker".to_string(), "BuildKit")))
-        .collect();
-    if std::env::var("CI").is_ok() {
-        assert_eq!(clients.len(), 2, "CI must try BuildKit too: /usr/bin/docker (docker.io) is missing");
+    // Every way the tool builds: the legacy builder (a client without buildx), BuildKit through
+    // buildx (the same client with the plugin in a DOCKER_CONFIG of its own), and the built-in
+    // BuildKit of Debian's docker.io client (DOCKER_BUILDKIT=1).
+    let buildx = TempDir::new("buildx-config");
+    let mut ways: Vec<(String, Option<&Path>, &str)> = Vec::new();
+    if !has_buildx(&docker_cli(), None) {
+        ways.push((docker_cli(), None, "legacy builder"));
     }
-    for (client, builder) in clients {
+    if add_buildx(buildx.path()) {
+        ways.push((docker_cli(), Some(buildx.path()), "BuildKit (docker buildx)"));
+    }
+    if Path::new("/usr/bin/docker").exists() {
+        ways.push(("/usr/bin/docker".to_string(), None, "BuildKit (DOCKER_BUILDKIT=1)"));
+    }
+    if std::env::var("CI").is_ok() {
+        assert_eq!(ways.len(), 3, "CI must try every builder; it has {ways:?}");
+    }
+    for (n, (client, config, builder)) in ways.into_iter().enumerate() {
         let registry = Registry::start();
         let dir = TempDir::new("trust");
-        let prefix = if builder == "legacy" { "fromleg" } else { "frombk" };
-        let inv = fixture(&dir, &registry.host(), prefix, busybox_base());
+        let prefix = format!("from{n}");
+        let inv = fixture(&dir, &registry.host(), &prefix, busybox_base());
         for (tag, round) in [("latest", "one"), ("v1.0.0", "two")] {
             std::fs::write(
                 dir.path().join(format!("Dockerfile-{prefix}-base")),
@@ -119,12 +129,23 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
             .unwrap();
             dir.write(&format!("Dockerfile-{prefix}-child.dockerignore"), "secret.txt\n");
             dir.write("secret.txt", "not for the image\n");
-            let out = run(publish(&inv, round, &[&format!("{prefix}-child")]).env("DOCKER", &client)).ok();
+            let mut cmd = publish(&inv, round, &[&format!("{prefix}-child"), "--jobs", "1"]);
+            cmd.env("DOCKER", &client);
+            if let Some(config) = config {
+                cmd.env("DOCKER_CONFIG", config);
+            }
+            let out = run(&mut cmd).ok();
             assert_eq!(
-                builder == "legacy",
+                builder == "legacy builder",
                 out.stderr.contains("legacy builder"),
-                "{client}: {}",
+                "{builder}: {}",
                 out.stderr
+            );
+            assert_eq!(
+                builder == "BuildKit (docker buildx)",
+                out.stdout.contains(" buildx build --load "),
+                "{}",
+                out.stdout
             );
             let child = format!("{}/x/{prefix}-child:v1.0.0_{round}", registry.host());
             // Built on the base of this run, not on last round's in the store and the registry.
@@ -134,7 +155,7 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
                 String::from_utf8_lossy(&out.stdout).trim().to_string()
             };
             assert_eq!(cat("/copied"), round, "{builder}: COPY --from took another base");
-            if builder == "BuildKit" {
+            if builder.starts_with("BuildKit") {
                 assert_eq!(
                     cat("/context/secret.txt"),
                     "",
@@ -358,4 +379,56 @@ fn a_failed_legacy_build_leaves_no_container() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&ps.stdout).contains(&marker), "a container of the failed step is left");
+}
+
+/// BuildKit through buildx on a builder named with --builder (`default`, the engine's own: no
+/// other kind of builder can start on a machine without internet), and one clear error, before
+/// anything builds, for platforms that builder cannot make.
+#[test]
+fn buildx_builds_on_a_named_builder_and_refuses_platforms_it_cannot_make() {
+    if !require_engine() {
+        return;
+    }
+    let config = TempDir::new("buildx-config");
+    if !add_buildx(config.path()) {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("trust");
+    let inv = fixture(&dir, &registry.host(), "bx", busybox_base());
+    let build = |extra: &[&str]| {
+        let mut cmd = xtask();
+        cmd.args(["build", "bx-child", "--inventory"])
+            .arg(&inv)
+            .args(extra)
+            .env("DOCKER_CONFIG", config.path());
+        run(&mut cmd)
+    };
+    let out = build(&["--builder", "default"]).ok();
+    assert!(out.stdout.contains(" buildx build --builder default --load "), "{}", out.stdout);
+    let child = format!("{}/x/bx-child:local-v1.0.0", registry.host());
+    let cat =
+        Command::new(docker_cli()).args(["run", "--rm", &child, "cat", "/bx-base.txt"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "bx-base");
+
+    let text = std::fs::read_to_string(&inv).unwrap().replacen(
+        "push = true\n",
+        "push = true\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+        1,
+    );
+    std::fs::write(&inv, text).unwrap();
+    let out = build(&[]).fails();
+    assert!(out.stderr.contains("images.bx-base.platforms asks for linux/amd64, linux/arm64, but the current builder uses the docker driver"), "{}", out.stderr);
+    assert!(!out.stdout.contains("==> build"), "something was built:\n{}", out.stdout);
+    let text =
+        std::fs::read_to_string(&inv).unwrap().replace("\"linux/amd64\", \"linux/arm64\"", "\"linux/s390x\"");
+    std::fs::write(&inv, text).unwrap();
+    let out = build(&[]).fails();
+    assert!(
+        out.stderr.contains(
+            "asks for linux/s390x, which the current builder does not build (it builds linux/amd64"
+        ),
+        "{}",
+        out.stderr
+    );
 }

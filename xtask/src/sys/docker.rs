@@ -165,6 +165,17 @@ impl Docker {
         }
     }
 
+    /// The driver of a buildx builder (`name`, or the current one) and the platforms it builds.
+    pub fn buildx_builder(&self, name: Option<&str>) -> anyhow::Result<(String, Vec<String>)> {
+        let mut args = vec!["buildx", "inspect"];
+        args.extend(name);
+        let out = self.exec(&args, Io::Capture(None), self.timeouts.command)?;
+        if !out.success {
+            bail!("docker buildx inspect {}: {}", name.unwrap_or(""), out.error_line());
+        }
+        Ok(parse_buildx_inspect(&out.stdout))
+    }
+
     /// Runs a build: output streamed when `live`, else captured for printing whole.
     pub fn build(&self, command: &DockerCommand, live: bool) -> anyhow::Result<Finished> {
         let io = if live { Io::Stream } else { Io::Capture(None) };
@@ -364,6 +375,22 @@ pub fn login_args(host: &str, username: &str) -> Vec<String> {
     ["login", host, "--username", username, "--password-stdin"].map(String::from).to_vec()
 }
 
+/// `Driver:` and the first node's `Platforms:` of `docker buildx inspect`.
+fn parse_buildx_inspect(text: &str) -> (String, Vec<String>) {
+    let field =
+        |name: &str| text.lines().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()));
+    let driver = field("Driver:").unwrap_or_default();
+    let platforms = field("Platforms:")
+        .map(|p| {
+            p.split(',')
+                .map(|p| p.trim().trim_end_matches('*').to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    (driver, platforms)
+}
+
 /// The digest in docker push's closing line: `v1: digest: sha256:... size: 735`.
 pub fn push_digest(line: &str) -> Option<String> {
     let rest = line.split_once("digest: ")?.1;
@@ -501,6 +528,19 @@ mod tests {
         assert_eq!(resolve("127.0.0.1:5000"), ["127.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(resolve("[::1]:5000"), ["::1".parse::<IpAddr>().unwrap()]);
         assert!(resolve("localhost:5000").iter().any(IpAddr::is_loopback));
+    }
+
+    /// What buildx 0.13 prints for the engine's own builder.
+    #[test]
+    fn buildx_inspect() {
+        let text = "Name:   default\nDriver: docker\n\nNodes:\nName:             default\nEndpoint:         default\n\
+                    Status:           running\nBuildKit version: v0.8+unknown\nPlatforms:        linux/amd64, linux/386\n";
+        assert_eq!(
+            parse_buildx_inspect(text),
+            ("docker".to_string(), vec!["linux/amd64".to_string(), "linux/386".to_string()])
+        );
+        let text = "Driver: docker-container\nPlatforms: linux/amd64*, linux/arm64\n";
+        assert_eq!(parse_buildx_inspect(text).1, ["linux/amd64", "linux/arm64"]);
     }
 
     #[test]

@@ -614,6 +614,40 @@ pub fn loopback_name() -> String {
     }
 }
 
+/// The docker buildx plugin .ci/run installs out of docker's own plugin folders (or
+/// `$XTASK_TEST_BUILDX`), linked into `config` (a DOCKER_CONFIG folder) so that a client run
+/// with that folder has buildx. False when there is none; in CI that fails the test.
+pub fn add_buildx(config: &Path) -> bool {
+    let plugin = std::env::var("XTASK_TEST_BUILDX")
+        .unwrap_or_else(|_| "/usr/local/libexec/xtask/docker-buildx".into());
+    if !Path::new(&plugin).is_file() {
+        if std::env::var("CI").is_ok() {
+            panic!(
+                "CI must test BuildKit through buildx, and {plugin} is missing (bash .ci/run installs it)"
+            );
+        }
+        eprintln!("NOTE: no buildx plugin at {plugin}: the buildx path is not tested here");
+        return false;
+    }
+    let plugins = config.join("cli-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let link = plugins.join("docker-buildx");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&plugin, link).unwrap();
+    }
+    true
+}
+
+/// Whether `client` has the buildx plugin (with its environment as the tool would run it).
+pub fn has_buildx(client: &str, config: Option<&Path>) -> bool {
+    let mut cmd = Command::new(client);
+    cmd.args(["buildx", "version"]);
+    if let Some(config) = config {
+        cmd.env("DOCKER_CONFIG", config);
+    }
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
 /// Whether `program` can be run; in CI a missing one fails the test, as a missing engine does.
 pub fn require_program(program: &str, why: &str) -> bool {
     if Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success()) {
