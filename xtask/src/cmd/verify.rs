@@ -21,8 +21,14 @@ impl flags::Verify {
         let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
         ctx.docker.check_engine()?;
         let check = Verification { image: image.name.clone(), reference, spec };
-        let violations = verify_one(&ctx.docker, &check, &ctx.log)?;
-        if !violations.is_empty() {
+        let checked = verify_one(&ctx.docker, &check)?;
+        let violations = checked.violations;
+        if violations.is_empty() {
+            ctx.log.info(&format!(
+                "{} meets its hardening rules ({} files checked)",
+                check.reference, checked.files
+            ));
+        } else {
             let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
             bail!("{} breaks {} hardening rule(s):\n{}", check.reference, violations.len(), list.join("\n"));
         }

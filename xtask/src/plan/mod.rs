@@ -399,7 +399,8 @@ fn builds(
                 .dockerfile
                 .file_name()
                 .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
-            let copy = inputs.run.dir.join(name);
+            // A folder per image: children's Dockerfiles often share a file name.
+            let copy = inputs.run.dir.join(&image.name).join(name);
             let text = parents::rewrite(&links.dockerfile, &links.uses, &|parent| {
                 inputs.run.reference(inputs.registry, parent)
             });
@@ -697,12 +698,16 @@ dockerfile = "Dockerfile-other"
         let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
         let leaf = &plan.builds[2];
         let (path, text) = leaf.copies[0].clone();
-        assert_eq!(path, PathBuf::from("/tmp/xtask-run-t0/Dockerfile-leaf"));
+        assert_eq!(path, PathBuf::from("/tmp/xtask-run-t0/leaf/Dockerfile-leaf"));
         assert_eq!(
             text,
             "FROM reg.example/ns/mid:run-t0 AS m\nFROM reg.example/ns/base:run-t0\nCOPY --from=m / /\n"
         );
-        assert!(leaf.command.args.windows(2).any(|w| w == ["--file", "/tmp/xtask-run-t0/Dockerfile-leaf"]));
+        assert!(leaf
+            .command
+            .args
+            .windows(2)
+            .any(|w| w == ["--file", "/tmp/xtask-run-t0/leaf/Dockerfile-leaf"]));
         // Named parents get no build argument that nothing would consume.
         assert!(!leaf
             .command
@@ -712,7 +717,7 @@ dockerfile = "Dockerfile-other"
         assert_eq!(leaf.needs, ["mid", "base"]);
         assert!(plan
             .display("docker")
-            .contains("# write /tmp/xtask-run-t0/Dockerfile-leaf: a copy for leaf"));
+            .contains("# write /tmp/xtask-run-t0/leaf/Dockerfile-leaf: a copy for leaf"));
         assert_eq!(leaf.copies.len(), 1, "no .dockerignore of its own, none copied");
     }
 
@@ -727,7 +732,10 @@ dockerfile = "Dockerfile-other"
         let copies: Vec<(PathBuf, String)> = plan.builds[2].copies.clone();
         assert_eq!(
             copies[1],
-            (PathBuf::from("/tmp/xtask-run-t0/Dockerfile-leaf.dockerignore"), "secret.txt\n".to_string())
+            (
+                PathBuf::from("/tmp/xtask-run-t0/leaf/Dockerfile-leaf.dockerignore"),
+                "secret.txt\n".to_string()
+            )
         );
     }
 

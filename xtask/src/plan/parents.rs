@@ -62,11 +62,7 @@ pub fn parent_uses(
     let global: Vec<String> = dockerfile.global_args().into_iter().map(|(name, _)| name).collect();
     let registries = registries(inventory);
     // The inventory image a reference names, whichever of the inventory's registries it uses.
-    let inventory_image = |reference: &str| -> Option<(String, Option<String>, Option<String>)> {
-        let (repository, tag, digest) = split_reference(reference);
-        let name = registries.iter().find_map(|r| repository.strip_prefix(&format!("{r}/")))?;
-        inventory.images.contains_key(name).then(|| (name.to_string(), tag, digest))
-    };
+    let inventory_image = |reference: &str| inventory_image(inventory, &registries, reference);
     let arg_of_parent = |r: &ImageReference| {
         image.depends_on.iter().any(|p| is_arg_reference(&r.written, &parent_build_arg(p)))
     };
@@ -181,7 +177,7 @@ pub fn other_images(inventory: &Inventory, image: &Image, dockerfile: &Dockerfil
         .image_references(&image.build_args)
         .into_iter()
         .filter(|r| !args.iter().any(|a| is_arg_reference(&r.written, a)) && !r.resolved.is_empty())
-        .filter(|r| !registries.iter().any(|reg| r.resolved.starts_with(&format!("{reg}/"))))
+        .filter(|r| inventory_image(inventory, &registries, &r.resolved).is_none())
         .map(|r| r.resolved)
         .collect()
 }
@@ -205,6 +201,21 @@ pub fn rewrite(text: &str, uses: &[ParentUse], reference: &dyn Fn(&str) -> Strin
         }
     }
     lines.concat()
+}
+
+/// The inventory image `reference` names (with its tag and digest), under any of `registries`:
+/// one may be a prefix of another (`r:5000` and `r:5000/sbl`), so each is tried.
+fn inventory_image(
+    inventory: &Inventory,
+    registries: &[&str],
+    reference: &str,
+) -> Option<(String, Option<String>, Option<String>)> {
+    let (repository, tag, digest) = split_reference(reference);
+    let name = registries
+        .iter()
+        .filter_map(|r| repository.strip_prefix(&format!("{r}/")))
+        .find(|name| inventory.images.contains_key(*name))?;
+    Some((name.to_string(), tag, digest))
 }
 
 /// Every registry a Dockerfile may name the inventory's images under: the one in images.toml
@@ -355,6 +366,20 @@ mod tests {
         assert!(parent_uses(&inv, &inv.images["child"], &Dockerfile::parse(text)).is_ok());
         let text = "FROM 127.0.0.1:5000/y/base:latest\n";
         assert!(parent_uses(&inv, &inv.images["child"], &Dockerfile::parse(text)).is_ok());
+    }
+
+    /// `--registry r:5000` beside images.toml's `r:5000/sbl`: one registry is a prefix of the
+    /// other, and a FROM under either still names the inventory image.
+    #[test]
+    fn registries_that_prefix_each_other() {
+        let d = TestDir::new("parents");
+        let text = "FROM ghcr.io/x/base:latest\n";
+        let inv = inventory(&d, text).with_registry(Some("ghcr.io")).unwrap();
+        assert!(parent_uses(&inv, &inv.images["child"], &Dockerfile::parse(text)).is_ok());
+        let mut orphan = inv.images["child"].clone();
+        orphan.depends_on.clear();
+        let found = parent_uses(&inv, &orphan, &Dockerfile::parse(text)).unwrap_err();
+        assert!(found[0].contains("leaves out `base`"), "{found:?}");
     }
 
     #[test]

@@ -3,10 +3,9 @@
 
 use anyhow::bail;
 
-use crate::model::hardening::Violation;
 use crate::model::oci::{registry_host, split_reference};
 use crate::plan::{Build, DockerCommand, Publication, Target, Verification};
-use crate::run::{lock, preflight, Built, Pushed, World};
+use crate::run::{lock, preflight, Built, Checked, Pushed, World};
 use crate::sys::docker::Docker;
 use crate::sys::gha::Log;
 use crate::sys::registry::{Registry, Tag};
@@ -52,6 +51,9 @@ impl World for Live<'_> {
         }
         let _ = std::fs::remove_file(&build.iidfile);
         for (path, text) in &build.copies {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             std::fs::write(path, text)?;
         }
         let out = self.docker.build(&build.command, live)?;
@@ -70,8 +72,8 @@ impl World for Live<'_> {
         Ok(Built { success: out.success, status, output: out.transcript(), tail, id })
     }
 
-    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>> {
-        verify_one(self.docker, v, &self.log)
+    fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {
+        verify_one(self.docker, v)
     }
 
     fn publish(
@@ -173,19 +175,11 @@ fn strip_colours(line: &str) -> String {
     out
 }
 
-/// The rules `v` breaks (empty when it passes).
-pub fn verify_one(docker: &Docker, v: &Verification, log: &Log) -> anyhow::Result<Vec<Violation>> {
+/// The rules `v` breaks (empty when it passes), and how many files were looked at.
+pub fn verify_one(docker: &Docker, v: &Verification) -> anyhow::Result<Checked> {
     let keep = v.spec.files_to_read();
     let (user, files) = docker.image_files(&v.reference, &|path| keep.iter().any(|k| k == path))?;
-    let violations = v.spec.check(&user, &files);
-    if violations.is_empty() {
-        log.info(&format!(
-            "{} meets its hardening rules ({} files checked)",
-            v.reference,
-            files.entries.len()
-        ));
-    }
-    Ok(violations)
+    Ok(Checked { violations: v.spec.check(&user, &files), files: files.entries.len() })
 }
 
 #[cfg(test)]

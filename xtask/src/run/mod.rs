@@ -105,6 +105,13 @@ pub struct Built {
     pub id: Option<String>,
 }
 
+/// What a hardening check found.
+pub struct Checked {
+    pub violations: Vec<Violation>,
+    /// How many files of the image were looked at.
+    pub files: usize,
+}
+
 /// What the scheduler asks of the outside world.
 pub trait World: Sync {
     /// The program that runs the steps, as the logs show it.
@@ -116,7 +123,7 @@ pub trait World: Sync {
     /// Runs a build; Err only when it could not run to the end (missing CLI, interrupt).
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
     /// The hardening rules the built image breaks.
-    fn verify(&self, v: &Verification) -> anyhow::Result<Vec<Violation>>;
+    fn verify(&self, v: &Verification) -> anyhow::Result<Checked>;
     /// Makes one target of a publication from the image with `id`: tag, and push and read back
     /// when it is pushed. Output goes to `transcript`.
     fn publish(
@@ -146,7 +153,7 @@ pub fn execute(
             .check_absent(&plan.must_be_absent, options.jobs)
             .and_then(|()| pull_all(world, plan, log))
             .and_then(|()| build_all(world, plan, log, options, &mut report))
-            .and_then(|()| verify_all(world, plan, log, &mut report))
+            .and_then(|()| verify_all(world, plan, log, options.jobs, &mut report))
             .and_then(|()| publish_all(world, plan, log, options.jobs, &mut report));
         reports.push(report);
         if result.is_err() {
@@ -444,27 +451,49 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
 }
 
 /// Checks every verification; one failing image stops the run before any tag or push.
-fn verify_all(world: &dyn World, plan: &Plan, log: &Log, report: &mut Report) -> anyhow::Result<()> {
+fn verify_all(
+    world: &dyn World,
+    plan: &Plan,
+    log: &Log,
+    jobs: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let mut failed = Vec::new();
-    for v in &plan.verifications {
-        let start = Instant::now();
-        let violations = log.group(&format!("verify {}", v.image), || world.verify(v));
-        report.add_time(&v.image, start.elapsed());
-        let violations = violations?;
-        if violations.is_empty() {
-            continue;
+    // Up to `jobs` images are checked at once; each one's result is shown whole.
+    for chunk in plan.verifications.chunks(jobs.max(1)) {
+        let results: Vec<(Duration, anyhow::Result<Checked>)> = std::thread::scope(|scope| {
+            let checking: Vec<_> = chunk
+                .iter()
+                .map(|v| {
+                    scope.spawn(move || {
+                        let start = Instant::now();
+                        let checked = guard(&format!("the check of {}", v.image), || world.verify(v));
+                        (start.elapsed(), checked)
+                    })
+                })
+                .collect();
+            checking.into_iter().map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        for (v, (elapsed, checked)) in chunk.iter().zip(results) {
+            report.add_time(&v.image, elapsed);
+            let checked = checked?;
+            if checked.violations.is_empty() {
+                log.info(&format!(
+                    "{} meets its hardening rules ({} files checked)",
+                    v.reference, checked.files
+                ));
+                continue;
+            }
+            report.kept.push(v.image.clone());
+            let list: Vec<String> =
+                checked.violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
+            failed.push(format!(
+                "{}\n  (kept as {} for a look: `docker run -it {}`)",
+                list.join("\n"),
+                v.reference,
+                v.reference
+            ));
         }
-        for x in &violations {
-            log.error(&format!("{}: {x}", v.image));
-        }
-        report.kept.push(v.image.clone());
-        let list: Vec<String> = violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
-        failed.push(format!(
-            "{}\n  (kept as {} for a look: `docker run -it {}`)",
-            list.join("\n"),
-            v.reference,
-            v.reference
-        ));
     }
     if failed.is_empty() {
         return Ok(());
@@ -738,8 +767,8 @@ mod tests {
             })
         }
 
-        fn verify(&self, _: &Verification) -> anyhow::Result<Vec<Violation>> {
-            Ok(Vec::new())
+        fn verify(&self, _: &Verification) -> anyhow::Result<Checked> {
+            Ok(Checked { violations: Vec::new(), files: 0 })
         }
 
         fn publish(
