@@ -166,16 +166,25 @@ impl Dockerfile {
         references
     }
 
-    /// The COPY and ADD sources (relative to the context), with ARGs substituted, leaving out
-    /// copies from other stages or images (`--from`), URLs and heredocs.
-    pub fn copy_sources(&self, values: &BTreeMap<String, String>) -> Vec<String> {
+    /// The context paths the build reads (relative to the context), with ARGs substituted: COPY
+    /// and ADD sources and RUN bind mounts, leaving out what comes from other stages or images
+    /// (`--from`), URLs and heredocs.
+    pub fn context_sources(&self, values: &BTreeMap<String, String>) -> Vec<String> {
         self.walk(values)
             .into_iter()
-            .filter(|(i, _)| {
-                (i.keyword == "COPY" || i.keyword == "ADD") && !i.flags.iter().any(|(k, _)| k == "from")
-            })
             .flat_map(|(i, scope)| {
-                let sources = i.args.split_last().map(|(_, sources)| sources.to_vec()).unwrap_or_default();
+                let sources: Vec<String> = match i.keyword.as_str() {
+                    "COPY" | "ADD" if !i.flags.iter().any(|(k, _)| k == "from") => {
+                        i.args.split_last().map(|(_, sources)| sources.to_vec()).unwrap_or_default()
+                    }
+                    "RUN" => i
+                        .flags
+                        .iter()
+                        .filter(|(k, _)| k == "mount")
+                        .filter_map(|(_, v)| bind_source(v))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 sources.into_iter().map(move |s| substitute(&s, &scope))
             })
             .filter(|s| !s.contains("://") && !s.starts_with("<<"))
@@ -225,6 +234,18 @@ pub struct ImageReference {
     pub last_line: usize,
     pub written: String,
     pub resolved: String,
+}
+
+/// The context path a `--mount=` option list binds: `type=bind` (the default type) without
+/// `from=`; its `source` (or `src`), or the whole context.
+fn bind_source(options: &str) -> Option<String> {
+    let option =
+        |name: &str| options.split(',').find_map(|o| o.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+    let kind = option("type").unwrap_or("bind");
+    if kind != "bind" || option("from").is_some() {
+        return None;
+    }
+    Some(option("source").or_else(|| option("src")).unwrap_or(".").to_string())
 }
 
 /// `# escape=`` ` `` among the parser directives at the top; `\` otherwise.
@@ -407,7 +428,7 @@ mod tests {
              COPY <<EOF /etc/motd\nCOPY not-an-instruction /x\nEOF\nCOPY --link last /l\n",
         );
         assert_eq!(
-            d.copy_sources(&BTreeMap::new()),
+            d.context_sources(&BTreeMap::new()),
             ["harden.sh", "a", "b", "with space.txt", "conf/*.yml", "last"]
         );
     }
@@ -453,12 +474,21 @@ mod tests {
     }
 
     #[test]
+    fn bind_mounts_read_the_context() {
+        let d = Dockerfile::parse(
+            "FROM x\nRUN --mount=type=bind,source=build.sh,target=/b sh /b\nRUN --mount=type=cache,target=/c true\n\
+             RUN --mount=from=other,source=/x,target=/x true\nRUN --mount=target=/all true\nRUN --mount=type=bind,src=a,target=/a true\n",
+        );
+        assert_eq!(d.context_sources(&BTreeMap::new()), ["build.sh", ".", "a"]);
+    }
+
+    #[test]
     fn copy_sources_substitute_args() {
         let d =
             Dockerfile::parse("ARG DIR=conf\nFROM x\nARG DIR\nARG SUB=files\nCOPY ${DIR}/a $SUB/ /dst/\n");
-        assert_eq!(d.copy_sources(&BTreeMap::new()), ["conf/a", "files/"]);
+        assert_eq!(d.context_sources(&BTreeMap::new()), ["conf/a", "files/"]);
         let values = BTreeMap::from([("SUB".to_string(), "other".to_string())]);
-        assert_eq!(d.copy_sources(&values), ["conf/a", "other/"]);
+        assert_eq!(d.context_sources(&values), ["conf/a", "other/"]);
     }
 
     #[test]
@@ -491,7 +521,7 @@ mod tests {
             let d = Dockerfile::parse(text);
             let _ = (
                 d.froms(&BTreeMap::new()),
-                d.copy_sources(&BTreeMap::new()),
+                d.context_sources(&BTreeMap::new()),
                 d.global_args(),
                 d.image_references(&BTreeMap::new()),
             );

@@ -43,6 +43,7 @@ fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
     assert_eq!(f.docker.calls_of("build").len(), 3);
     assert!(out.stdout.contains("::group::build base (1/1)"), "{}", out.stdout);
     assert!(!f.docker.raw_calls().contains(TOKEN) && !out.all().contains(TOKEN));
+    assert_eq!(f.docker.leaked(), "", "the token reached docker's environment");
     let summary = f.file("summary.md");
     assert!(summary.contains(&format!("| test | `{reg}/test:do_not_use` | `sha256:")), "{summary}");
     assert!(
@@ -63,6 +64,32 @@ fn ci_pr_without_a_token_warns_and_still_builds() {
     assert!(out.all().contains("::warning::GITHUB_TOKEN is not set"), "{}", out.stdout);
     assert!(out.all().contains("building every image anyway"), "{}", out.all());
     assert_eq!(f.docker.calls_of("build").len(), 3);
+    assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
+}
+
+/// Pull requests from forks and from Dependabot get a GITHUB_TOKEN that may only read: ci-pr
+/// does not try to push with it (that would fail the check), says why, and builds.
+#[test]
+fn ci_pr_with_a_read_only_token_skips_the_probe() {
+    let f = Fixture::new("ci");
+    let event = f.dir.write(
+        "event.json",
+        r#"{"pull_request":{"head":{"repo":{"full_name":"someone/base-images"}},"base":{"repo":{"full_name":"team/base-images"}}}}"#,
+    );
+    let event = event.display().to_string();
+    let out = run_in_actions(&f, &["ci-pr"], &[("GITHUB_TOKEN", TOKEN), ("GITHUB_EVENT_PATH", &event)]).ok();
+    assert!(
+        out.all().contains("::warning::this pull request comes from the fork someone/base-images"),
+        "{}",
+        out.all()
+    );
+    assert_eq!(f.docker.calls_of("build").len(), 3);
+    assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
+
+    let f = Fixture::new("ci");
+    let out =
+        run_in_actions(&f, &["ci-pr"], &[("GITHUB_TOKEN", TOKEN), ("GITHUB_ACTOR", "dependabot[bot]")]).ok();
+    assert!(out.all().contains("comes from Dependabot"), "{}", out.all());
     assert!(f.docker.calls_of("push").is_empty() && f.docker.calls_of("login").is_empty());
 }
 

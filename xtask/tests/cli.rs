@@ -296,6 +296,7 @@ fn login_passes_the_token_on_stdin_only() {
     assert_eq!(f.docker.calls(), [["login", host.as_str(), "--username", "octo", "--password-stdin"]]);
     assert_eq!(f.docker.stdin(), TOKEN);
     assert!(!f.docker.raw_calls().contains(TOKEN));
+    assert_eq!(f.docker.leaked(), "", "the token reached docker's environment");
     assert!(!out.all().contains(TOKEN));
 
     // The dry run shows the command, not the token.

@@ -41,6 +41,12 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
         return Vec::new();
     }
     let mut problems = Vec::new();
+    let files: Vec<String> = std::fs::read_dir(&folder)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    problems.extend(workflows::unknown_workflows(&files));
+    let dependabot = std::fs::read_to_string(folder.join("..").join("dependabot.yml")).ok();
+    problems.extend(workflows::dependabot_problems(dependabot.as_deref()));
     for contract in &workflows::CONTRACTS {
         let path = folder.join(contract.file);
         match std::fs::read_to_string(&path) {

@@ -24,7 +24,13 @@ impl flags::CiPr {
                 inventory.path.display()
             );
         }
-        let login = WorkflowLogin::from_env(ctx, &inventory)?;
+        // A pull request from a fork or from Dependabot gets a workflow token that may only read:
+        // it cannot prove write access, so it does not try.
+        let read_only = read_only_pull_request(&ctx.env)?;
+        let login = match read_only {
+            Some(_) => None,
+            None => WorkflowLogin::from_env(ctx, &inventory)?,
+        };
         let (images, scope) = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let exec = prepared.exec;
@@ -35,9 +41,9 @@ impl flags::CiPr {
         }
         ctx.docker.check_engine()?;
         if login.is_none() {
+            let why = read_only.unwrap_or_else(|| "GITHUB_TOKEN is not set".to_string());
             ctx.log.warning(&format!(
-                "GITHUB_TOKEN is not set (a pull request from a fork gets no write token): the test-package push \
-                 that proves write access was skipped; building {scope} anyway"
+                "{why}: the test-package push that proves write access was skipped; building {scope} anyway"
             ));
         }
         let (reports, result) =
@@ -117,7 +123,14 @@ impl flags::CiMain {
                 seconds: report.seconds(&image.name),
             });
         }
-        gha::set_output(&ctx.env, "published", &published_json(images, report))?;
+        // A job's output that cannot be written must not hide why the run failed.
+        if let Err(e) = gha::set_output(&ctx.env, "published", &published_json(images, report)) {
+            if result.is_err() {
+                ctx.log.warning(&format!("{e:#}"));
+            } else {
+                return Err(e);
+            }
+        }
         finish(ctx, "ci-main", &rows, result)
     }
 }
@@ -172,6 +185,30 @@ fn published_json(images: &[&Image], report: &Report) -> String {
         })
         .collect();
     serde_json::Value::Array(items).to_string()
+}
+
+/// Why this run's workflow token may only read, when it is a pull request from a fork or one
+/// Dependabot opened (GitHub gives both a read-only GITHUB_TOKEN); read from the event.
+fn read_only_pull_request(env: &crate::sys::env::Env) -> anyhow::Result<Option<String>> {
+    if env.get("GITHUB_ACTOR") == Some("dependabot[bot]") {
+        return Ok(Some(
+            "this pull request comes from Dependabot, whose workflow token may only read".into(),
+        ));
+    }
+    let Some(path) = env.get("GITHUB_EVENT_PATH") else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the workflow event {path}"))?;
+    let event: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("the workflow event {path} is not JSON"))?;
+    let pull = &event["pull_request"];
+    let head = pull["head"]["repo"]["full_name"].as_str();
+    let base = pull["base"]["repo"]["full_name"].as_str();
+    Ok(match (head, base) {
+        (Some(head), Some(base)) if head != base => {
+            Some(format!("this pull request comes from the fork {head}, whose workflow token may only read"))
+        }
+        _ => None,
+    })
 }
 
 /// `docker login` with the workflow token, when the job has one.
@@ -261,6 +298,10 @@ fn finish(ctx: &Ctx, title: &str, rows: &[Row], result: anyhow::Result<()>) -> a
     if let Err(e) = &result {
         md.push_str(&format!("\n**Failed:** {}\n", format!("{e:#}").replace('\n', " ")));
     }
-    gha::append_summary(&ctx.env, &md)?;
+    match gha::append_summary(&ctx.env, &md) {
+        Err(e) if result.is_err() => ctx.log.warning(&format!("{e:#}")),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
     result
 }

@@ -11,7 +11,6 @@ use crate::sys::git;
 
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
-use crate::model::oci::registry_host;
 use crate::plan;
 use crate::plan::{BuildOptions, Builder, Inputs, Plan, RunNames};
 use crate::run::{execute, lock, ExecOptions, Live, OnBuildFailure, Report};
@@ -67,23 +66,26 @@ pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::R
     .map(|p| relative(p))
     .filter(|p| p.is_relative())
     .collect();
+    let patterns =
+        |path: &Path| std::fs::read_to_string(path).ok().map(|t| changes::dockerignore_patterns(&t));
     let mut images = Vec::new();
-    let mut sources = Vec::new();
     for image in inventory.images.values() {
-        images.push((image.name.clone(), relative(&image.dockerfile), relative(&image.context)));
         let text = std::fs::read_to_string(&image.dockerfile)
             .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
-        sources.push((image.name.clone(), Dockerfile::parse(&text).copy_sources(&image.build_args)));
+        let own_ignore = plan::ignore_file(&image.dockerfile);
+        let context_ignore = image.context.join(".dockerignore");
+        images.push(changes::ImageInputs {
+            name: image.name.clone(),
+            files: vec![relative(&image.dockerfile), relative(&own_ignore), relative(&context_ignore)],
+            context: relative(&image.context),
+            sources: Dockerfile::parse(&text).context_sources(&image.build_args),
+            context_ignore: patterns(&context_ignore).unwrap_or_default(),
+            dockerfile_ignore: patterns(&own_ignore),
+        });
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
     let changed = git::changed_since(&root, reference)?;
-    let ignored = |context: &Path, path: &str| {
-        let patterns = std::fs::read_to_string(root.join(context).join(".dockerignore"))
-            .map(|t| changes::dockerignore_patterns(&t))
-            .unwrap_or_default();
-        changes::dockerignored(&patterns, path)
-    };
-    Ok(changes::select(inventory, &layout, &changed, &sources, &ignored))
+    Ok(changes::select(inventory, &layout, &changed))
 }
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
@@ -155,6 +157,16 @@ impl<'a> Prepared<'a> {
         if !flags.dry_run {
             builder_makes_platforms(ctx, &options.builder, &images)?;
         }
+        if options.builder == Builder::Legacy {
+            for image in images.iter().filter(|i| plan::ignore_file(&i.dockerfile).is_file()) {
+                ctx.log.note(&format!(
+                    "{}: the legacy builder reads only the context's .dockerignore, not {}: BuildKit (the buildx \
+                     plugin) or podman keeps what it excludes out of the image",
+                    image.name,
+                    plan::ignore_file(&image.dockerfile).display()
+                ));
+            }
+        }
         Ok(Prepared { registry: &inventory.registry, images, lineage, options, exec, run: RunNames::new() })
     }
 
@@ -223,7 +235,7 @@ pub(super) fn run_or_show(
             || p.publications.iter().flat_map(|x| &x.targets).any(|t| t.push.is_some())
     });
     let registry = match asks {
-        true => match Registry::connect(&ctx.docker, &ctx.env, registry_host(&inventory.registry), ctx.log) {
+        true => match Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log) {
             Ok(r) => Some(r),
             Err(e) => return (Vec::new(), Err(e)),
         },

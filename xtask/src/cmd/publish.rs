@@ -46,11 +46,13 @@ fn say_why_parents_come_along(ctx: &Ctx, named: &[String], selected: &[&Image]) 
     for image in selected.iter().filter(|i| !named.contains(&i.name)) {
         let children: Vec<&str> =
             selected.iter().filter(|c| c.depends_on.contains(&image.name)).map(|c| c.name.as_str()).collect();
-        ctx.log.note(&format!(
-            "{} is built and published too: {} is built on it, and is published with the {} it was built on",
-            image.name,
-            children.join(", "),
-            image.name
-        ));
+        let children = children.join(", ");
+        ctx.log.note(&match image.push {
+            true => format!(
+                "{} is built and published too: {children} is built on it, and is published with the {} it was built on",
+                image.name, image.name
+            ),
+            false => format!("{} is built too (push = false, so it is not pushed): {children} is built on it", image.name),
+        });
     }
 }

@@ -7,6 +7,12 @@ impl flags::Tags {
         let inventory = ctx.inventory()?;
         let image = inventory.image(&self.image)?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        if !image.push {
+            ctx.log.note(&format!(
+                "{}: push = false in images.toml: built and tagged as these, never pushed",
+                image.name
+            ));
+        }
         for reference in published_references(&inventory.registry, image, &build_id)? {
             say!("{reference}");
         }

@@ -413,6 +413,15 @@ impl Validator<'_> {
 
     /// Paths in verify rules are paths inside the image: absolute.
     fn verify_paths(&mut self, r: &RawVerify, table: &[&str]) {
+        if matches!(r.user.as_deref(), Some("root" | "0")) {
+            let mut key = table.to_vec();
+            key.push("user");
+            self.report(
+                &key,
+                "the rule is that an image runs as a user other than root: name that user (e.g. \"sbl\"), or leave \
+                 `user` out",
+            );
+        }
         let banner = r.banner.iter().map(|b| ("banner", &b.file));
         let absent = r.absent.iter().flatten().map(|p| ("absent", p));
         let relative: Vec<(&str, &String)> =
@@ -743,6 +752,9 @@ platforms = ["linux/amd64", "linux/arm64/v8"]
         let bad = format!("{GOOD}\n[verify]\nabsent = [\"bin/su\"]\n");
         let p = parse(&d, &bad).unwrap_err().problems;
         assert_eq!((p[0].key.as_str(), p[0].line), ("verify.absent", Some(23)));
+        let bad = format!("{GOOD}\n[verify]\nuser = \"root\"\n");
+        let p = parse(&d, &bad).unwrap_err().problems;
+        assert_eq!((p[0].key.as_str(), p[0].line), ("verify.user", Some(23)));
         let bad = format!("{GOOD}\n[verify]\nno_suid = true\n");
         assert!(parse(&d, &bad).unwrap_err().to_string().contains("unknown field `no_suid`"));
     }

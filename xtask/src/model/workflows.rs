@@ -45,6 +45,38 @@ pub const CONTRACTS: [Contract; 3] = [
     },
 ];
 
+/// The workflow files a repository may hold: the three of the contracts.
+pub fn unknown_workflows(files: &[String]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            (f.ends_with(".yml") || f.ends_with(".yaml")) && !CONTRACTS.iter().any(|c| c.file == f.as_str())
+        })
+        .map(|f| {
+            let known: Vec<&str> = CONTRACTS.iter().map(|c| c.file).collect();
+            format!(
+                "{f}: a workflow outside the contract (the workflows are {}): fold it into the tool",
+                known.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Problems of the Dependabot configuration: update pull requests for the actions' pinned
+/// SHAs and for Cargo.lock.
+pub fn dependabot_problems(text: Option<&str>) -> Vec<String> {
+    let Some(text) = text else {
+        return vec![
+            "dependabot.yml is missing: it keeps the actions' pinned SHAs and Cargo.lock updated".into()
+        ];
+    };
+    ["github-actions", "cargo"]
+        .iter()
+        .filter(|e| !text.contains(&format!("package-ecosystem: {e}")))
+        .map(|e| format!("dependabot.yml: no `package-ecosystem: {e}` update"))
+        .collect()
+}
+
 /// Problems of one workflow's text against its contract, each naming the line where it can.
 pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
     let file = contract.file;
@@ -52,6 +84,17 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
     let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
     let mut runs = 0;
     for (n, line) in &lines {
+        if line.contains("write-all") {
+            problems.push(format!(
+                "{file}:{n}: `write-all` grants every permission: grant only what the job needs"
+            ));
+        }
+        if line.trim_start().starts_with("pull_request_target") {
+            problems.push(format!(
+                "{file}:{n}: `pull_request_target` runs a pull request's workflow with the base repository's \
+                 secrets and a write token: use `pull_request`"
+            ));
+        }
         let code = line.split(" #").next().unwrap_or("").trim();
         let code = code.strip_prefix("- ").unwrap_or(code);
         if let Some(value) = code.strip_prefix("run:") {
@@ -128,6 +171,19 @@ mod tests {
         std::fs::read_to_string(root.join(".github/workflows").join(name)).unwrap()
     }
 
+    #[test]
+    fn only_the_contracts_workflows_and_a_complete_dependabot() {
+        let files = ["build_images.yml".to_string(), "extra.yml".to_string(), "README.md".to_string()];
+        assert_eq!(unknown_workflows(&files).len(), 1);
+        assert!(unknown_workflows(&files)[0].starts_with("extra.yml: a workflow outside the contract"));
+        assert_eq!(dependabot_problems(None).len(), 1);
+        let p = dependabot_problems(Some("updates:\n  - package-ecosystem: cargo\n"));
+        assert_eq!(p, ["dependabot.yml: no `package-ecosystem: github-actions` update"]);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let ours = std::fs::read_to_string(root.join(".github/dependabot.yml")).unwrap();
+        assert!(dependabot_problems(Some(&ours)).is_empty());
+    }
+
     /// The repository's own workflows keep their contract.
     #[test]
     fn the_repository_workflows_pass() {
@@ -172,6 +228,10 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("a run step may only be `bash .ci/run`")), "{p:?}");
         let p = problems(tool, &good.replace("contents: read", "contents: read\n      packages: write"));
         assert!(p.iter().any(|p| p.contains("drop `packages: write`")), "{p:?}");
+        let p = problems(tool, &good.replace("contents: read", "write-all"));
+        assert!(p.iter().any(|p| p.contains("`write-all` grants every permission")), "{p:?}");
+        let p = problems(tool, &good.replace("  pull_request:\n", "  pull_request_target:\n"));
+        assert!(p.iter().any(|p| p.contains("use `pull_request`")), "{p:?}");
         let p = problems(tool, &good.replace("  push:\n", "  release:\n"));
         assert!(p.iter().any(|p| p.contains("lacks the `push` trigger")), "{p:?}");
     }

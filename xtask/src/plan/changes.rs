@@ -35,40 +35,54 @@ pub struct Layout {
     pub inventory: PathBuf,
     /// Paths whose change means the tool changed (the xtask crate, the workspace manifests).
     pub tool: Vec<PathBuf>,
-    /// Each image's name, Dockerfile and context folder.
-    pub images: Vec<(String, PathBuf, PathBuf)>,
+    pub images: Vec<ImageInputs>,
+}
+
+/// What one image is built from.
+pub struct ImageInputs {
+    pub name: String,
+    /// Files whose change always counts: the Dockerfile and the .dockerignore files that
+    /// decide its context.
+    pub files: Vec<PathBuf>,
+    pub context: PathBuf,
+    /// The context paths its Dockerfile reads (COPY/ADD sources, RUN bind mounts).
+    pub sources: Vec<String>,
+    /// The context's .dockerignore patterns, and the Dockerfile's own (`<Dockerfile>.dockerignore`,
+    /// which BuildKit and podman read instead) when there is one.
+    pub context_ignore: Vec<String>,
+    pub dockerfile_ignore: Option<Vec<String>>,
+}
+
+impl ImageInputs {
+    /// Whether `path` (in the context) stays out of the build whichever builder runs it: the
+    /// legacy builder reads the context's .dockerignore, BuildKit and podman the Dockerfile's.
+    fn ignores(&self, path: &str) -> bool {
+        dockerignored(&self.context_ignore, path)
+            && self.dockerfile_ignore.as_ref().is_none_or(|own| dockerignored(own, path))
+    }
 }
 
 /// The images to build for `changed`, each with its reason, in inventory (name) order.
-/// `sources` gives, per image, the COPY/ADD sources of its Dockerfile; `ignored` tells whether
-/// a path (relative to an image's context) is excluded by that context's .dockerignore.
-pub fn select(
-    inventory: &Inventory,
-    layout: &Layout,
-    changed: &[PathBuf],
-    sources: &[(String, Vec<String>)],
-    ignored: &dyn Fn(&Path, &str) -> bool,
-) -> Vec<(String, Reason)> {
+pub fn select(inventory: &Inventory, layout: &Layout, changed: &[PathBuf]) -> Vec<(String, Reason)> {
     let everything =
         changed.iter().find(|f| **f == layout.inventory || layout.tool.iter().any(|t| f.starts_with(t)));
     if let Some(file) = everything {
-        let reason = Reason::Everything(file.display().to_string());
+        let reason = Reason::Everything(printable(file));
         return inventory.images.keys().map(|name| (name.clone(), reason.clone())).collect();
     }
     let mut selected: Vec<(String, Reason)> = Vec::new();
     let is_selected = |selected: &[(String, Reason)], name: &str| selected.iter().any(|(n, _)| n == name);
-    for (name, dockerfile, context) in &layout.images {
+    for image in &layout.images {
         let hit = changed.iter().find(|file| {
-            if *file == dockerfile {
+            if image.files.contains(file) {
                 return true;
             }
-            let Ok(inside) = file.strip_prefix(context) else { return false };
+            let Ok(inside) = file.strip_prefix(&image.context) else { return false };
             let inside = inside.to_string_lossy();
-            !ignored(context, &inside)
-                && sources.iter().any(|(n, s)| n == name && s.iter().any(|source| reaches(source, &inside)))
+            !image.ignores(&inside) && image.sources.iter().any(|source| reaches(source, &inside))
         });
         if let Some(file) = hit {
-            selected.push((name.clone(), Reason::Input(file.display().to_string())));
+            selected.push((image.name.clone(), Reason::Input(printable(file))));
         }
     }
     // Everything built on a selected image is selected too, transitively.
@@ -89,6 +103,16 @@ pub fn select(
     }
     selected.sort_by(|a, b| a.0.cmp(&b.0));
     selected
+}
+
+/// A path as it can be shown anywhere: control characters (a newline that would start a
+/// workflow command, say) spelled out.
+fn printable(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
 }
 
 /// Whether a COPY source reaches `file` (both relative to the context): the file itself, a
@@ -200,13 +224,21 @@ mod tests {
     }
 
     fn layout() -> Layout {
-        let image = |name: &str| {
-            (name.to_string(), PathBuf::from(format!("images/Dockerfile-{name}")), PathBuf::from("images"))
+        let image = |name: &str, sources: &[&str]| ImageInputs {
+            name: name.to_string(),
+            files: vec![
+                PathBuf::from(format!("images/Dockerfile-{name}")),
+                PathBuf::from("images/.dockerignore"),
+            ],
+            context: PathBuf::from("images"),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            context_ignore: dockerignore_patterns("conf/*.md\n"),
+            dockerfile_ignore: None,
         };
         Layout {
             inventory: PathBuf::from("images/images.toml"),
             tool: vec![PathBuf::from("xtask"), PathBuf::from("Cargo.lock")],
-            images: ["base", "mid", "other"].map(image).into_iter().collect(),
+            images: vec![image("base", &["harden.sh"]), image("mid", &[]), image("other", &["conf"])],
         }
     }
 
@@ -218,17 +250,9 @@ mod tests {
     fn selection_by_change() {
         let d = TestDir::new("changes");
         let inv = inventory(&d);
-        let sources: Vec<(String, Vec<String>)> = [
-            ("base".to_string(), vec!["harden.sh".to_string()]),
-            ("other".to_string(), vec!["conf".to_string()]),
-        ]
-        .into_iter()
-        .collect();
-        let patterns = dockerignore_patterns("conf/*.md\n");
-        let ignored = |_: &Path, p: &str| dockerignored(&patterns, p);
         let pick = |files: &[&str]| {
             let changed: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
-            select(&inv, &layout(), &changed, &sources, &ignored)
+            select(&inv, &layout(), &changed)
         };
         // A leaf's Dockerfile: that image alone.
         let s = pick(&["images/Dockerfile-other"]);
@@ -245,5 +269,23 @@ mod tests {
         assert_eq!(names(&s), ["base", "mid", "other"]);
         assert_eq!(s[0].1.to_string(), "images/images.toml changed, so every image is rebuilt");
         assert_eq!(names(&pick(&["xtask/src/plan.rs"])), ["base", "mid", "other"]);
+        // The context's .dockerignore decides what every build sees.
+        assert_eq!(names(&pick(&["images/.dockerignore"])), ["base", "mid", "other"]);
+        // A file name that would start a workflow command is shown spelled out.
+        let s = pick(&["images/conf/evil\n::error::x"]);
+        assert_eq!(s[0].1.to_string(), "images/conf/evil\\n::error::x changed");
+    }
+
+    /// BuildKit and podman read the Dockerfile's own .dockerignore, the legacy builder the
+    /// context's: a file stays out only when both keep it out.
+    #[test]
+    fn a_file_counts_unless_every_builder_ignores_it() {
+        let mut image = layout().images.remove(2);
+        image.context_ignore = dockerignore_patterns("x.txt\nsecret\n");
+        image.dockerfile_ignore = Some(dockerignore_patterns("secret\n"));
+        assert!(!image.ignores("x.txt"), "BuildKit sends x.txt: a change to it counts");
+        assert!(image.ignores("secret"));
+        image.dockerfile_ignore = None;
+        assert!(image.ignores("x.txt"));
     }
 }

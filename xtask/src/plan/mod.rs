@@ -247,6 +247,12 @@ fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
         return Ok(());
     }
     match images.iter().find(|i| i.platforms.len() > 1 || (!i.platforms.is_empty() && *builder != Builder::Podman)) {
+        Some(image) if *builder == Builder::Podman => bail!(
+            "images.{}.platforms ({}): podman builds one platform at a time; keep one, or build with docker \
+             buildx",
+            image.name,
+            image.platforms.join(", ")
+        ),
         Some(image) => bail!(
             "images.{}.platforms ({}) needs docker buildx, which this client does not offer: install the buildx \
              plugin, or remove `platforms` to build for this machine's platform",
@@ -292,7 +298,7 @@ pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Linea
 }
 
 /// `Dockerfile-x.dockerignore` beside `Dockerfile-x`, which BuildKit prefers to the context's.
-fn ignore_file(dockerfile: &Path) -> PathBuf {
+pub fn ignore_file(dockerfile: &Path) -> PathBuf {
     let mut name = dockerfile.as_os_str().to_os_string();
     name.push(".dockerignore");
     PathBuf::from(name)
@@ -865,7 +871,7 @@ dockerfile = "Dockerfile-other"
         let d = TestDir::new("plan");
         let mut inv = inventory(&d);
         inv.images.get_mut("other").unwrap().platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
-        for builder in [Builder::Legacy, Builder::BuildKit, Builder::Podman] {
+        for builder in [Builder::Legacy, Builder::BuildKit] {
             let options = BuildOptions { builder, ..Default::default() };
             let err = with_inputs(&inv, &["other"], &options, build_plan).unwrap_err().to_string();
             assert!(
@@ -873,6 +879,9 @@ dockerfile = "Dockerfile-other"
                 "{err}"
             );
         }
+        let podman = BuildOptions { builder: Builder::Podman, ..Default::default() };
+        let err = with_inputs(&inv, &["other"], &podman, build_plan).unwrap_err().to_string();
+        assert!(err.contains("podman builds one platform at a time"), "{err}");
         let options = BuildOptions { builder: Builder::Buildx { name: None }, ..Default::default() };
         assert!(with_inputs(&inv, &["other"], &options, build_plan).is_ok());
     }

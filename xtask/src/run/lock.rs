@@ -26,15 +26,19 @@ pub fn folder(env: &crate::sys::env::Env) -> PathBuf {
 /// holds it.
 pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::Result<ReferenceLock> {
     let path = folder.join(file_name(reference));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if !folder.is_dir() {
+        std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+        // Shared by every user of the machine, as /tmp is: anyone may add a lock file.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o1777));
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    // A lock needs only a file to hold: another user's lock file is opened for reading.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(&path)
+    }
+    .or_else(|_| File::open(&path))
+    .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     let mut waiting = Some(waiting);
     loop {
         match file.try_lock() {

@@ -294,7 +294,8 @@ impl Docker {
     /// without verification and then plain HTTP. Decided by the engine's own rules, never by
     /// how the name is spelled: docker's insecure-registries and their CIDRs (127.0.0.0/8 by
     /// default, matched against what the name resolves to), podman's registries.conf.
-    pub fn transport(&self, host: &str) -> anyhow::Result<Transport> {
+    pub fn transport(&self, registry: &str) -> anyhow::Result<Transport> {
+        let host = crate::model::oci::registry_host(registry);
         let insecure = match self.client()? {
             Client::Docker => {
                 let out = self.run(&DockerCommand::new(["info", "--format", "{{json .RegistryConfig}}"]))?;
@@ -309,7 +310,7 @@ impl Docker {
                 let info: serde_json::Value = serde_json::from_str(out.stdout.trim()).with_context(|| {
                     format!("cannot read the registry settings from `{} info`", self.program)
                 })?;
-                podman_insecure(&info["registries"], host)
+                podman_insecure(&info["registries"], registry)
             }
         };
         Ok(if insecure { Transport::Insecure } else { Transport::Tls })
@@ -439,15 +440,15 @@ fn docker_insecure(config: &serde_json::Value, host: &str, addresses: &[IpAddr])
 }
 
 /// Podman's rule (registries.conf, as `podman info` reports it): the most specific entry whose
-/// prefix is the host, or the host and a path, decides.
-fn podman_insecure(registries: &serde_json::Value, host: &str) -> bool {
+/// prefix covers `location` (`host[/namespace]`: the entry equals it or leads it to a `/`).
+fn podman_insecure(registries: &serde_json::Value, location: &str) -> bool {
     let Some(entries) = registries.as_object() else { return false };
     entries
         .iter()
         .filter(|(prefix, entry)| {
-            entry.is_object() && (prefix.as_str() == host || prefix.starts_with(&format!("{host}/")))
+            entry.is_object() && (location == prefix.as_str() || location.starts_with(&format!("{prefix}/")))
         })
-        .min_by_key(|(prefix, _)| prefix.len())
+        .max_by_key(|(prefix, _)| prefix.len())
         .is_some_and(|(_, entry)| entry["Insecure"] == serde_json::Value::Bool(true))
 }
 
@@ -514,7 +515,13 @@ mod tests {
         )
         .unwrap();
         assert!(podman_insecure(&registries, "vm:5000"));
+        assert!(podman_insecure(&registries, "vm:5000/team"));
         assert!(!podman_insecure(&registries, "ghcr.io"));
+        // The most specific entry decides.
+        let nested: serde_json::Value =
+            serde_json::from_str(r#"{"r:1":{"Insecure":false},"r:1/pod":{"Insecure":true}}"#).unwrap();
+        assert!(podman_insecure(&nested, "r:1/pod"));
+        assert!(!podman_insecure(&nested, "r:1/other"));
         // Podman, unlike docker, has no default for loopback addresses.
         assert!(!podman_insecure(&registries, "127.0.0.1:5000"));
         assert!(!podman_insecure(&serde_json::json!({}), "vm:5000"));

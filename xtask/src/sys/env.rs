@@ -38,10 +38,12 @@ impl Env {
         range: std::ops::RangeInclusive<u64>,
     ) -> anyhow::Result<u64> {
         let Some(value) = self.get(name) else { return Ok(default) };
-        let number: u64 = value.trim().parse().map_err(|_| {
+        // Parsed wide, so that a number too large for the range is said to be out of it.
+        let wide: u128 = value.trim().parse().map_err(|_| {
             anyhow::anyhow!("{name}=`{value}` is not a whole number: set it to one (the default is {default}) or unset it")
         })?;
-        if !range.contains(&number) {
+        let number = u64::try_from(wide).unwrap_or(u64::MAX);
+        if !range.contains(&number) || u128::from(number) != wide {
             anyhow::bail!(
                 "{name}=`{value}` is out of range: give {} to {} (the default is {default}) or unset it",
                 range.start(),

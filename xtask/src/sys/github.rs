@@ -20,6 +20,13 @@ pub struct DeletePackage {
 
 impl DeletePackage {
     pub fn new(api_base: &str, registry: &str, name: &str) -> anyhow::Result<DeletePackage> {
+        // The admin token crosses the network only over TLS; plain HTTP only to this machine.
+        if let Some(rest) = api_base.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+                bail!("GITHUB_API_URL={api_base}: the admin token would travel in clear text; use https://");
+            }
+        }
         let mut parts = registry.split('/');
         let host = parts.next().unwrap_or_default();
         if host != "ghcr.io" {

@@ -137,11 +137,17 @@ pub fn run_reading<T: Send>(
     Ok((finished, value))
 }
 
+/// Secrets the tool reads from its environment; its children get them only on stdin.
+const SECRETS: [&str; 3] = ["CR_PAT", "GITHUB_TOKEN", "GH_ADMIN_TOKEN"];
+
 fn expression(program: &str, args: &[String], env: &[(String, String)]) -> duct::Expression {
     let mut expression = duct::cmd(program, args).unchecked().before_spawn(|command| {
         interrupt::own_process_group(command);
         Ok(())
     });
+    for secret in SECRETS {
+        expression = expression.env_remove(secret);
+    }
     for (key, value) in env {
         expression = expression.env(key, value);
     }

@@ -117,9 +117,11 @@ const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, \
                       application/vnd.docker.distribution.manifest.v2+json";
 
 impl Registry {
-    /// The registry behind `host` as `docker` reaches it, with the credentials it stored.
-    pub fn connect(docker: &Docker, env: &Env, host: &str, log: Log) -> anyhow::Result<Registry> {
-        let transport = docker.transport(host)?;
+    /// The registry behind `registry` (`host[/namespace]`) as `docker` reaches it, with the
+    /// credentials it stored.
+    pub fn connect(docker: &Docker, env: &Env, registry: &str, log: Log) -> anyhow::Result<Registry> {
+        let host = crate::model::oci::registry_host(registry);
+        let transport = docker.transport(registry)?;
         let credentials = stored_credentials(docker.client()?, env, host, docker.timeouts.command)?;
         Ok(Registry {
             host: host.to_string(),

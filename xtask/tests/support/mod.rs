@@ -103,6 +103,11 @@ here=$(dirname "$0")
 # One append per invocation, so concurrent invocations never interleave their records.
 record=$(printf '%s\n' "$@"; echo --)
 printf '%s\n' "$record" >> "$here/calls"
+# Secrets reach docker on stdin only, never through its environment.
+for secret in CR_PAT GITHUB_TOKEN GH_ADMIN_TOKEN; do
+  eval "value=\${$secret:-}"
+  [ -n "$value" ] && echo "$secret" >> "$here/leaked"
+done
 nap() { # a sleep that leaves a trace: its pid when it starts, a line when it wakes
     sleep "$1" &
     echo $! >> "$here/naps"
@@ -242,6 +247,11 @@ esac
     /// Invocations of one docker subcommand (`build`, `push`, ...).
     pub fn calls_of(&self, subcommand: &str) -> Vec<Vec<String>> {
         self.calls().into_iter().filter(|c| c.first().map(String::as_str) == Some(subcommand)).collect()
+    }
+
+    /// The secrets that reached the fake docker through its environment (none may).
+    pub fn leaked(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("leaked")).unwrap_or_default()
     }
 
     pub fn stdin(&self) -> String {
