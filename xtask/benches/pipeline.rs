@@ -433,6 +433,12 @@ fn xtask_publish(inventory: &Path, docker: &str, config: &Path) -> anyhow::Resul
     Ok(elapsed)
 }
 
+const SERIAL_LEGACY: &str = "old workflow, serial, legacy builder";
+const SERIAL_BUILDKIT: &str = "old workflow, serial, BuildKit (docker build with buildx)";
+const BAKE: &str = "docker buildx bake --push";
+const TOOL_LEGACY: &str = "cargo xtask publish, client without buildx (legacy)";
+const TOOL_BUILDX: &str = "cargo xtask publish, client with buildx";
+
 fn real_engine(sh: &Shell) -> anyhow::Result<()> {
     println!("== real engine: five 25-step images pushed with three tags each, every way with fresh content");
     let docker = docker();
@@ -475,47 +481,32 @@ fn real_engine(sh: &Shell) -> anyhow::Result<()> {
     };
     let mut rows: Vec<(&str, Duration)> = Vec::new();
     let (dir, _, ns) = way("serial-legacy")?;
-    rows.push(("old workflow, serial, legacy builder", old_workflow(sh, &docker, None, &dir, &ns)?));
+    rows.push((SERIAL_LEGACY, old_workflow(sh, &docker, None, &dir, &ns)?));
     let (_, inventory, _) = way("xtask-legacy")?;
-    rows.push((
-        "cargo xtask publish, client without buildx (legacy)",
-        xtask_publish(&inventory, &docker, &no_plugins)?,
-    ));
+    rows.push((TOOL_LEGACY, xtask_publish(&inventory, &docker, &no_plugins)?));
     match &buildx {
         Some(config) => {
             let (dir, _, ns) = way("serial-buildkit")?;
-            rows.push((
-                "old workflow, serial, BuildKit (docker build with buildx)",
-                old_workflow(sh, &docker, Some(config), &dir, &ns)?,
-            ));
+            rows.push((SERIAL_BUILDKIT, old_workflow(sh, &docker, Some(config), &dir, &ns)?));
             let (dir, _, ns) = way("bake")?;
-            rows.push(("docker buildx bake --push", bake(sh, &docker, config, &dir, &ns)?));
+            rows.push((BAKE, bake(sh, &docker, config, &dir, &ns)?));
             let (_, inventory, _) = way("xtask-buildkit")?;
-            rows.push((
-                "cargo xtask publish, client with buildx",
-                xtask_publish(&inventory, &docker, config)?,
-            ));
+            rows.push((TOOL_BUILDX, xtask_publish(&inventory, &docker, config)?));
         }
         None => println!("(no buildx plugin: the BuildKit ways are skipped; bash .ci/run installs it)"),
     }
     for (name, time) in &rows {
         println!("  {:<60} {:>6.1}s", name, time.as_secs_f64());
     }
-    let time = |name: &str| rows.iter().find(|(n, _)| n.starts_with(name)).map(|(_, t)| t.as_secs_f64());
-    if let (Some(tool), Some(bake), Some(serial)) = (
-        time("cargo xtask publish, client with"),
-        time("docker buildx bake"),
-        time("old workflow, serial, BuildKit"),
-    ) {
+    let time = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, t)| t.as_secs_f64());
+    if let (Some(tool), Some(bake), Some(serial)) = (time(TOOL_BUILDX), time(BAKE), time(SERIAL_BUILDKIT)) {
         println!(
             "cargo xtask publish with buildx / bake: {:.2} (target <= 1.0); / the serial BuildKit workflow: {:.2} (target <= 0.45)",
             tool / bake,
             tool / serial
         );
     }
-    if let (Some(tool), Some(serial)) =
-        (time("cargo xtask publish, client without"), time("old workflow, serial, legacy"))
-    {
+    if let (Some(tool), Some(serial)) = (time(TOOL_LEGACY), time(SERIAL_LEGACY)) {
         println!("cargo xtask publish without buildx / the serial legacy workflow: {:.2}", tool / serial);
     }
     Ok(())
