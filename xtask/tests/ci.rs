@@ -103,14 +103,18 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     assert_eq!(commands[0], format!("login {host} --username octo --password-stdin"));
     assert_eq!(commands.last().unwrap(), &format!("logout {host}"));
     let pushes: Vec<&String> = commands.iter().filter(|c| c.starts_with("push")).collect();
-    assert_eq!(pushes.len(), 6);
-    // Images push concurrently; each image's own tags go out unique, version, latest.
+    // Images push concurrently; each pushes its unique tag, then the registry is given that
+    // manifest under the version tag and latest.
+    let requests = f.registry.requests();
     for image in ["base", "child"] {
         let own: Vec<String> =
             pushes.iter().filter(|p| p.contains(&format!("/{image}:"))).map(|p| p.to_string()).collect();
-        let expected = ["v1.0.0_12.3", "v1.0.0", "latest"].map(|t| format!("push {reg}/{image}:{t}"));
-        assert_eq!(own, expected);
+        assert_eq!(own, [format!("push {reg}/{image}:v1.0.0_12.3")]);
+        let puts: Vec<String> =
+            requests.iter().filter(|r| r.starts_with(&format!("PUT /v2/ns/{image}/"))).cloned().collect();
+        assert_eq!(puts, ["v1.0.0", "latest"].map(|t| format!("PUT /v2/ns/{image}/manifests/{t}")));
     }
+    assert_eq!(pushes.len(), 2);
     assert!(!f.docker.calls_of("build")[0].contains(&"--pull".to_string()));
     assert!(out.all().contains("::notice::quiet: push = false"), "{}", out.stdout);
 

@@ -108,13 +108,14 @@ fn with_one_job_images_build_one_at_a_time_in_dependency_order() {
     assert_eq!(order, ["base", "child", "quiet"]);
 }
 
-/// Images are published side by side; within one image each tag is made right before its
-/// push, in the order unique, version, latest.
+/// Images are published side by side; within one image the unique tag is pushed first, then
+/// the registry is given its manifest under the version tag, then under latest.
 #[test]
 fn each_tag_is_made_right_before_its_push_in_order() {
     let f = Fixture::new("par");
     f.run(&["publish", "--build-id", "5", "--jobs", "3"], &[]).ok();
     let reg = f.reg();
+    let requests = f.registry.requests();
     for image in ["base", "child"] {
         let own: Vec<String> = f
             .commands()
@@ -128,12 +129,16 @@ fn each_tag_is_made_right_before_its_push_in_order() {
                     + c.split(' ').next().unwrap()
             })
             .collect();
+        assert_eq!(own, ["v1.0.0_5 tag", "v1.0.0_5 push", "v1.0.0 tag", "latest tag"], "{image}");
+        let puts: Vec<String> =
+            requests.iter().filter(|r| r.starts_with(&format!("PUT /v2/ns/{image}/"))).cloned().collect();
         assert_eq!(
-            own,
-            ["v1.0.0_5 tag", "v1.0.0_5 push", "v1.0.0 tag", "v1.0.0 push", "latest tag", "latest push"],
-            "{image}"
+            puts,
+            [format!("PUT /v2/ns/{image}/manifests/v1.0.0"), format!("PUT /v2/ns/{image}/manifests/latest")],
+            "{requests:?}"
         );
     }
+    assert!(!requests.iter().any(|r| r.starts_with("PUT /v2/ns/quiet/")), "{requests:?}");
     let quiet: Vec<String> =
         f.commands().into_iter().filter(|c| c.contains(&format!("{reg}/quiet:v"))).collect();
     assert!(quiet.iter().all(|c| c.starts_with("tag ")), "{quiet:?}");

@@ -127,6 +127,10 @@ pub struct Target {
     pub push: Option<DockerCommand>,
     /// A unique tag: asked about again right before it is pushed.
     pub immutable: bool,
+    /// Pushed by giving it, in the registry, the manifest this earlier target of the image was
+    /// pushed with (the version tag and `latest` after the unique tag): the same digest, and no
+    /// layer sent again. `push` is then what it would take without the registry's help.
+    pub retag_of: Option<String>,
 }
 
 /// The steps of one command, in phases. Nothing of a later phase runs unless every step of
@@ -204,9 +208,24 @@ impl Plan {
                 }
                 out.push_str(&t.tag.display(program));
                 out.push('\n');
-                if let Some(push) = &t.push {
-                    out.push_str(&push.display(program));
-                    out.push('\n');
+                match (&t.push, &t.retag_of) {
+                    (Some(_), Some(source)) => {
+                        let (repository, tag, _) = split_reference(&t.reference);
+                        let host = registry_host(&repository);
+                        let path = repository.strip_prefix(&format!("{host}/")).unwrap_or(&repository);
+                        let from = split_reference(source).1.unwrap_or_default();
+                        out.push_str(&format!(
+                            "# registry {host}: PUT /v2/{path}/manifests/{} (the manifest of {from}: the same digest)\n",
+                            tag.as_deref().unwrap_or("latest")
+                        ));
+                    }
+                    (Some(push), None) => {
+                        out.push_str(&push.display(program));
+                        out.push('\n');
+                    }
+                    (None, _) => {}
+                }
+                if t.push.is_some() {
                     out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
                 }
             }
@@ -477,6 +496,7 @@ fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> T
         tag: DockerCommand::new(["tag", source, reference]),
         push: push.then(|| DockerCommand::new(["push", reference])),
         immutable,
+        retag_of: None,
     }
 }
 
@@ -531,7 +551,10 @@ pub fn publish_plan(
         let targets = references
             .iter()
             .enumerate()
-            .map(|(i, r)| local_target(&source, r, image.push, i == 0))
+            .map(|(i, r)| Target {
+                retag_of: (image.push && i > 0).then(|| references[0].clone()),
+                ..local_target(&source, r, image.push, i == 0)
+            })
             .collect();
         plan.publications.push(Publication { image: image.name.clone(), source, targets });
     }
@@ -774,7 +797,18 @@ dockerfile = "Dockerfile-other"
         assert!(leaf.targets.iter().all(|t| t.push.is_none()));
         let shown = plan.display("docker");
         let pushes: Vec<&str> = shown.lines().filter(|l| l.starts_with("docker push")).collect();
-        assert_eq!(pushes.len(), 6, "{shown}");
+        // Only unique tags are pushed; the registry gives their manifests to the other tags.
+        assert_eq!(
+            pushes,
+            ["docker push reg.example/ns/base:v1.0.0_42.2", "docker push reg.example/ns/mid:v2.0.0_42.2"]
+        );
+        let retags: Vec<&str> = shown.lines().filter(|l| l.contains(": PUT /v2/")).collect();
+        assert_eq!(retags.len(), 4, "{shown}");
+        assert!(
+            retags[0]
+                .ends_with("PUT /v2/ns/base/manifests/v1.0.0 (the manifest of v1.0.0_42.2: the same digest)"),
+            "{shown}"
+        );
         assert!(!shown.contains("--all-tags"));
         let first_push = shown.lines().position(|l| l.starts_with("docker push")).unwrap();
         let lines: Vec<&str> = shown.lines().collect();

@@ -102,14 +102,35 @@ impl World for Live<'_> {
         }
         transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
         self.docker.run(&t.tag)?;
-        transcript.push_str(&format!("{}\n", push.display(self.program())));
-        let reported = self.docker.push(push, registry.host(), transcript)?;
-        let (repository, tag, _) = split_reference(&t.reference);
-        let path =
-            repository.strip_prefix(&format!("{}/", registry_host(&repository))).unwrap_or(&repository);
-        let answer = registry.tag(path, tag.as_deref().unwrap_or("latest"));
+        let (path, tag) = registry_path(&t.reference);
+        let reported = match &t.retag_of {
+            // The registry gives this tag the manifest it holds under the earlier one.
+            Some(source) => {
+                let (source_path, source_tag) = registry_path(source);
+                let manifest = match registry.tag(&source_path, &source_tag) {
+                    Ok(Tag::Present { manifest, .. }) => manifest,
+                    Ok(Tag::Absent) => bail!(
+                        "{source} is gone from the registry, so {} cannot get its manifest",
+                        t.reference
+                    ),
+                    Err(e) => {
+                        bail!("reading {source} back to give its manifest to {} failed: {e}", t.reference)
+                    }
+                };
+                transcript.push_str(&format!("registry: PUT {path}:{tag} (the manifest of {source})\n"));
+                let digest = registry.put_manifest(&path, &tag, &manifest).map_err(|e| {
+                    anyhow::anyhow!("giving {} the manifest of {source} failed: {e}", t.reference)
+                })?;
+                Some(digest)
+            }
+            None => {
+                transcript.push_str(&format!("{}\n", push.display(self.program())));
+                self.docker.push(push, registry.host(), transcript)?
+            }
+        };
+        let answer = registry.tag(&path, &tag);
         let digest = match answer {
-            Ok(Tag::Present { digest, config }) => {
+            Ok(Tag::Present { digest, config, .. }) => {
                 let ours = config.as_deref() == Some(id)
                     || digest == id
                     || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
@@ -133,6 +154,16 @@ impl World for Live<'_> {
     fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
         self.docker.run(command).map(|_| ())
     }
+}
+
+/// The repository path and tag of `reference` as the registry's API names them.
+fn registry_path(reference: &str) -> (String, String) {
+    let (repository, tag, _) = split_reference(reference);
+    let path = repository
+        .strip_prefix(&format!("{}/", registry_host(&repository)))
+        .unwrap_or(&repository)
+        .to_string();
+    (path, tag.unwrap_or_else(|| "latest".into()))
 }
 
 /// What a failed build printed, for the error: without terminal colours, and without docker

@@ -663,6 +663,7 @@ mod tests {
                             tag: DockerCommand::new(["tag", &b.reference, &reference]),
                             push: push.then(|| DockerCommand::new(["push", &reference])),
                             immutable: i == 0,
+                            retag_of: None,
                             reference,
                         }
                     })

@@ -35,10 +35,18 @@ pub enum Transport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tag {
     /// The manifest's digest (Docker-Content-Digest) and, for an image manifest, its config's
-    /// digest, which is the image id the engine gave the image it built.
-    Present { digest: String, config: Option<String> },
+    /// digest, which is the image id the engine gave the image it built; and the manifest itself
+    /// (its media type and bytes), which another tag can be given as it is.
+    Present { digest: String, config: Option<String>, manifest: Manifest },
     /// 404 with MANIFEST_UNKNOWN or NAME_UNKNOWN: the registry says it has no such tag.
     Absent,
+}
+
+/// A manifest as the registry serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    pub media_type: String,
+    pub body: String,
 }
 
 /// Why a question got no "present" or "absent": never to be read as either.
@@ -142,9 +150,56 @@ impl Registry {
     /// What the registry holds under `repository:tag`, retrying transient failures.
     pub fn tag(&self, repository: &str, tag: &str) -> Result<Tag, Unanswered> {
         let path = format!("/v2/{repository}/manifests/{tag}");
+        self.retrying("GET", &path, || {
+            let response = self.send(repository, &Request::Get, &path)?;
+            judge(&self.host, &path, &response, self.credentials.is_some())
+        })
+    }
+
+    /// Gives `tag` the manifest another tag of `repository` holds, as it is (same bytes, same
+    /// digest), the way `crane tag` does: no layer is sent again. Returns the digest the
+    /// registry answers with.
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &Manifest,
+    ) -> Result<String, Unanswered> {
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let body = tempfile_with(&manifest.body).map_err(|e| Unanswered::Unexpected(format!("{e:#}")))?;
+        let request = Request::Put { content_type: &manifest.media_type, body: &body.0 };
+        self.retrying("PUT", &path, || {
+            let response = self.send(repository, &request, &path)?;
+            match response.status {
+                200 | 201 => response.header("docker-content-digest").map(String::from).ok_or_else(|| {
+                    Attempt::Final(Unanswered::Unexpected(format!(
+                        "{} took PUT {path} but named no digest",
+                        self.host
+                    )))
+                }),
+                _ => Err(judge(&self.host, &path, &response, self.credentials.is_some())
+                    .err()
+                    .unwrap_or_else(|| {
+                        Attempt::Final(Unanswered::Unexpected(format!(
+                            "PUT {path}: {}",
+                            response.status_line
+                        )))
+                    })),
+            }
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up, logging
+    /// each retry.
+    fn retrying<T>(
+        &self,
+        method: &str,
+        path: &str,
+        mut attempt: impl FnMut() -> Result<T, Attempt>,
+    ) -> Result<T, Unanswered> {
         let mut retries = 0;
         loop {
-            let failure = match self.ask(repository, &path) {
+            let failure = match attempt() {
                 Ok(answer) => return Ok(answer),
                 Err(Attempt::Final(why)) => return Err(why),
                 Err(Attempt::Transient(said)) => said,
@@ -156,14 +211,14 @@ impl Registry {
                     n => format!(" after {n} retries"),
                 };
                 return Err(Unanswered::Unreachable(format!(
-                    "GET {path} on {}{after}: {failure}",
+                    "{method} {path} on {}{after}: {failure}",
                     self.host
                 )));
             }
             retries += 1;
             let wait = self.backoff.delay(retries, retry::jitter());
             self.log.warning(&format!(
-                "registry {}: GET {path} failed ({failure}); retry {retries} of {} in {:.1}s",
+                "registry {}: {method} {path} failed ({failure}); retry {retries} of {} in {:.1}s",
                 self.host,
                 self.backoff.retries,
                 wait.as_secs_f64()
@@ -174,16 +229,20 @@ impl Registry {
         }
     }
 
-    /// One question, with the authentication the answer asks for.
-    fn ask(&self, repository: &str, path: &str) -> Result<Tag, Attempt> {
-        let cached = self.tokens.lock().unwrap().get(repository).map(bearer);
-        let mut response = self.on_registry(path, cached.as_deref().unwrap_or_default())?;
+    /// One request, with the authentication the registry asks for. Tokens are kept by scope:
+    /// one that may pull is asked for again when a push needs more.
+    fn send(&self, repository: &str, request: &Request<'_>, path: &str) -> Result<Response, Attempt> {
+        let scope = |c: &Challenge| {
+            c.params.get("scope").cloned().unwrap_or_else(|| format!("repository:{repository}:pull"))
+        };
+        let cached = self.tokens.lock().unwrap().get(&request.scope(repository)).map(bearer);
+        let mut response = self.on_registry(request, path, cached.as_deref().unwrap_or_default())?;
         if response.status == 401 {
             let authorization = match response.header("www-authenticate").and_then(parse_challenge) {
                 Some(c) if c.scheme.eq_ignore_ascii_case("bearer") => {
                     let token = self.token(&c, repository)?;
                     let config = bearer(&token);
-                    self.tokens.lock().unwrap().insert(repository.to_string(), token);
+                    self.tokens.lock().unwrap().insert(scope(&c), token);
                     Some(config)
                 }
                 Some(c) if c.scheme.eq_ignore_ascii_case("basic") => {
@@ -192,13 +251,14 @@ impl Registry {
                 _ => None,
             };
             if let Some(config) = authorization {
-                response = self.on_registry(path, &config)?;
+                response = self.on_registry(request, path, &config)?;
             }
         }
-        judge(&self.host, path, &response, self.credentials.is_some())
+        Ok(response)
     }
 
-    /// A token from the registry's token service, for pulling `repository`.
+    /// A token from the registry's token service, for the scope the challenge names (pulling
+    /// `repository` when it names none).
     fn token(&self, challenge: &Challenge, repository: &str) -> Result<Secret, Attempt> {
         let Some(realm) = challenge.params.get("realm") else {
             return Err(Attempt::Final(Unanswered::Unexpected(format!(
@@ -248,8 +308,8 @@ impl Registry {
         }
     }
 
-    /// GET `path` on the registry, over the scheme the engine would use.
-    fn on_registry(&self, path: &str, config: &str) -> Result<Response, Attempt> {
+    /// Sends `request` for `path` to the registry, over the scheme the engine would use.
+    fn on_registry(&self, request: &Request<'_>, path: &str, config: &str) -> Result<Response, Attempt> {
         let known = *self.scheme.lock().unwrap();
         let schemes: Vec<&'static str> = match (known, self.transport) {
             (Some(scheme), _) => vec![scheme],
@@ -258,7 +318,7 @@ impl Registry {
         };
         let mut last = None;
         for scheme in schemes {
-            let mut args = vec!["--header".to_string(), ACCEPT.to_string()];
+            let mut args = request.curl_args();
             if scheme == "https" && self.transport == Transport::Insecure {
                 args.push("--insecure".into());
             }
@@ -321,6 +381,58 @@ impl Registry {
     }
 }
 
+/// What is sent to the registry.
+enum Request<'a> {
+    Get,
+    /// A manifest, from a file (stdin carries curl's configuration).
+    Put {
+        content_type: &'a str,
+        body: &'a std::path::Path,
+    },
+}
+
+impl Request<'_> {
+    fn curl_args(&self) -> Vec<String> {
+        match self {
+            Request::Get => vec!["--header".to_string(), ACCEPT.to_string()],
+            Request::Put { content_type, body } => vec![
+                "--request".into(),
+                "PUT".into(),
+                "--header".into(),
+                format!("Content-Type: {content_type}"),
+                "--data-binary".into(),
+                format!("@{}", body.display()),
+            ],
+        }
+    }
+
+    /// The token scope a request needs (the key of the kept tokens).
+    fn scope(&self, repository: &str) -> String {
+        match self {
+            Request::Get => format!("repository:{repository}:pull"),
+            Request::Put { .. } => format!("repository:{repository}:pull,push"),
+        }
+    }
+}
+
+/// A file holding `text`, removed when dropped.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_with(text: &str) -> anyhow::Result<TempFile> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("xtask-manifest-{}-{n}.json", std::process::id()));
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(TempFile(path))
+}
+
 /// One question's outcome before retries.
 enum Attempt {
     Transient(String),
@@ -350,18 +462,22 @@ fn judge(host: &str, path: &str, response: &Response, stored: bool) -> Result<Ta
                 .into());
             };
             #[derive(Deserialize)]
-            struct Manifest {
+            struct ImageManifest {
                 config: Option<Descriptor>,
             }
             #[derive(Deserialize)]
             struct Descriptor {
                 digest: String,
             }
-            let config = serde_json::from_str::<Manifest>(&response.body)
+            let config = serde_json::from_str::<ImageManifest>(&response.body)
                 .ok()
                 .and_then(|m| m.config)
                 .map(|c| c.digest);
-            Ok(Tag::Present { digest: digest.to_string(), config })
+            let manifest = Manifest {
+                media_type: response.header("content-type").unwrap_or_default().to_string(),
+                body: response.body.clone(),
+            };
+            Ok(Tag::Present { digest: digest.to_string(), config, manifest })
         }
         404 if codes.iter().any(|c| c == "MANIFEST_UNKNOWN" || c == "NAME_UNKNOWN") => Ok(Tag::Absent),
         401 => Err(Unanswered::Unauthorized { stored, said: said() }.into()),
@@ -606,12 +722,23 @@ mod tests {
         );
         assert_eq!(
             judge("r", "/v2/x/manifests/t", &found, false).ok(),
-            Some(Tag::Present { digest: "sha256:beda".into(), config: Some("sha256:6bf5".into()) })
+            Some(Tag::Present {
+                digest: "sha256:beda".into(),
+                config: Some("sha256:6bf5".into()),
+                manifest: Manifest {
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    body: "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:6bf5\",\"size\":734},\"layers\":[]}".into(),
+                },
+            })
         );
         let index = response("HTTP/2 200 \r\ndocker-content-digest: sha256:1d\r\n\r\n{\"manifests\":[]}");
         assert_eq!(
             judge("r", "/p", &index, false).ok(),
-            Some(Tag::Present { digest: "sha256:1d".into(), config: None })
+            Some(Tag::Present {
+                digest: "sha256:1d".into(),
+                config: None,
+                manifest: Manifest { media_type: String::new(), body: "{\"manifests\":[]}".into() },
+            })
         );
         for code in ["MANIFEST_UNKNOWN", "NAME_UNKNOWN"] {
             let missing = response(&format!(

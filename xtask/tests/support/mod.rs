@@ -320,8 +320,8 @@ impl FakeRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Manifest requests whose path contains `pattern` get `status` with error `code`, the next
-    /// `times` times (0: from now on).
+    /// Manifest requests whose request line (`GET /v2/ns/base/manifests/latest`) contains
+    /// `pattern` get `status` with error `code`, the next `times` times (0: from now on).
     pub fn answer(&self, pattern: &str, status: u16, code: &str, times: usize) {
         self.state.lock().unwrap().rules.push((pattern.to_string(), status, code.to_string(), times));
     }
@@ -359,16 +359,38 @@ fn serve(mut stream: TcpStream, state: &std::sync::Mutex<RegistryState>) {
             return;
         }
     }
-    let text = String::from_utf8_lossy(&request).into_owned();
-    let line = text.lines().next().unwrap_or_default();
+    // The body, when the request has one (a manifest PUT).
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").map_or(request.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while request.len() < head_end + length {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let sent = String::from_utf8_lossy(&request[head_end..]).into_owned();
+    let line = head.lines().next().unwrap_or_default();
+    let method = line.split_whitespace().next().unwrap_or_default().to_string();
     let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
     let (status, headers, body) = {
         let mut state = state.lock().unwrap();
-        state.requests.push(format!("{} {path}", line.split_whitespace().next().unwrap_or_default()));
-        answer(&mut state, &path, stream.local_addr().unwrap().port())
+        state.requests.push(format!("{method} {path}"));
+        let port = stream.local_addr().unwrap().port();
+        let rule = take_rule(&mut state, &format!("{method} {path}"));
+        match method.as_str() {
+            "PUT" => put(&state, rule, &path, &sent, port),
+            _ => answer(&state, rule, &path, port),
+        }
     };
     let reason = match status {
         200 => "OK",
+        201 => "Created",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
@@ -384,7 +406,65 @@ fn serve(mut stream: TcpStream, state: &std::sync::Mutex<RegistryState>) {
     let _ = stream.write_all(response.as_bytes());
 }
 
-fn answer(state: &mut RegistryState, path: &str, port: u16) -> (u16, String, String) {
+/// The scripted answer for this request, if a rule matches it; a rule for `times` answers
+/// counts down.
+fn take_rule(state: &mut RegistryState, request: &str) -> Option<(u16, String)> {
+    if request.ends_with("/v2/") {
+        return None;
+    }
+    let i = state.rules.iter().position(|(pattern, ..)| request.contains(pattern.as_str()))?;
+    let (_, status, code, times) = state.rules[i].clone();
+    if times == 1 {
+        state.rules.remove(i);
+    } else if times > 1 {
+        state.rules[i].3 -= 1;
+    }
+    Some((status, code))
+}
+
+/// A manifest PUT, as `crane tag` sends one: the manifest of a pushed image, under a new tag.
+fn put(
+    state: &RegistryState,
+    rule: Option<(u16, String)>,
+    path: &str,
+    body: &str,
+    port: u16,
+) -> (u16, String, String) {
+    let json = "Content-Type: application/json; charset=utf-8\r\n".to_string();
+    if let Some((status, code)) = rule.filter(|(status, _)| *status != 200) {
+        let message = code.to_ascii_lowercase().replace('_', " ");
+        return (status, json, format!(r#"{{"errors":[{{"code":"{code}","message":"{message}"}}]}}"#));
+    }
+    let Some((repository, tag)) = path.strip_prefix("/v2/").and_then(|p| p.split_once("/manifests/")) else {
+        return (404, json, r#"{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}"#.into());
+    };
+    let manifest: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let id = manifest["config"]["digest"].as_str().unwrap_or_default().to_string();
+    let pushed = std::fs::read_to_string(&state.pushed).unwrap_or_default();
+    // The same manifest has the same digest: the one it was first pushed with.
+    let Some(digest) = pushed.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        let (_, known, digest) = (words.next()?, words.next()?, words.next()?);
+        (known == id).then(|| digest.to_string())
+    }) else {
+        return (
+            400,
+            json,
+            r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#.into(),
+        );
+    };
+    let line = format!("127.0.0.1:{port}/{repository}:{tag} {id} {digest}\n");
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&state.pushed).unwrap();
+    file.write_all(line.as_bytes()).unwrap();
+    (201, format!("Docker-Content-Digest: {digest}\r\n"), String::new())
+}
+
+fn answer(
+    state: &RegistryState,
+    rule: Option<(u16, String)>,
+    path: &str,
+    port: u16,
+) -> (u16, String, String) {
     let json = "Content-Type: application/json; charset=utf-8\r\n".to_string();
     if path == "/v2/" {
         return (200, json, "{}".into());
@@ -395,13 +475,7 @@ fn answer(state: &mut RegistryState, path: &str, port: u16) -> (u16, String, Str
     let error = |code: &str, message: &str| {
         format!(r#"{{"errors":[{{"code":"{code}","message":"{message}","detail":null}}]}}"#)
     };
-    if let Some(i) = state.rules.iter().position(|(pattern, ..)| path.contains(pattern.as_str())) {
-        let (_, status, code, times) = state.rules[i].clone();
-        if times == 1 {
-            state.rules.remove(i);
-        } else if times > 1 {
-            state.rules[i].3 -= 1;
-        }
+    if let Some((status, code)) = rule {
         if status == 200 {
             let digest = format!("sha256:{}", "e".repeat(64));
             let headers = format!("Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nDocker-Content-Digest: {digest}\r\n");
