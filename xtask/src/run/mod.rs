@@ -1,7 +1,8 @@
 //! Runs plans, phase by phase: the registry questions, builds (up to `jobs` at once, each as
-//! soon as the images it is built on are built), verifications, then each image's tags (up to
-//! `jobs` images at once, each image's in order: unique, version, latest). A phase runs only
-//! when the one before it fully succeeded, so a failed build or verification pushes nothing.
+//! soon as the images it is built on are built, each image checked against its hardening rules
+//! as soon as it is built), then each image's tags (up to `jobs` images at once, each image's
+//! in order: unique, version, latest). Tags are made only when every build and every check
+//! passed, so a failed build or verification pushes nothing.
 //! At the end, also after a failure, the run-private names are removed.
 //!
 //! The scheduler drives the outside world through `World`: docker and the registry in a run
@@ -149,12 +150,13 @@ pub fn execute(
     let mut result = Ok(());
     for plan in plans {
         let mut report = Report::default();
-        result = world
-            .check_absent(&plan.must_be_absent, options.jobs)
-            .and_then(|()| pull_all(world, plan, log))
-            .and_then(|()| build_all(world, plan, log, options, &mut report))
-            .and_then(|()| verify_all(world, plan, log, options.jobs, &mut report))
-            .and_then(|()| publish_all(world, plan, log, options.jobs, &mut report));
+        result = (|| {
+            world.check_absent(&plan.must_be_absent, options.jobs)?;
+            pull_all(world, plan, log)?;
+            let checks = build_all(world, plan, log, options, &mut report)?;
+            verify_all(plan, log, checks, &mut report)?;
+            publish_all(world, plan, log, options.jobs, &mut report)
+        })();
         reports.push(report);
         if result.is_err() {
             break;
@@ -213,13 +215,22 @@ struct Done {
     outcome: anyhow::Result<Built>,
 }
 
+/// The outcome of `plan.verifications[index]`, checked while other images still build.
+struct CheckDone {
+    index: usize,
+    elapsed: Duration,
+    outcome: anyhow::Result<Checked>,
+}
+
+/// Builds every image; each built image's check starts at once, beside the builds still
+/// running (it reads the image, the engine's builds are not slowed by it). Returns the checks.
 fn build_all(
     world: &dyn World,
     plan: &Plan,
     log: &Log,
     options: ExecOptions,
     report: &mut Report,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<CheckDone>> {
     let steps = &plan.builds;
     let jobs = options.jobs.max(1);
     let live = jobs == 1 || steps.len() <= 1;
@@ -228,6 +239,7 @@ fn build_all(
     let priority = longest_chain_first(steps);
     let mut stopping = false;
     let mut interrupted = false;
+    let checks = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<Done>();
         let mut running = 0;
@@ -294,6 +306,15 @@ fn build_all(
                     Some(id) => {
                         report.ids.insert(step.image.clone(), id);
                         state[done.index] = State::Built;
+                        if let Some(index) = plan.verifications.iter().position(|v| v.image == step.image) {
+                            let (v, checks) = (&plan.verifications[index], &checks);
+                            scope.spawn(move || {
+                                let start = Instant::now();
+                                let outcome = guard(&format!("the check of {}", v.image), || world.verify(v));
+                                let done = CheckDone { index, elapsed: start.elapsed(), outcome };
+                                checks.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+                            });
+                        }
                         None
                     }
                     None => Some(format!(
@@ -318,7 +339,8 @@ fn build_all(
         }
     });
     progress.clear();
-    build_result(plan, &state, interrupted)
+    build_result(plan, &state, interrupted)?;
+    Ok(checks.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Pulls the fresh bases children need, one after another (the engine shares each layer).
@@ -450,50 +472,30 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
     bail!("{message}")
 }
 
-/// Checks every verification; one failing image stops the run before any tag or push.
-fn verify_all(
-    world: &dyn World,
-    plan: &Plan,
-    log: &Log,
-    jobs: usize,
-    report: &mut Report,
-) -> anyhow::Result<()> {
+/// Reports every image's check, in plan order; one failing image stops the run before any tag
+/// or push.
+fn verify_all(plan: &Plan, log: &Log, mut checks: Vec<CheckDone>, report: &mut Report) -> anyhow::Result<()> {
+    checks.sort_by_key(|c| c.index);
+    let checked: Vec<usize> = checks.iter().map(|c| c.index).collect();
+    if checked != (0..plan.verifications.len()).collect::<Vec<_>>() {
+        bail!("internal error: checks {checked:?} of {} images came back", plan.verifications.len());
+    }
     let mut failed = Vec::new();
-    // Up to `jobs` images are checked at once; each one's result is shown whole.
-    for chunk in plan.verifications.chunks(jobs.max(1)) {
-        let results: Vec<(Duration, anyhow::Result<Checked>)> = std::thread::scope(|scope| {
-            let checking: Vec<_> = chunk
-                .iter()
-                .map(|v| {
-                    scope.spawn(move || {
-                        let start = Instant::now();
-                        let checked = guard(&format!("the check of {}", v.image), || world.verify(v));
-                        (start.elapsed(), checked)
-                    })
-                })
-                .collect();
-            checking.into_iter().map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        });
-        for (v, (elapsed, checked)) in chunk.iter().zip(results) {
-            report.add_time(&v.image, elapsed);
-            let checked = checked?;
-            if checked.violations.is_empty() {
-                log.info(&format!(
-                    "{} meets its hardening rules ({} files checked)",
-                    v.reference, checked.files
-                ));
-                continue;
-            }
-            report.kept.push(v.image.clone());
-            let list: Vec<String> =
-                checked.violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
-            failed.push(format!(
-                "{}\n  (kept as {} for a look: `docker run -it {}`)",
-                list.join("\n"),
-                v.reference,
-                v.reference
-            ));
+    for (v, done) in plan.verifications.iter().zip(checks) {
+        report.add_time(&v.image, done.elapsed);
+        let checked = done.outcome?;
+        if checked.violations.is_empty() {
+            log.info(&format!("{} meets its hardening rules ({} files checked)", v.reference, checked.files));
+            continue;
         }
+        report.kept.push(v.image.clone());
+        let list: Vec<String> = checked.violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
+        failed.push(format!(
+            "{}\n  (kept as {} for a look: `docker run -it {}`)",
+            list.join("\n"),
+            v.reference,
+            v.reference
+        ));
     }
     if failed.is_empty() {
         return Ok(());
@@ -690,6 +692,8 @@ mod tests {
         failing: Vec<&'static str>,
         panicking: Option<&'static str>,
         failing_push: Option<&'static str>,
+        /// The image whose hardening check finds a violation.
+        failing_check: Option<&'static str>,
         released: Mutex<Vec<String>>,
         wake: Condvar,
         events: Mutex<Vec<String>>,
@@ -712,8 +716,12 @@ mod tests {
 
         /// Waits until `n` builds have started.
         fn wait_started(&self, n: usize) {
+            self.wait_for(|events| events.iter().filter(|e| e.starts_with("build ")).count() >= n);
+        }
+
+        fn wait_for(&self, done: impl Fn(&[String]) -> bool) {
             let mut events = self.events.lock().unwrap();
-            while events.iter().filter(|e| e.starts_with("build ")).count() < n {
+            while !done(&events) {
                 events = self.wake.wait(events).unwrap();
             }
         }
@@ -768,8 +776,14 @@ mod tests {
             })
         }
 
-        fn verify(&self, _: &Verification) -> anyhow::Result<Checked> {
-            Ok(Checked { violations: Vec::new(), files: 0 })
+        fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {
+            self.note(format!("check {}", v.image));
+            let violations = if self.failing_check == Some(v.image.as_str()) {
+                vec![Violation { rule: "absent", path: "/bin/su".into(), detail: "present".into() }]
+            } else {
+                Vec::new()
+            };
+            Ok(Checked { violations, files: 1 })
         }
 
         fn publish(
@@ -853,6 +867,34 @@ mod tests {
             result.unwrap();
             assert_eq!(report.ids.len(), 5);
         });
+    }
+
+    /// An image is checked as soon as it is built, while the others still build; a failed
+    /// check still stops the run before any tag.
+    #[test]
+    fn each_image_is_checked_while_the_others_build() {
+        let world = Script { gated: true, failing_check: Some("b"), ..Default::default() };
+        let mut plan = plan(&[("a", &[]), ("b", &[])], true);
+        plan.verifications = ["a", "b"]
+            .map(|image| Verification {
+                image: image.into(),
+                reference: format!("r/{image}:run-1"),
+                spec: Default::default(),
+            })
+            .to_vec();
+        std::thread::scope(|scope| {
+            let running = scope.spawn(|| run(&world, &plan, 2, OnBuildFailure::Stop));
+            world.wait_started(2);
+            world.release("a");
+            world.wait_for(|events| events.iter().any(|e| e == "check a"));
+            assert!(!world.events().contains(&"check b".to_string()), "b is still building");
+            world.release("b");
+            let (report, result) = running.join().unwrap();
+            let message = format!("{:#}", result.unwrap_err());
+            assert!(message.contains("b: absent: /bin/su: present"), "{message}");
+            assert_eq!(report.kept, ["b"]);
+        });
+        assert!(!world.events().iter().any(|e| e.starts_with("tag ")), "{:?}", world.events());
     }
 
     #[test]
