@@ -246,6 +246,7 @@ pub(super) fn run_or_show(
         registry: registry.as_ref(),
         log: ctx.log,
         lock_dir: lock::folder(&ctx.env),
+        read_back: Default::default(),
     };
     execute(&world, plans, &ctx.log, exec)
 }

@@ -1,6 +1,9 @@
 //! The world of a real run: the container CLI and the registry, driven by the scheduler
 //! through `World`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use anyhow::bail;
 
 use crate::model::oci::{registry_host, split_reference};
@@ -8,7 +11,7 @@ use crate::plan::{Build, DockerCommand, Publication, Target, Verification};
 use crate::run::{lock, preflight, Built, Checked, Pushed, World};
 use crate::sys::docker::Docker;
 use crate::sys::gha::Log;
-use crate::sys::registry::{Registry, Tag};
+use crate::sys::registry::{Manifest, Registry, Tag};
 
 /// The world of a real run: the container CLI, and the registry it pushes to.
 pub struct Live<'a> {
@@ -17,6 +20,9 @@ pub struct Live<'a> {
     pub log: Log,
     /// Where the per-reference locks live (lock.rs).
     pub lock_dir: std::path::PathBuf,
+    /// The manifest each pushed reference was read back with: what its image's later tags are
+    /// given, without asking the registry for it again.
+    pub read_back: Mutex<HashMap<String, Manifest>>,
 }
 
 impl Live<'_> {
@@ -106,16 +112,13 @@ impl World for Live<'_> {
         let reported = match &t.retag_of {
             // The registry gives this tag the manifest it holds under the earlier one.
             Some(source) => {
-                let (source_path, source_tag) = registry_path(source);
-                let manifest = match registry.tag(&source_path, &source_tag) {
-                    Ok(Tag::Present { manifest, .. }) => manifest,
-                    Ok(Tag::Absent) => bail!(
-                        "{source} is gone from the registry, so {} cannot get its manifest",
+                let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned();
+                let manifest = match known {
+                    Some(manifest) => manifest,
+                    None => bail!(
+                        "internal error: {source} was not read back before {} was given its manifest",
                         t.reference
                     ),
-                    Err(e) => {
-                        bail!("reading {source} back to give its manifest to {} failed: {e}", t.reference)
-                    }
                 };
                 transcript.push_str(&format!("registry: PUT {path}:{tag} (the manifest of {source})\n"));
                 let digest = registry.put_manifest(&path, &tag, &manifest).map_err(|e| {
@@ -130,7 +133,7 @@ impl World for Live<'_> {
         };
         let answer = registry.tag(&path, &tag);
         let digest = match answer {
-            Ok(Tag::Present { digest, config, .. }) => {
+            Ok(Tag::Present { digest, config, manifest }) => {
                 let ours = config.as_deref() == Some(id)
                     || digest == id
                     || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
@@ -142,6 +145,10 @@ impl World for Live<'_> {
                         t.reference
                     );
                 }
+                self.read_back
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(t.reference.clone(), manifest);
                 digest
             }
             Ok(Tag::Absent) => bail!("{} was pushed, but the registry says it does not hold it", t.reference),
