@@ -125,8 +125,8 @@ fn build_settings(
 /// How many images build (and push) at once when --jobs does not say. BuildKit schedules the
 /// steps of every build it is given in the engine itself, so every ready build starts at once;
 /// the legacy builder and podman build in the client, one process a build, so as many as there
-/// are CPUs. (Measured by the bench: five 25-step images with BuildKit took 24.5 s at two jobs,
-/// 17.4 s at five.)
+/// are CPUs. (Measured on the bench's fixture, five 25-step images with BuildKit on 2 CPUs:
+/// 23.1 s at two jobs, 16.9 s at five.)
 fn default_jobs(builder: &Builder, images: usize) -> usize {
     match builder {
         Builder::Buildx { .. } | Builder::BuildKit => images.max(1),
@@ -227,19 +227,24 @@ pub(super) fn run_or_show(
         }
         return (Vec::new(), Ok(()));
     }
-    if let Err(e) = ctx.docker.check_engine() {
-        return (Vec::new(), Err(e));
-    }
     let asks = plans.iter().any(|p| {
         !p.must_be_absent.is_empty()
             || p.publications.iter().flat_map(|x| &x.targets).any(|t| t.push.is_some())
     });
-    let registry = match asks {
-        true => match Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log) {
-            Ok(r) => Some(r),
-            Err(e) => return (Vec::new(), Err(e)),
-        },
-        false => None,
+    // The engine's answer and its registry settings are asked at once; an engine that does
+    // not answer is the error to show, whatever the other question got.
+    let (engine, registry) = std::thread::scope(|scope| {
+        let registry = scope
+            .spawn(|| asks.then(|| Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log)));
+        let engine = ctx.docker.check_engine();
+        (engine, registry.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    if let Err(e) = engine {
+        return (Vec::new(), Err(e));
+    }
+    let registry = match registry.transpose() {
+        Ok(registry) => registry,
+        Err(e) => return (Vec::new(), Err(e)),
     };
     let world = Live {
         docker: &ctx.docker,
