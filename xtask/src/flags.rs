@@ -422,6 +422,11 @@ impl Xtask {
                         None => return Err(Stop::Usage(format!("{name} needs a value: {name} {shape}"))),
                     },
                 };
+                // A value given twice is a mistake (a copied line, a pasted command): never
+                // let the last one win silently.
+                if value.is_some() && options.iter().any(|(n, _)| *n == spec.name) {
+                    return Err(Stop::Usage(format!("{} is given twice: give it once", spec.name)));
+                }
                 options.push((spec.name, value));
                 continue;
             }
@@ -623,6 +628,9 @@ mod tests {
         assert!(usage(&["tags"]).contains("needs an IMAGE"));
         assert!(usage(&["check", "extra"]).contains("takes no argument `extra`"));
         assert!(usage(&["list", "--json=yes"]).contains("--json takes no value"));
+        let u = usage(&["publish", "--build-id", "2", "--build-id=3"]);
+        assert!(u.contains("--build-id is given twice: give it once"), "{u}");
+        assert!(usage(&["build", "-j2", "--jobs", "3"]).contains("--jobs is given twice"));
     }
 
     #[test]

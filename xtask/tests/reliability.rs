@@ -21,6 +21,19 @@ fn attempts(f: &Fixture, reference: &str) -> usize {
     f.pushes().iter().filter(|p| p.as_str() == format!("push {}/{reference}", f.reg())).count()
 }
 
+/// Runs `args` with `env`, and sends `signal` once the fake docker has started sleeping.
+fn interrupted(f: &Fixture, args: &[&str], env: (&str, &str), signal: &str) -> Run {
+    let mut cmd = f.xtask(args);
+    cmd.env(env.0, env.1).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    while f.docker.naps().1 == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    Run::of(child.wait_with_output().unwrap()).fails()
+}
+
 #[test]
 fn transient_push_failures_are_retried_and_logged() {
     let f = Fixture::new("rel");
@@ -154,6 +167,65 @@ fn a_push_that_outlives_its_time_limit_is_retried_and_stopped_quickly() {
     );
 }
 
+/// A push stopped by its time limit may have reached the registry anyway: the registry's
+/// word decides, and this run's image there counts as pushed.
+#[test]
+fn a_stopped_push_the_registry_took_anyway_counts_as_pushed() {
+    let f = Fixture::new("rel");
+    let env = [("FAKE_PUSH_LANDS_THEN_SLEEP", "30"), ("XTASK_PUSH_TIMEOUT", "1"), ("XTASK_RETRIES", "0")];
+    let out = f.run(&["publish", "base", "--build-id", "1"], &env).ok();
+    let reg = f.reg();
+    assert!(
+        out.stderr.contains(&format!("{reg}/base:v1.0.0_1 holds this run's image (sha256:"))
+            && out.stderr.contains("counted as pushed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.registry.manifest_requests("latest"), 2, "latest was given the manifest and read back");
+    assert_eq!(f.docker.naps(), (0, 0));
+}
+
+/// Ctrl-C during a push: no further tag goes out, and the report says what the registry holds,
+/// including the tag whose push was stopped after the engine had sent it.
+#[test]
+fn an_interrupted_push_reports_what_the_registry_holds() {
+    let f = Fixture::new("rel");
+    let out = interrupted(
+        &f,
+        &["publish", "base", "--build-id", "1"],
+        ("FAKE_PUSH_LANDS_THEN_SLEEP", "30"),
+        "-INT",
+    );
+    assert!(out.stderr.contains("interrupted by a signal"), "{}", out.stderr);
+    assert!(out.stderr.contains("not fully pushed: base (1 of 3 tags)"), "{}", out.stderr);
+    let puts = f.registry.requests().iter().filter(|r| r.starts_with("PUT ")).count();
+    assert_eq!(puts, 0, "no tag went out after the interrupt");
+}
+
+/// Ctrl-C during a push the engine had not finished: the error says the tag may still appear.
+#[test]
+fn an_interrupted_push_says_the_tag_may_still_appear() {
+    let f = Fixture::new("rel");
+    let mut cmd = f.xtask(&["publish", "base", "--build-id", "1"]);
+    cmd.env("FAKE_PUSH_SLEEP", "30")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    while f.docker.naps().1 == 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = Run::of(child.wait_with_output().unwrap()).fails();
+    let reference = format!("{}/base:v1.0.0_1", f.reg());
+    assert!(
+        out.stderr.contains(&format!("{reference} was stopped midway and the engine may still finish it: if {reference} shows up in the registry, it holds this run's image and this build id is used up")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Fully pushed: none; not fully pushed: base"), "{}", out.stderr);
+}
+
 #[test]
 fn keep_going_builds_what_it_can_reports_every_failure_and_pushes_nothing() {
     let f = Fixture::new("rel");
@@ -176,21 +248,17 @@ fn keep_going_builds_what_it_can_reports_every_failure_and_pushes_nothing() {
 #[test]
 fn an_interrupt_stops_the_running_build_and_reports() {
     let f = Fixture::new("rel");
-    let mut cmd = f.xtask(&["publish", "--build-id", "1"]);
-    cmd.env("FAKE_BUILD_SLEEP", "30")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
     // Once the first build is asleep, interrupt.
-    while f.docker.naps().1 == 0 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let out = Run::of(child.wait_with_output().unwrap()).fails();
+    let out = interrupted(&f, &["publish", "--build-id", "1"], ("FAKE_BUILD_SLEEP", "30"), "-TERM");
     assert_eq!(f.docker.naps(), (0, 0), "the running build was not stopped with what it started");
     assert!(out.stderr.contains("interrupted by a signal"), "{}", out.stderr);
-    assert!(out.stderr.contains("Nothing was pushed. Not built: child (needs base)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "Nothing was pushed. Not built: base (interrupted), child (needs base), quiet (interrupted)"
+        ),
+        "{}",
+        out.stderr
+    );
     assert!(f.pushes().is_empty());
 }
 

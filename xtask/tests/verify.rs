@@ -112,7 +112,7 @@ fn an_image_failing_verify_is_never_pushed() {
         inventory(&dir, &format!("{}/x", registry.host()), &[("p-good", ""), ("p-setuid", BROKEN[0].1)]);
     let out = run(xtask().args(["publish", "--build-id", "1", "--inventory"]).arg(&inv)).fails();
     assert!(out.stderr.contains("p-setuid: no-setuid: /bin/busybox"), "{}", out.stderr);
-    assert!(out.stderr.contains("nothing was pushed"), "{}", out.stderr);
+    assert!(out.stderr.contains("Nothing was pushed. Built: p-good"), "{}", out.stderr);
     assert!(registry.tags("x/p-good").is_empty() && registry.tags("x/p-setuid").is_empty());
 }
 

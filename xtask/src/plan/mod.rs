@@ -181,7 +181,7 @@ impl Plan {
             out.push_str(&pull.display(program));
             out.push('\n');
         }
-        for b in &self.builds {
+        for b in order::one_at_a_time(&self.builds).into_iter().map(|i| &self.builds[i]) {
             for (path, _) in &b.copies {
                 out.push_str(&format!(
                     "# write {}: a copy for {} that names this run's parent\n",

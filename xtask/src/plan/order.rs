@@ -1,6 +1,8 @@
 //! Which images a command works on, and in which order: the named ones and what they are
-//! built on, parents first; and the groups that can build on separate runners. Pure.
+//! built on, parents first; the order builds start in; and the groups that can build on
+//! separate runners. Pure.
 
+use super::Build;
 use crate::model::inventory::{Image, Inventory};
 
 /// The named images (all when none are named) plus everything they depend on, parents first.
@@ -57,4 +59,41 @@ pub fn runner_groups<'a>(inventory: &'a Inventory, names: &[String]) -> anyhow::
         }
     }
     Ok(groups)
+}
+
+/// The order in which ready builds start: the one with the longest chain of builds waiting on
+/// it first, so the graph's critical path never queues behind images nothing is built on (with
+/// fewer jobs than ready images, plan order alone can cost a whole extra round of builds).
+pub fn longest_chain_first(steps: &[Build]) -> Vec<usize> {
+    // Steps come in dependency order, so walking backwards meets every step after all the steps
+    // built on it.
+    let mut chain = vec![1; steps.len()];
+    for i in (0..steps.len()).rev() {
+        for parent in &steps[i].needs {
+            if let Some(p) = steps.iter().position(|s| &s.image == parent) {
+                chain[p] = chain[p].max(chain[i] + 1);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(chain[i]), i));
+    order
+}
+
+/// The order one job builds `steps` in: each time, the first of `longest_chain_first` whose
+/// parents are built. What a dry run lists, so it matches a run with `--jobs 1`.
+pub fn one_at_a_time(steps: &[Build]) -> Vec<usize> {
+    let priority = longest_chain_first(steps);
+    let mut done: Vec<usize> = Vec::new();
+    while done.len() < steps.len() {
+        let ready = priority.iter().copied().find(|&i| {
+            !done.contains(&i)
+                && steps[i].needs.iter().all(|parent| {
+                    steps.iter().position(|s| &s.image == parent).is_none_or(|p| done.contains(&p))
+                })
+        });
+        // Parents outside `steps` count as built; a cycle cannot reach a plan.
+        done.push(ready.unwrap_or_else(|| (0..steps.len()).find(|i| !done.contains(i)).unwrap_or(0)));
+    }
+    done
 }

@@ -9,9 +9,10 @@ use anyhow::bail;
 use crate::model::oci::{registry_host, split_reference};
 use crate::plan::{Build, DockerCommand, Publication, Target, Verification};
 use crate::run::{lock, preflight, Built, Checked, Pushed, World};
-use crate::sys::docker::Docker;
+use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
 use crate::sys::gha::Log;
-use crate::sys::registry::{Manifest, Registry, Tag};
+use crate::sys::interrupt;
+use crate::sys::registry::{Manifest, Registry, Tag, Unanswered};
 
 /// The world of a real run: the container CLI, and the registry it pushes to.
 pub struct Live<'a> {
@@ -29,6 +30,46 @@ impl Live<'_> {
     fn registry(&self) -> anyhow::Result<&Registry> {
         self.registry
             .ok_or_else(|| anyhow::anyhow!("internal error: a push without a registry to read it back from"))
+    }
+
+    /// After a push or manifest PUT that failed: a stopped one (Ctrl-C, a time limit, no
+    /// answer) may have been finished anyway by the engine or the registry, so what the
+    /// registry holds decides. This run's image there counts as pushed; otherwise the error
+    /// stands, saying when the tag may still appear.
+    fn after_failed_send(
+        &self,
+        registry: &Registry,
+        t: &Target,
+        id: &str,
+        error: anyhow::Error,
+        stopped: bool,
+        transcript: &mut String,
+    ) -> anyhow::Result<Option<String>> {
+        let (path, tag) = registry_path(&t.reference);
+        if let Ok(Tag::Present { digest, config, .. }) = registry.tag(&path, &tag) {
+            if config.as_deref() == Some(id) || digest == id {
+                let note = format!(
+                    "{} holds this run's image ({digest}) although sending it failed ({error:#}): counted as pushed",
+                    t.reference
+                );
+                transcript.push_str(&format!("{note}\n"));
+                self.log.warning(&note);
+                return Ok(Some(digest));
+            }
+        }
+        let stopped = stopped || interrupt::requested();
+        match (stopped, t.immutable) {
+            (true, true) => Err(error.context(format!(
+                "{} was stopped midway and the engine may still finish it: if {} shows up in the registry, \
+                 it holds this run's image and this build id is used up",
+                t.reference, t.reference
+            ))),
+            (true, false) => Err(error.context(format!(
+                "{} was stopped midway and may still be finished: if the registry shows it, it holds this run's image",
+                t.reference
+            ))),
+            (false, _) => Err(error),
+        }
     }
 }
 
@@ -109,7 +150,7 @@ impl World for Live<'_> {
         transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
         self.docker.run(&t.tag)?;
         let (path, tag) = registry_path(&t.reference);
-        let reported = match &t.retag_of {
+        let sent = match &t.retag_of {
             // The registry gives this tag the manifest it holds under the earlier one.
             Some(source) => {
                 let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned();
@@ -121,15 +162,30 @@ impl World for Live<'_> {
                     ),
                 };
                 transcript.push_str(&format!("registry: PUT {path}:{tag} (the manifest of {source})\n"));
-                let digest = registry.put_manifest(&path, &tag, &manifest).map_err(|e| {
-                    anyhow::anyhow!("giving {} the manifest of {source} failed: {e}", t.reference)
-                })?;
-                Some(digest)
+                registry.put_manifest(&path, &tag, &manifest).map(Some).map_err(|e| {
+                    let hint = match e {
+                        Unanswered::Unauthorized { .. } | Unanswered::Denied(_) => {
+                            format!(". {REFUSED_PUSH}")
+                        }
+                        _ => String::new(),
+                    };
+                    let stopped = matches!(e, Unanswered::Unreachable(_));
+                    let e =
+                        anyhow::anyhow!("giving {} the manifest of {source} failed: {e}{hint}", t.reference);
+                    (e, stopped)
+                })
             }
             None => {
                 transcript.push_str(&format!("{}\n", push.display(self.program())));
-                self.docker.push(push, registry.host(), transcript)?
+                self.docker.push(push, registry.host(), transcript).map_err(|e| {
+                    let stopped = e.downcast_ref::<StoppedByTimeLimit>().is_some();
+                    (e, stopped)
+                })
             }
+        };
+        let reported = match sent {
+            Ok(reported) => reported,
+            Err((e, stopped)) => self.after_failed_send(registry, t, id, e, stopped, transcript)?,
         };
         let answer = registry.tag(&path, &tag);
         let digest = match answer {

@@ -27,7 +27,12 @@ pub fn folder(env: &crate::sys::env::Env) -> PathBuf {
 pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::Result<ReferenceLock> {
     let path = folder.join(file_name(reference));
     if !folder.is_dir() {
-        std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+        std::fs::create_dir_all(folder).with_context(|| {
+            format!(
+                "cannot create the folder of the push locks, {} (XTASK_LOCK_DIR names another)",
+                folder.display()
+            )
+        })?;
         // Shared by every user of the machine, as /tmp is: anyone may add a lock file.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o1777));
@@ -38,7 +43,9 @@ pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::R
         OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(&path)
     }
     .or_else(|_| File::open(&path))
-    .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    .with_context(|| {
+        format!("cannot open the lock file {} (XTASK_LOCK_DIR names another folder)", path.display())
+    })?;
     let mut waiting = Some(waiting);
     loop {
         match file.try_lock() {

@@ -28,7 +28,7 @@ pub use live::{verify_one, Live};
 use progress::Progress;
 
 use crate::model::hardening::Violation;
-use crate::plan::{Build, DockerCommand, Plan, Publication, Target, Verification};
+use crate::plan::{order, Build, DockerCommand, Plan, Publication, Target, Verification};
 use crate::sys::gha::Log;
 use crate::sys::interrupt::{self, Interrupted};
 use crate::sys::process::last_lines;
@@ -153,8 +153,7 @@ pub fn execute(
         result = (|| {
             world.check_absent(&plan.must_be_absent, options.jobs)?;
             pull_all(world, plan, log)?;
-            let checks = build_all(world, plan, log, options, &mut report)?;
-            verify_all(plan, log, checks, &mut report)?;
+            build_all(world, plan, log, options, &mut report)?;
             publish_all(world, plan, log, options.jobs, &mut report)
         })();
         reports.push(report);
@@ -202,60 +201,61 @@ pub fn execute(
 pub(crate) enum State {
     Waiting,
     Running(Instant),
+    /// Built; its hardening check is running, and images built on it wait for it.
+    Checking,
+    /// Built, and checked where the inventory has rules for it.
     Built,
     Failed(String),
+    /// Built, but it breaks its hardening rules (the list of violations).
+    Rejected(String),
     /// Not built because an image it is built on was not.
     Skipped(String),
 }
 
-/// What a finished build sends back to the scheduler.
-struct Done {
-    index: usize,
-    elapsed: Duration,
-    outcome: anyhow::Result<Built>,
+/// What a finished build or check sends back to the scheduler.
+enum Event {
+    /// Build `index` of the plan ended.
+    Built { index: usize, elapsed: Duration, outcome: anyhow::Result<Built> },
+    /// The check of build `index` ended.
+    Checked { index: usize, elapsed: Duration, outcome: anyhow::Result<Checked> },
 }
 
-/// The outcome of `plan.verifications[index]`, checked while other images still build.
-struct CheckDone {
-    index: usize,
-    elapsed: Duration,
-    outcome: anyhow::Result<Checked>,
-}
-
-/// Builds every image; each built image's check starts at once, beside the builds still
-/// running (it reads the image, the engine's builds are not slowed by it). Returns the checks.
+/// Builds every image; each built image is checked against its hardening rules at once,
+/// beside the builds still running (the check reads the image; the engine's builds go on).
+/// Images built on it wait for its check. A failed build stops new builds (unless keep-going);
+/// a broken rule does not, so that every image's violations are reported at once, but what is
+/// built on that image is not built.
 fn build_all(
     world: &dyn World,
     plan: &Plan,
     log: &Log,
     options: ExecOptions,
     report: &mut Report,
-) -> anyhow::Result<Vec<CheckDone>> {
+) -> anyhow::Result<()> {
     let steps = &plan.builds;
     let jobs = options.jobs.max(1);
     let live = jobs == 1 || steps.len() <= 1;
     let mut progress = Progress::new(!live && std::io::stderr().is_terminal());
     let mut state = vec![State::Waiting; steps.len()];
-    let priority = longest_chain_first(steps);
+    let priority = order::longest_chain_first(steps);
     let mut stopping = false;
     let mut interrupted = false;
-    let checks = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<Done>();
-        let mut running = 0;
+        let (tx, rx) = mpsc::channel::<Event>();
+        let (mut building, mut checking) = (0, 0);
         loop {
             skip_dependents(steps, &mut state);
             if !stopping {
                 for &index in &priority {
                     let step = &steps[index];
-                    if running >= jobs {
+                    if building >= jobs {
                         break;
                     }
                     if state[index] != State::Waiting || !parents_built(steps, &state, step) {
                         continue;
                     }
                     state[index] = State::Running(Instant::now());
-                    running += 1;
+                    building += 1;
                     let tx = tx.clone();
                     let title = format!("build {} ({}/{})", step.image, index + 1, steps.len());
                     scope.spawn(move || {
@@ -270,77 +270,113 @@ fn build_all(
                         };
                         let guarded = || guard(&format!("the build of {}", step.image), run);
                         let outcome = if live { log.group(&title, guarded) } else { guarded() };
-                        let _ = tx.send(Done { index, elapsed: start.elapsed(), outcome });
+                        let _ = tx.send(Event::Built { index, elapsed: start.elapsed(), outcome });
                     });
                 }
             }
-            if running == 0 {
+            if building + checking == 0 {
                 break;
             }
-            let done = match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(done) => done,
+            let event = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(event) => event,
                 Err(_) => {
                     progress.show(steps, &state);
                     continue;
                 }
             };
-            running -= 1;
             progress.clear();
-            let step = &steps[done.index];
-            report.add_time(&step.image, done.elapsed);
-            if !live {
-                if let Ok(built) = &done.outcome {
-                    let verdict = if built.success {
-                        format!("{:.1}s", done.elapsed.as_secs_f64())
-                    } else {
-                        "failed".into()
-                    };
-                    log.group(&format!("build {} ({verdict})", step.image), || {
-                        log.info(&step.command.display(world.program()));
-                        log.passthrough(&built.output);
-                    });
-                }
-            }
-            let failure = match done.outcome {
-                Ok(built) if built.success => match built.id {
-                    Some(id) => {
-                        report.ids.insert(step.image.clone(), id);
-                        state[done.index] = State::Built;
-                        if let Some(index) = plan.verifications.iter().position(|v| v.image == step.image) {
-                            let (v, checks) = (&plan.verifications[index], &checks);
-                            scope.spawn(move || {
-                                let start = Instant::now();
-                                let outcome = guard(&format!("the check of {}", v.image), || world.verify(v));
-                                let done = CheckDone { index, elapsed: start.elapsed(), outcome };
-                                checks.lock().unwrap_or_else(|p| p.into_inner()).push(done);
-                            });
-                        }
-                        None
+            let (index, failure) = match event {
+                Event::Built { index, elapsed, outcome } => {
+                    building -= 1;
+                    let step = &steps[index];
+                    report.add_time(&step.image, elapsed);
+                    if let (false, Ok(built)) = (live, &outcome) {
+                        let verdict = if built.success {
+                            format!("{:.1}s", elapsed.as_secs_f64())
+                        } else {
+                            "failed".into()
+                        };
+                        log.group(&format!("build {} ({verdict})", step.image), || {
+                            log.info(&step.command.display(world.program()));
+                            log.passthrough(&built.output);
+                        });
                     }
-                    None => Some(format!(
-                        "the build reported no image id (expected in {})",
-                        step.iidfile.display()
-                    )),
-                },
-                Ok(built) => {
-                    let cause = last_lines(&built.tail, 5).join("\n");
-                    Some(format!("{} build {}: {cause}", world.program(), built.status))
+                    let failure = match outcome {
+                        Ok(built) if built.success => match built.id {
+                            Some(id) => {
+                                report.ids.insert(step.image.clone(), id);
+                                state[index] = State::Built;
+                                if let Some(v) = plan.verifications.iter().find(|v| v.image == step.image) {
+                                    state[index] = State::Checking;
+                                    checking += 1;
+                                    let tx = tx.clone();
+                                    scope.spawn(move || {
+                                        let start = Instant::now();
+                                        let outcome =
+                                            guard(&format!("the check of {}", v.image), || world.verify(v));
+                                        let _ = tx.send(Event::Checked {
+                                            index,
+                                            elapsed: start.elapsed(),
+                                            outcome,
+                                        });
+                                    });
+                                }
+                                None
+                            }
+                            None => Some(format!(
+                                "the build reported no image id (expected in {})",
+                                step.iidfile.display()
+                            )),
+                        },
+                        Ok(built) => {
+                            let cause = last_lines(&built.tail, 5).join("\n");
+                            Some(format!("{} build {}: {cause}", world.program(), built.status))
+                        }
+                        Err(e) => {
+                            interrupted |= e.downcast_ref::<Interrupted>().is_some();
+                            Some(format!("{e:#}"))
+                        }
+                    };
+                    (index, failure)
                 }
-                Err(e) => {
-                    interrupted |= e.downcast_ref::<Interrupted>().is_some();
-                    Some(format!("{e:#}"))
+                Event::Checked { index, elapsed, outcome } => {
+                    checking -= 1;
+                    let image = &steps[index].image;
+                    report.add_time(image, elapsed);
+                    let failure = match outcome {
+                        Ok(checked) if checked.violations.is_empty() => {
+                            log.info(&format!(
+                                "{} meets its hardening rules ({} files checked)",
+                                steps[index].reference, checked.files
+                            ));
+                            state[index] = State::Built;
+                            None
+                        }
+                        Ok(checked) => {
+                            report.kept.push(image.clone());
+                            let list: Vec<String> =
+                                checked.violations.iter().map(|x| format!("  {image}: {x}")).collect();
+                            state[index] = State::Rejected(list.join("\n"));
+                            None
+                        }
+                        Err(e) => {
+                            interrupted |= e.downcast_ref::<Interrupted>().is_some();
+                            Some(format!("its hardening check could not run: {e:#}"))
+                        }
+                    };
+                    (index, failure)
                 }
             };
             if let Some(reason) = failure {
-                state[done.index] = State::Failed(reason);
+                state[index] = State::Failed(reason);
                 stopping |=
                     options.on_failure == OnBuildFailure::Stop || interrupted || interrupt::requested();
             }
         }
     });
     progress.clear();
-    build_result(plan, &state, interrupted)?;
-    Ok(checks.into_inner().unwrap_or_else(|p| p.into_inner()))
+    interrupted |= interrupt::requested();
+    build_result(plan, &state, interrupted)
 }
 
 /// Pulls the fresh bases children need, one after another (the engine shares each layer).
@@ -369,25 +405,6 @@ fn guard<T>(what: &str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Res
     }
 }
 
-/// The order in which ready builds start: the one with the longest chain of builds waiting on
-/// it first, so the graph's critical path never queues behind images nothing is built on (with
-/// fewer jobs than ready images, plan order alone can cost a whole extra round of builds).
-fn longest_chain_first(steps: &[Build]) -> Vec<usize> {
-    // Steps come in dependency order, so walking backwards meets every step after all the steps
-    // built on it.
-    let mut chain = vec![1; steps.len()];
-    for i in (0..steps.len()).rev() {
-        for parent in &steps[i].needs {
-            if let Some(p) = steps.iter().position(|s| &s.image == parent) {
-                chain[p] = chain[p].max(chain[i] + 1);
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..steps.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(chain[i]), i));
-    order
-}
-
 /// Whether every parent of `step` is built. A parent this plan does not build was built
 /// before it (ci-pr builds the test package's image and its parents first).
 fn parents_built(steps: &[Build], state: &[State], step: &Build) -> bool {
@@ -406,10 +423,10 @@ fn skip_dependents(steps: &[Build], state: &mut [State]) {
                 continue;
             }
             let blocked = steps[i].needs.iter().find(|parent| {
-                steps
-                    .iter()
-                    .zip(state.iter())
-                    .any(|(s, st)| &s.image == *parent && matches!(st, State::Failed(_) | State::Skipped(_)))
+                steps.iter().zip(state.iter()).any(|(s, st)| {
+                    &s.image == *parent
+                        && matches!(st, State::Failed(_) | State::Rejected(_) | State::Skipped(_))
+                })
             });
             if let Some(parent) = blocked {
                 state[i] = State::Skipped(parent.clone());
@@ -422,47 +439,55 @@ fn skip_dependents(steps: &[Build], state: &mut [State]) {
     }
 }
 
-/// Ok when every build succeeded; otherwise one message with every image's state.
+/// Ok when every image was built and passed its check; otherwise one message with every
+/// image's state.
 fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Result<()> {
     let steps = &plan.builds;
-    let failed: Vec<(&Build, &String)> = steps
-        .iter()
-        .zip(state)
-        .filter_map(|(s, st)| match st {
-            State::Failed(reason) => Some((s, reason)),
-            _ => None,
-        })
-        .collect();
-    if failed.is_empty() && state.iter().all(|s| *s == State::Built) {
+    if state.iter().all(|s| *s == State::Built) {
         return Ok(());
     }
-    let header = if interrupted {
+    let each = |pick: &dyn Fn(&Build, &State) -> Option<String>| -> Vec<String> {
+        steps.iter().zip(state).filter_map(|(b, s)| pick(b, s)).collect()
+    };
+    let failed = each(&|b, s| match s {
+        State::Failed(reason) if !interrupted => Some(format!("{}: {reason}", b.image)),
+        _ => None,
+    });
+    let rejected = each(&|b, s| match s {
+        State::Rejected(list) => {
+            Some(format!("{list}\n  (kept as {} for a look: `docker run -it {}`)", b.reference, b.reference))
+        }
+        _ => None,
+    });
+    let built = each(&|b, s| (*s == State::Built).then(|| b.image.clone()));
+    let not_built = each(&|b, s| match s {
+        State::Skipped(parent) => Some(format!("{} (needs {parent})", b.image)),
+        State::Failed(_) if interrupted => Some(format!("{} (interrupted)", b.image)),
+        State::Waiting | State::Running(_) | State::Checking => {
+            Some(format!("{} (stopped after the failure)", b.image))
+        }
+        _ => None,
+    });
+    let mut message = if interrupted {
         Interrupted.to_string()
-    } else if failed.is_empty() {
+    } else if let [one] = failed.as_slice() {
+        let (image, reason) = one.split_once(": ").unwrap_or((one, ""));
+        format!("build of {image} failed: {reason}")
+    } else if !failed.is_empty() {
+        format!("{} of {} builds failed: {}", failed.len(), steps.len(), failed.join("; "))
+    } else if !rejected.is_empty() {
+        "the hardening baseline is not met".to_string()
+    } else {
         // Unreachable while every parent is either in the plan or built before it.
         "internal error: some builds never became ready".to_string()
-    } else if let [(step, reason)] = failed.as_slice() {
-        format!("build of {} failed: {reason}", step.image)
-    } else {
-        let list: Vec<String> = failed.iter().map(|(s, r)| format!("{} ({r})", s.image)).collect();
-        format!("{} of {} builds failed: {}", failed.len(), steps.len(), list.join("; "))
     };
-    let built: Vec<&str> = steps
-        .iter()
-        .zip(state)
-        .filter(|(_, st)| **st == State::Built)
-        .map(|(s, _)| s.image.as_str())
-        .collect();
-    let not_built: Vec<String> = steps
-        .iter()
-        .zip(state)
-        .filter_map(|(s, st)| match st {
-            State::Skipped(parent) => Some(format!("{} (needs {parent})", s.image)),
-            State::Waiting | State::Running(_) => Some(format!("{} (stopped after the failure)", s.image)),
-            _ => None,
-        })
-        .collect();
-    let mut message = format!("{header}\nNothing was pushed");
+    if !rejected.is_empty() {
+        if !message.starts_with("the hardening baseline") {
+            message.push_str("\nAlso, the hardening baseline is not met");
+        }
+        message.push_str(&format!(":\n{}", rejected.join("\n")));
+    }
+    message.push_str("\nNothing was pushed");
     if !built.is_empty() {
         message.push_str(&format!(". Built: {}", built.join(", ")));
     }
@@ -470,37 +495,6 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
         message.push_str(&format!(". Not built: {}", not_built.join(", ")));
     }
     bail!("{message}")
-}
-
-/// Reports every image's check, in plan order; one failing image stops the run before any tag
-/// or push.
-fn verify_all(plan: &Plan, log: &Log, mut checks: Vec<CheckDone>, report: &mut Report) -> anyhow::Result<()> {
-    checks.sort_by_key(|c| c.index);
-    let checked: Vec<usize> = checks.iter().map(|c| c.index).collect();
-    if checked != (0..plan.verifications.len()).collect::<Vec<_>>() {
-        bail!("internal error: checks {checked:?} of {} images came back", plan.verifications.len());
-    }
-    let mut failed = Vec::new();
-    for (v, done) in plan.verifications.iter().zip(checks) {
-        report.add_time(&v.image, done.elapsed);
-        let checked = done.outcome?;
-        if checked.violations.is_empty() {
-            log.info(&format!("{} meets its hardening rules ({} files checked)", v.reference, checked.files));
-            continue;
-        }
-        report.kept.push(v.image.clone());
-        let list: Vec<String> = checked.violations.iter().map(|x| format!("  {}: {x}", v.image)).collect();
-        failed.push(format!(
-            "{}\n  (kept as {} for a look: `docker run -it {}`)",
-            list.join("\n"),
-            v.reference,
-            v.reference
-        ));
-    }
-    if failed.is_empty() {
-        return Ok(());
-    }
-    bail!("the hardening baseline is not met, so nothing was pushed:\n{}", failed.join("\n"))
 }
 
 /// Tags (and pushes, and reads back) every image's targets, up to `jobs` images at once.
@@ -526,6 +520,11 @@ fn publish_all(
             return done;
         };
         for t in &p.targets {
+            // After Ctrl-C no further tag goes out (a send already under way is let finish).
+            if interrupt::requested() {
+                done.failure = Some(Interrupted.into());
+                break;
+            }
             match world.publish(p, t, id, &mut done.transcript) {
                 Ok(pushed) => done.pushed.extend(pushed),
                 Err(e) => {
@@ -838,8 +837,20 @@ mod tests {
             build("f", &["c"]),
         ];
         let names: Vec<&str> =
-            longest_chain_first(&steps).into_iter().map(|i| steps[i].image.as_str()).collect();
+            order::longest_chain_first(&steps).into_iter().map(|i| steps[i].image.as_str()).collect();
         assert_eq!(names, ["c", "d", "a", "b", "e", "f"]);
+    }
+
+    /// The dry run lists builds in `order::one_at_a_time`; one job runs them in that order.
+    #[test]
+    fn one_job_builds_in_the_order_a_dry_run_lists() {
+        let world = Script::default();
+        let plan = plan(&[("a", &[]), ("b", &[]), ("c", &["b"]), ("d", &["c"]), ("e", &["a"])], false);
+        run(&world, &plan, 1, OnBuildFailure::Stop).1.unwrap();
+        let listed: Vec<&str> =
+            order::one_at_a_time(&plan.builds).into_iter().map(|i| plan.builds[i].image.as_str()).collect();
+        assert_eq!(listed, ["b", "a", "c", "d", "e"], "the longest chain first, then by chain length");
+        assert_eq!(world.started(), listed);
     }
 
     /// With two jobs the head of the chain c -> d -> e starts at once, and each freed slot
@@ -874,14 +885,7 @@ mod tests {
     #[test]
     fn each_image_is_checked_while_the_others_build() {
         let world = Script { gated: true, failing_check: Some("b"), ..Default::default() };
-        let mut plan = plan(&[("a", &[]), ("b", &[])], true);
-        plan.verifications = ["a", "b"]
-            .map(|image| Verification {
-                image: image.into(),
-                reference: format!("r/{image}:run-1"),
-                spec: Default::default(),
-            })
-            .to_vec();
+        let plan = checked(plan(&[("a", &[]), ("b", &[])], true), &["a", "b"]);
         std::thread::scope(|scope| {
             let running = scope.spawn(|| run(&world, &plan, 2, OnBuildFailure::Stop));
             world.wait_started(2);
@@ -895,6 +899,52 @@ mod tests {
             assert_eq!(report.kept, ["b"]);
         });
         assert!(!world.events().iter().any(|e| e.starts_with("tag ")), "{:?}", world.events());
+    }
+
+    fn checked(mut plan: Plan, images: &[&str]) -> Plan {
+        plan.verifications = images
+            .iter()
+            .map(|image| Verification {
+                image: image.to_string(),
+                reference: format!("r/{image}:run-1"),
+                spec: Default::default(),
+            })
+            .collect();
+        plan
+    }
+
+    /// A broken rule stops nothing else, so every image's violations come out at once, but
+    /// nothing is built on the image that breaks it.
+    #[test]
+    fn a_broken_rule_skips_what_is_built_on_that_image_only() {
+        let world = Script { failing_check: Some("a"), ..Default::default() };
+        let plan = checked(plan(&[("a", &[]), ("b", &["a"]), ("c", &[])], true), &["a", "b", "c"]);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert_eq!(world.started(), ["a", "c"]);
+        assert!(
+            message.starts_with(
+                "the hardening baseline is not met:\n  a: absent: /bin/su: present\n  (kept as r/a:run-1"
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with("Nothing was pushed. Built: c. Not built: b (needs a)"), "{message}");
+        assert_eq!(report.kept, ["a"]);
+        assert!(!world.events().iter().any(|e| e.starts_with("tag ")));
+    }
+
+    /// With a failed build as well, the broken rules found meanwhile are still reported.
+    #[test]
+    fn a_failed_build_does_not_hide_the_broken_rules_found_meanwhile() {
+        let world = Script { failing: vec!["b"], failing_check: Some("a"), ..Default::default() };
+        let plan = checked(plan(&[("a", &[]), ("b", &[])], true), &["a", "b"]);
+        let (_, result) = run(&world, &plan, 1, OnBuildFailure::KeepGoing);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(message.starts_with("build of b failed: "), "{message}");
+        assert!(
+            message.contains("\nAlso, the hardening baseline is not met:\n  a: absent: /bin/su: present"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -84,6 +84,24 @@ pub struct Docker {
 
 const INSTALL_DOCKER: &str = "Install the Docker CLI, or set $DOCKER to the client to use";
 
+/// What to do when the registry refuses a push (401, 403).
+pub const REFUSED_PUSH: &str =
+    "The registry refuses this push: log in with `cargo xtask login` (a token with \
+     write:packages), or in GitHub Actions give the job `packages: write`";
+
+/// A command stopped by its time limit, after its retries: it may have done part of its work
+/// (a push the engine goes on with).
+#[derive(Debug)]
+pub struct StoppedByTimeLimit(pub String);
+
+impl std::fmt::Display for StoppedByTimeLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoppedByTimeLimit {}
+
 impl Docker {
     pub fn from_env(env: &Env) -> anyhow::Result<Docker> {
         Ok(Docker {
@@ -210,15 +228,16 @@ impl Docker {
         let reference = command.args.last().map_or("", String::as_str);
         let what = format!("{} push {reference}", self.name());
         let last = self
-            .retrying(&what, registry, Some(transcript), || self.exec(&command.args, Io::Capture(None), self.timeouts.push))
+            .retrying(&what, registry, Some(transcript), || {
+                self.exec(&command.args, Io::Capture(None), self.timeouts.push)
+            })
             .map_err(|e| {
                 let said = format!("{e:#}");
-                let refused = retry::plain_words(&said).iter().any(|w| ["unauthorized", "denied", "401", "403"].contains(&w.as_str()));
+                let refused = retry::plain_words(&said)
+                    .iter()
+                    .any(|w| ["unauthorized", "denied", "401", "403"].contains(&w.as_str()));
                 match refused {
-                    true => anyhow::anyhow!(
-                        "{said}. The registry refuses this push: log in with `cargo xtask login` (a token with \
-                         write:packages), or in GitHub Actions give the job `packages: write`"
-                    ),
+                    true => anyhow::anyhow!("{said}. {REFUSED_PUSH}"),
                     false => e,
                 }
             })?;
@@ -347,7 +366,11 @@ impl Docker {
                     1 => " after 1 retry".to_string(),
                     n => format!(" after {n} retries"),
                 };
-                bail!("{what} (registry {registry}) failed{after}: {cause}");
+                let message = format!("{what} (registry {registry}) failed{after}: {cause}");
+                return Err(match last.timed_out {
+                    Some(_) => StoppedByTimeLimit(message).into(),
+                    None => anyhow::anyhow!(message),
+                });
             }
             retries += 1;
             let wait = self.backoff.delay(retries, retry::jitter());

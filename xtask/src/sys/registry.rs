@@ -152,7 +152,7 @@ impl Registry {
         let path = format!("/v2/{repository}/manifests/{tag}");
         self.retrying("GET", &path, || {
             let response = self.send(repository, &Request::Get, &path)?;
-            judge(&self.host, &path, &response, self.credentials.is_some())
+            judge(&self.host, &format!("GET {path}"), &response, self.credentials.is_some())
         })
     }
 
@@ -177,7 +177,7 @@ impl Registry {
                         self.host
                     )))
                 }),
-                _ => Err(judge(&self.host, &path, &response, self.credentials.is_some())
+                _ => Err(judge(&self.host, &format!("PUT {path}"), &response, self.credentials.is_some())
                     .err()
                     .unwrap_or_else(|| {
                         Attempt::Final(Unanswered::Unexpected(format!(
@@ -445,12 +445,12 @@ impl From<Unanswered> for Attempt {
     }
 }
 
-/// Reads a manifest answer. Pure.
-fn judge(host: &str, path: &str, response: &Response, stored: bool) -> Result<Tag, Attempt> {
+/// Reads the answer to a manifest `request` (`GET /v2/<name>/manifests/<tag>`, or a PUT). Pure.
+fn judge(host: &str, request: &str, response: &Response, stored: bool) -> Result<Tag, Attempt> {
     let codes = error_codes(&response.body);
     let said = || {
         let codes = if codes.is_empty() { String::new() } else { format!(" {}", codes.join(", ")) };
-        format!("{host} answered GET {path} with {}{codes}", response.status_line)
+        format!("{host} answered {request} with {}{codes}", response.status_line)
     };
     match response.status {
         200 => {
@@ -721,7 +721,7 @@ mod tests {
              {\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:6bf5\",\"size\":734},\"layers\":[]}",
         );
         assert_eq!(
-            judge("r", "/v2/x/manifests/t", &found, false).ok(),
+            judge("r", "GET /v2/x/manifests/t", &found, false).ok(),
             Some(Tag::Present {
                 digest: "sha256:beda".into(),
                 config: Some("sha256:6bf5".into()),
@@ -733,7 +733,7 @@ mod tests {
         );
         let index = response("HTTP/2 200 \r\ndocker-content-digest: sha256:1d\r\n\r\n{\"manifests\":[]}");
         assert_eq!(
-            judge("r", "/p", &index, false).ok(),
+            judge("r", "GET /p", &index, false).ok(),
             Some(Tag::Present {
                 digest: "sha256:1d".into(),
                 config: None,
@@ -744,7 +744,7 @@ mod tests {
             let missing = response(&format!(
                 "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{{\"errors\":[{{\"code\":\"{code}\",\"message\":\"m\"}}]}}"
             ));
-            assert_eq!(judge("r", "/p", &missing, false).ok(), Some(Tag::Absent), "{code}");
+            assert_eq!(judge("r", "GET /p", &missing, false).ok(), Some(Tag::Absent), "{code}");
         }
         // Anything else is "could not tell", never "absent".
         let cases = [
@@ -760,7 +760,7 @@ mod tests {
             ("HTTP/1.1 200 OK\r\n\r\n{}", "unexpected"),
         ];
         for (raw, expected) in cases {
-            let kind = match judge("r", "/v2/x/manifests/v1.0.0_1429.1", &response(raw), true) {
+            let kind = match judge("r", "GET /v2/x/manifests/v1.0.0_1429.1", &response(raw), true) {
                 Ok(tag) => format!("{tag:?}"),
                 Err(Attempt::Transient(_)) => "transient".into(),
                 Err(Attempt::Final(Unanswered::Unauthorized { .. })) => "unauthorized".into(),

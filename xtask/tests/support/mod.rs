@@ -185,6 +185,8 @@ case "$1" in
     [ -n "$id" ] || { echo "An image does not exist locally with the tag: ${2%:*}" >&2; exit 1; }
     digest=sha256:$(printf 'manifest of %s' "$id" | sha256sum | cut -c1-64)
     printf '%s %s %s\n' "$2" "$id" "$digest" >> "$here/registry"
+    # The engine has sent the image, but the client is slow to say so (it is stopped meanwhile).
+    [ -n "$FAKE_PUSH_LANDS_THEN_SLEEP" ] && nap "$FAKE_PUSH_LANDS_THEN_SLEEP"
     echo "5f70bf18a086: Pushed"
     echo "${2##*:}: digest: $digest size: 528" ;;
   image)
