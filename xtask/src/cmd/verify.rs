@@ -22,12 +22,9 @@ impl flags::Verify {
         ctx.docker.check_engine()?;
         let check = Verification { image: image.name.clone(), reference, spec };
         let checked = verify_one(&ctx.docker, &check)?;
-        let violations = checked.violations;
+        let violations = &checked.violations;
         if violations.is_empty() {
-            ctx.log.info(&format!(
-                "{} meets its hardening rules ({} files checked)",
-                check.reference, checked.files
-            ));
+            ctx.log.info(&checked.passed(&check.reference));
         } else {
             let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
             bail!("{} breaks {} hardening rule(s):\n{}", check.reference, violations.len(), list.join("\n"));

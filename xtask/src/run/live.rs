@@ -31,46 +31,6 @@ impl Live<'_> {
         self.registry
             .ok_or_else(|| anyhow::anyhow!("internal error: a push without a registry to read it back from"))
     }
-
-    /// After a push or manifest PUT that failed: a stopped one (Ctrl-C, a time limit, no
-    /// answer) may have been finished anyway by the engine or the registry, so what the
-    /// registry holds decides. This run's image there counts as pushed; otherwise the error
-    /// stands, saying when the tag may still appear.
-    fn after_failed_send(
-        &self,
-        registry: &Registry,
-        t: &Target,
-        id: &str,
-        error: anyhow::Error,
-        stopped: bool,
-        transcript: &mut String,
-    ) -> anyhow::Result<Option<String>> {
-        let (path, tag) = registry_path(&t.reference);
-        if let Ok(Tag::Present { digest, config, .. }) = registry.tag(&path, &tag) {
-            if config.as_deref() == Some(id) || digest == id {
-                let note = format!(
-                    "{} holds this run's image ({digest}) although sending it failed ({error:#}): counted as pushed",
-                    t.reference
-                );
-                transcript.push_str(&format!("{note}\n"));
-                self.log.warning(&note);
-                return Ok(Some(digest));
-            }
-        }
-        let stopped = stopped || interrupt::requested();
-        match (stopped, t.immutable) {
-            (true, true) => Err(error.context(format!(
-                "{} was stopped midway and the engine may still finish it: if {} shows up in the registry, \
-                 it holds this run's image and this build id is used up",
-                t.reference, t.reference
-            ))),
-            (true, false) => Err(error.context(format!(
-                "{} was stopped midway and may still be finished: if the registry shows it, it holds this run's image",
-                t.reference
-            ))),
-            (false, _) => Err(error),
-        }
-    }
 }
 
 impl World for Live<'_> {
@@ -183,17 +143,35 @@ impl World for Live<'_> {
                 })
             }
         };
-        let reported = match sent {
-            Ok(reported) => reported,
-            Err((e, stopped)) => self.after_failed_send(registry, t, id, e, stopped, transcript)?,
+        let (reported, failed) = match sent {
+            Ok(reported) => (reported, None),
+            Err(failure) => (None, Some(failure)),
         };
         let answer = registry.tag(&path, &tag);
+        let holds_ours = |config: &Option<String>, digest: &str| {
+            config.as_deref() == Some(id)
+                || digest == id
+                || (config.is_none() && reported.as_deref() == Some(digest))
+        };
+        // A send that failed, stopped midway above all (Ctrl-C, a time limit, no answer), may
+        // have been finished anyway by the engine or the registry: what the registry holds
+        // decides. This run's image there counts as pushed; otherwise the failure stands.
+        if let Some((error, stopped)) = failed {
+            match &answer {
+                Ok(Tag::Present { digest, config, .. }) if holds_ours(config, digest) => {
+                    let note = format!(
+                        "{} holds this run's image ({digest}) although sending it failed ({error:#}): counted as pushed",
+                        t.reference
+                    );
+                    transcript.push_str(&format!("{note}\n"));
+                    self.log.warning(&note);
+                }
+                _ => return Err(unsent(t, error, stopped || interrupt::requested())),
+            }
+        }
         let digest = match answer {
             Ok(Tag::Present { digest, config, manifest }) => {
-                let ours = config.as_deref() == Some(id)
-                    || digest == id
-                    || (config.is_none() && reported.as_deref() == Some(digest.as_str()));
-                if !ours {
+                if !holds_ours(&config, &digest) {
                     bail!(
                         "the registry holds {digest} (image {}) under {}, not the image this run built ({id}): \
                          another push replaced it after this one",
@@ -216,6 +194,23 @@ impl World for Live<'_> {
 
     fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
         self.docker.run(command).map(|_| ())
+    }
+}
+
+/// The error of a send the registry does not show: a stopped one may still be finished, which
+/// for a unique tag uses its build id up.
+fn unsent(t: &Target, error: anyhow::Error, stopped: bool) -> anyhow::Error {
+    match (stopped, t.immutable) {
+        (true, true) => error.context(format!(
+            "{} was stopped midway and the engine may still finish it: if {} shows up in the registry, \
+             it holds this run's image and this build id is used up",
+            t.reference, t.reference
+        )),
+        (true, false) => error.context(format!(
+            "{} was stopped midway and may still be finished: if the registry shows it, it holds this run's image",
+            t.reference
+        )),
+        (false, _) => error,
     }
 }
 

@@ -113,6 +113,13 @@ pub struct Checked {
     pub files: usize,
 }
 
+impl Checked {
+    /// The line that says `reference` passed.
+    pub fn passed(&self, reference: &str) -> String {
+        format!("{reference} meets its hardening rules ({} files checked)", self.files)
+    }
+}
+
 /// What the scheduler asks of the outside world.
 pub trait World: Sync {
     /// The program that runs the steps, as the logs show it.
@@ -345,10 +352,7 @@ fn build_all(
                     report.add_time(image, elapsed);
                     let failure = match outcome {
                         Ok(checked) if checked.violations.is_empty() => {
-                            log.info(&format!(
-                                "{} meets its hardening rules ({} files checked)",
-                                steps[index].reference, checked.files
-                            ));
+                            log.info(&checked.passed(&steps[index].reference));
                             state[index] = State::Built;
                             None
                         }

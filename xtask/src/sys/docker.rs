@@ -361,11 +361,7 @@ impl Docker {
             let transient =
                 last.timed_out.is_some() || retry::classify(last.error_line()) == Failure::Transient;
             if !transient || retries == self.backoff.retries {
-                let after = match retries {
-                    0 => String::new(),
-                    1 => " after 1 retry".to_string(),
-                    n => format!(" after {n} retries"),
-                };
+                let after = retry::after_retries(retries);
                 let message = format!("{what} (registry {registry}) failed{after}: {cause}");
                 return Err(match last.timed_out {
                     Some(_) => StoppedByTimeLimit(message).into(),

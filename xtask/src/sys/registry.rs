@@ -205,11 +205,7 @@ impl Registry {
                 Err(Attempt::Transient(said)) => said,
             };
             if retries == self.backoff.retries {
-                let after = match retries {
-                    0 => String::new(),
-                    1 => " after 1 retry".into(),
-                    n => format!(" after {n} retries"),
-                };
+                let after = retry::after_retries(retries);
                 return Err(Unanswered::Unreachable(format!(
                     "{method} {path} on {}{after}: {failure}",
                     self.host

@@ -112,6 +112,15 @@ impl Backoff {
     }
 }
 
+/// How an error says the retries ran out: "" after none, " after 1 retry", " after 3 retries".
+pub fn after_retries(retries: u32) -> String {
+    match retries {
+        0 => String::new(),
+        1 => " after 1 retry".into(),
+        n => format!(" after {n} retries"),
+    }
+}
+
 /// A number in [0, 1) from the process's random hash keys; good enough to spread retries.
 pub fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
