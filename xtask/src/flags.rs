@@ -70,6 +70,22 @@ const CHANGED_SINCE: Arg = opt(
      files they copy, the inventory, the tool), and what is built on them.",
 );
 const IMAGES: Arg = opt("IMAGE...", None, "Image names from the inventory (default: all).");
+const SBOM_DIR: Arg = opt(
+    "--sbom-dir",
+    Some("PATH"),
+    "Where each built image's SPDX 2.3 SBOM is written, as IMAGE.spdx.json (default: target/sbom at the \
+     workspace root).",
+);
+const FORCE: Arg = opt(
+    "--force",
+    None,
+    "Publish every image, also those whose inputs, base and packages equal what is published.",
+);
+const REFERENCE: Arg = opt(
+    "--reference",
+    Some("REF"),
+    "The image reference to read (default: the local build, <registry>/IMAGE:local-vVERSION).",
+);
 
 const COMMANDS: &[Command] = &[
     Command {
@@ -98,26 +114,32 @@ const COMMANDS: &[Command] = &[
         name: "build",
         help: "Build images (all when none are named) and what they depend on, in dependency order, with \
                local-only tags that are never pushed; then check each against its hardening rules.",
-        args: &[IMAGES, CHANGED_SINCE, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+        args: &[IMAGES, CHANGED_SINCE, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, SBOM_DIR, DRY_RUN],
     },
     Command {
         name: "publish",
-        help: "Build every selected image, verify it, then tag and push each one's three tags (unique, \
-               version, latest). Nothing is pushed unless every selected image built and passed.",
-        args: &[IMAGES, BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+        help: "Build every selected image, verify it, compare it with the image published under its version \
+               tag, then tag and push each changed one's three tags (unique, version, latest). Nothing is \
+               pushed unless every selected image built and passed; an image whose inputs, base and \
+               packages equal the published one is not pushed again (unless --force).",
+        args: &[IMAGES, BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, FORCE, SBOM_DIR, DRY_RUN],
     },
     Command {
         name: "verify",
         help: "Check a built image against its hardening rules ([verify] and [images.IMAGE.verify] in the \
                inventory): its user, setuid files, world-writable files, /tmp, banner, removed tools and \
                accounts. Exits 1 naming each broken rule and path.",
+        args: &[opt("IMAGE", None, "An image name from the inventory."), REFERENCE],
+    },
+    Command {
+        name: "packages",
+        help: "List the packages a built image holds, read from its files without running it: apk, Python \
+               distributions, npm packages and the RPM database (read with this machine's rpm, else the \
+               image's own).",
         args: &[
             opt("IMAGE", None, "An image name from the inventory."),
-            opt(
-                "--reference",
-                Some("REF"),
-                "The image reference to check (default: the local build, <registry>/IMAGE:local-vVERSION).",
-            ),
+            REFERENCE,
+            opt("--json", None, "Print JSON instead of a table."),
         ],
     },
     Command {
@@ -154,9 +176,10 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "ci-main",
         help: "What the main / schedule / dispatch workflow runs: log in, build every image in dependency \
-               order, push the three tags of each image with push = true, report digests, log out. A \
-               scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache.",
-        args: &[BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, DRY_RUN],
+               order, push the three tags of each changed image with push = true, report what changed and \
+               the digests, log out. A scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache; a \
+               manual run whose `force` input is true adds --force.",
+        args: &[BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, FORCE, SBOM_DIR, DRY_RUN],
     },
     Command {
         name: "matrix",
@@ -203,6 +226,7 @@ pub enum XtaskCmd {
     Build(Build),
     Publish(Publish),
     Verify(Verify),
+    Packages(Packages),
     Login(Login),
     CiPr(CiPr),
     CiMain(CiMain),
@@ -238,6 +262,9 @@ pub struct BuildArgs {
     pub jobs: Option<usize>,
     pub builder: Option<String>,
     pub dry_run: bool,
+    /// Publish also what did not change (publish, ci-main).
+    pub force: bool,
+    pub sbom_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -258,6 +285,13 @@ pub struct Publish {
 pub struct Verify {
     pub image: String,
     pub reference: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Packages {
+    pub image: String,
+    pub reference: Option<String>,
+    pub json: bool,
 }
 
 #[derive(Debug)]
@@ -335,6 +369,8 @@ impl Parsed {
             jobs: self.number("--jobs")?,
             builder: self.string("--builder")?,
             dry_run: self.switch("--dry-run"),
+            force: self.switch("--force"),
+            sbom_dir: self.os("--sbom-dir").map(PathBuf::from),
         })
     }
 
@@ -467,6 +503,11 @@ impl Xtask {
             "verify" => {
                 XtaskCmd::Verify(Verify { image: p.required()?, reference: p.string("--reference")? })
             }
+            "packages" => XtaskCmd::Packages(Packages {
+                image: p.required()?,
+                reference: p.string("--reference")?,
+                json: p.switch("--json"),
+            }),
             "login" => {
                 XtaskCmd::Login(Login { username: p.string("--username")?, dry_run: p.switch("--dry-run") })
             }

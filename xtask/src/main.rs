@@ -62,6 +62,7 @@ fn run(flags: flags::Xtask, env: sys::env::Env) -> anyhow::Result<()> {
         XtaskCmd::Publish(c) => c.run(&ctx),
         XtaskCmd::Login(c) => c.run(&ctx),
         XtaskCmd::Verify(c) => c.run(&ctx),
+        XtaskCmd::Packages(c) => c.run(&ctx),
         XtaskCmd::Matrix(c) => c.run(&ctx),
 
         XtaskCmd::CiPr(c) => c.run(&ctx),

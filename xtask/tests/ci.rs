@@ -119,7 +119,7 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     assert!(out.all().contains("::notice::quiet: push = false"), "{}", out.stdout);
 
     let output = f.file("output.txt");
-    let json = output.strip_prefix("published=").expect(&output);
+    let json = output.lines().find_map(|l| l.strip_prefix("published=")).expect(&output);
     let published: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(published.as_array().unwrap().len(), 2);
     assert_eq!(published[0]["image"], "base");
@@ -225,9 +225,12 @@ fn a_build_cut_off_mid_line_turns_workflow_commands_back_on() {
         [("FAKE_BUILD_PARTIAL", "downloading 42%"), ("FAKE_BUILD_SLEEP", "10"), ("XTASK_BUILD_TIMEOUT", "1")];
     let out = run_in_actions(&f, &["ci-pr", "--jobs", "1"], &env).fails();
     let lines: Vec<&str> = out.stdout.lines().collect();
-    let token =
-        lines.iter().find_map(|l| l.strip_prefix("::stop-commands::")).expect("commands are turned off");
     let at = lines.iter().position(|l| l.contains("downloading 42%")).expect("the partial line is shown");
+    let token = lines[..at]
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("::stop-commands::"))
+        .expect("commands are turned off");
     assert_eq!(lines[at], "downloading 42%", "{}", out.stdout);
     assert_eq!(lines[at + 1], format!("::{token}::"), "{}", out.stdout);
 }

@@ -13,7 +13,15 @@ fn publish_builds_all_then_tags_pushes_and_reads_back_unique_version_latest() {
     let out = f.run(&["publish", "--build-id", "42.2", "--jobs", "1"], &[]).ok();
     let reg = f.reg();
     let commands = f.commands();
-    let kinds: Vec<&str> = commands.iter().map(|c| c.split(' ').next().unwrap()).collect();
+    // Reading images (the base's digest, each built image's files) runs beside the builds.
+    let reads = |c: &&String| {
+        ["pull ", "create ", "export ", "rm ", "image inspect "].iter().any(|k| c.starts_with(k))
+    };
+    let kinds: Vec<&str> =
+        commands.iter().filter(|c| !reads(c)).map(|c| c.split(' ').next().unwrap()).collect();
+    let first_build = commands.iter().position(|c| c.starts_with("build")).unwrap();
+    assert!(commands[..first_build].iter().any(|c| c == "pull base:1"), "{commands:#?}");
+    assert_eq!(commands.iter().filter(|c| c.starts_with("export ")).count(), 3, "{commands:#?}");
     // Builds under run-private names, then per image: the unique tag made and pushed, then the
     // version tag and `latest` made locally and given the same manifest in the registry (quiet,
     // push = false, is tagged only), then the run-private names go.
@@ -29,10 +37,12 @@ fn publish_builds_all_then_tags_pushes_and_reads_back_unique_version_latest() {
     let builds = f.docker.calls_of("build");
     let run_tag = builds[0][builds[0].iter().position(|a| a == "--tag").unwrap() + 1].clone();
     let token = run_tag.rsplit_once(":run-").expect("a run-private name").1.to_string();
-    assert_eq!(&builds[1][..4], ["build", "--force-rm", "--file", &format!("{d}/Dockerfile-child")]);
-    assert!(builds[1].contains(&format!("BASE_IMAGE={reg}/base:run-{token}")), "{:?}", builds[1]);
-    assert!(builds[1].contains(&"org.opencontainers.image.version=1.0.0".to_string()));
-    assert_eq!(builds[1].last().unwrap(), &d.to_string());
+    let child = builds.iter().find(|b| b.contains(&format!("{d}/Dockerfile-child"))).unwrap();
+    assert_eq!(&child[..4], ["build", "--force-rm", "--file", &format!("{d}/Dockerfile-child")]);
+    assert!(child.contains(&format!("BASE_IMAGE={reg}/base:run-{token}")), "{child:?}");
+    assert!(child.contains(&"org.opencontainers.image.version=1.0.0".to_string()));
+    assert!(child.contains(&format!("org.opencontainers.image.base.name={reg}/base:v1.0.0")), "{child:?}");
+    assert_eq!(child.last().unwrap(), &d.to_string());
     assert_eq!(f.pushes(), [format!("push {reg}/base:v1.0.0_42.2"), format!("push {reg}/child:v1.0.0_42.2")]);
     let puts: Vec<String> = f.registry.requests().into_iter().filter(|r| r.starts_with("PUT ")).collect();
     assert_eq!(
@@ -52,6 +62,8 @@ fn publish_builds_all_then_tags_pushes_and_reads_back_unique_version_latest() {
     // The unique tag was asked about before the builds, again right before its push, and after
     // it (its manifest, read back, is what the other two tags are given).
     assert_eq!(f.registry.manifest_requests("v1.0.0_42.2"), 2 * (1 + 1 + 1), "{:#?}", f.registry.requests());
+    // The version tag: the comparison's question (nothing published yet), its PUT, its read-back.
+    assert_eq!(f.registry.manifest_requests("v1.0.0"), 2 * 3, "{:#?}", f.registry.requests());
     // `latest`: its PUT and its read-back.
     assert_eq!(f.registry.manifest_requests("latest"), 2 * 2);
     // The report shows the digests the registry holds.
@@ -192,32 +204,55 @@ fn dry_run_prints_exactly_the_steps_and_runs_none() {
     assert!(f.registry.requests().is_empty());
     let lines: Vec<&str> = out.stdout.lines().collect();
     let program = f.docker.program().display().to_string();
-    assert_eq!(lines.len(), 13, "{}", out.stdout);
+    assert_eq!(lines.len(), 17, "{}", out.stdout);
     assert_eq!(lines[0], "# registry 127.0.0.1:5000: GET /v2/x/base/manifests/v1.0.0_3 (must be absent: a unique tag is never overwritten)");
-    assert!(
-        lines[1].starts_with(&format!("DOCKER_BUILDKIT=0 {program} build --force-rm --file ")),
-        "{}",
-        lines[1]
+    assert_eq!(
+        lines[1],
+        format!("# base base:1: {program} image inspect (pulled first when missing): its digest is a label")
     );
     assert!(
-        lines[2].starts_with(
-            "# registry 127.0.0.1:5000: GET /v2/x/base/manifests/v1.0.0_3 (must still be absent"
+        lines[2].starts_with(&format!("DOCKER_BUILDKIT=0 {program} build --force-rm --file ")),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[2].contains(
+            " --label org.opencontainers.image.base.name=base:1 --label 'org.opencontainers.image.base.digest=<digest of base:1>' "
         ),
         "{}",
         lines[2]
     );
-    assert!(lines[3].starts_with(&format!("{program} tag 127.0.0.1:5000/x/base:run-")), "{}", lines[3]);
-    assert!(lines[3].ends_with(" 127.0.0.1:5000/x/base:v1.0.0_3"), "{}", lines[3]);
-    assert_eq!(lines[4], format!("{program} push 127.0.0.1:5000/x/base:v1.0.0_3"));
-    assert!(lines[5].contains("GET /v2/x/base/manifests/v1.0.0_3 (read back"), "{}", lines[5]);
+    assert!(lines[3].starts_with("# verify base (127.0.0.1:5000/x/base:run-"), "{}", lines[3]);
+    assert!(
+        lines[4].starts_with("# compare base with 127.0.0.1:5000/x/base:v1.0.0: ")
+            && lines[4].ends_with("pushed only if it changed"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[5].starts_with(
+            "# registry 127.0.0.1:5000: GET /v2/x/base/manifests/v1.0.0_3 (must still be absent"
+        ),
+        "{}",
+        lines[5]
+    );
+    assert!(lines[6].starts_with(&format!("{program} tag 127.0.0.1:5000/x/base:run-")), "{}", lines[6]);
+    assert!(lines[6].ends_with(" 127.0.0.1:5000/x/base:v1.0.0_3"), "{}", lines[6]);
+    assert_eq!(lines[7], format!("{program} push 127.0.0.1:5000/x/base:v1.0.0_3"));
+    assert!(lines[8].contains("GET /v2/x/base/manifests/v1.0.0_3 (read back"), "{}", lines[8]);
     assert_eq!(
-        lines[10],
+        lines[13],
         "# registry 127.0.0.1:5000: PUT /v2/x/base/manifests/latest (the manifest of v1.0.0_3: the same digest)"
     );
     assert!(
-        lines[12].starts_with(&format!("{program} image rm --no-prune 127.0.0.1:5000/x/base:run-")),
+        lines[15].starts_with(&format!("{program} image rm --no-prune 127.0.0.1:5000/x/base:run-")),
         "{}",
-        lines[13]
+        lines[15]
+    );
+    assert!(
+        lines[16].starts_with("# write ") && lines[16].ends_with("base.spdx.json: the SPDX 2.3 SBOM of base"),
+        "{}",
+        lines[16]
     );
     // Notes go to stderr, never between the steps.
     assert!(out.stderr.contains("legacy builder"), "{}", out.stderr);

@@ -11,7 +11,7 @@ impl flags::Build {
         };
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let plan = plan::build_plan(&prepared.inputs())?;
-        run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, self.build.dry_run).1?;
+        run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, &self.build).1?;
         if !self.build.dry_run {
             for target in plan.publications.iter().flat_map(|p| &p.targets) {
                 ctx.log.info(&format!("built {}", target.reference));

@@ -36,7 +36,7 @@ impl flags::CiPr {
         let exec = prepared.exec;
         let plans = plan::pull_request_plans(&inventory, &prepared.inputs(), login.is_some())?;
         if self.build.dry_run {
-            print_dry_run(ctx, &inventory, login.as_ref(), &plans, exec);
+            print_dry_run(ctx, &inventory, login.as_ref(), &plans, exec, &self.build);
             return Ok(());
         }
         ctx.docker.check_engine()?;
@@ -47,7 +47,7 @@ impl flags::CiPr {
             ));
         }
         let (reports, result) =
-            with_login(ctx, login.as_ref(), || run_or_show(ctx, &inventory, &plans, exec, false));
+            with_login(ctx, login.as_ref(), || run_or_show(ctx, &inventory, &plans, exec, &self.build));
         let mut rows = Vec::new();
         for (plan, report) in plans.iter().zip(&reports) {
             let seconds = |image: &str| report.seconds(image);
@@ -85,22 +85,29 @@ impl flags::CiMain {
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
+        let forced = self.build.force || dispatched_with_force(&ctx.env)?;
         let flags = BuildArgs {
             pull: self.build.pull || scheduled,
             no_cache: self.build.no_cache || scheduled,
+            force: forced,
             ..self.build.clone()
         };
         let prepared = Prepared::new(ctx, &inventory, plan::select(&inventory, &[])?, &flags)?;
         let (images, exec) = (&prepared.images, prepared.exec);
-        let plan = publish_plan(ctx, &prepared.inputs(), &build_id)?;
+        let plan = publish_plan(ctx, &prepared.inputs(), &build_id, forced)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;
         if self.build.dry_run {
-            print_dry_run(ctx, &inventory, login.as_ref(), std::slice::from_ref(&plan), exec);
+            print_dry_run(ctx, &inventory, login.as_ref(), std::slice::from_ref(&plan), exec, &flags);
             return Ok(());
         }
         ctx.docker.check_engine()?;
         if scheduled {
-            ctx.log.notice("scheduled run: building with --pull --no-cache so security patches land");
+            ctx.log.notice(
+                "scheduled run: building with --pull --no-cache so security patches land; images equal to the published ones are not pushed again",
+            );
+        }
+        if forced && !self.build.force {
+            ctx.log.notice("manual run with force: every image is published, changed or not");
         }
         for image in images.iter().filter(|i| !i.push) {
             ctx.log.notice(&format!(
@@ -109,7 +116,7 @@ impl flags::CiMain {
             ));
         }
         let (reports, result) = with_login(ctx, login.as_ref(), || {
-            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, false)
+            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), exec, &flags)
         });
         let empty = Report::default();
         let report = reports.first().unwrap_or(&empty);
@@ -123,6 +130,7 @@ impl flags::CiMain {
                 seconds: report.seconds(&image.name),
             });
         }
+        let changes = what_changed(images, report);
         // A job's output that cannot be written must not hide why the run failed.
         if let Err(e) = gha::set_output(&ctx.env, "published", &published_json(images, report)) {
             if result.is_err() {
@@ -131,8 +139,48 @@ impl flags::CiMain {
                 return Err(e);
             }
         }
-        finish(ctx, "ci-main", &rows, result)
+        finish(ctx, "ci-main", &rows, result.and_then(|()| gha::append_summary(&ctx.env, &changes)))
     }
+}
+
+/// Whether a manual run (workflow_dispatch) asked for `force`: its input, read from the event.
+fn dispatched_with_force(env: &crate::sys::env::Env) -> anyhow::Result<bool> {
+    if env.get("GITHUB_EVENT_NAME") != Some("workflow_dispatch") {
+        return Ok(false);
+    }
+    let Some(path) = env.get("GITHUB_EVENT_PATH") else { return Ok(false) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the workflow event {path}"))?;
+    let event: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("the workflow event {path} is not JSON"))?;
+    // The event carries a boolean input as a boolean or, in older payloads, as "true".
+    Ok(matches!(&event["inputs"]["force"], serde_json::Value::Bool(true))
+        || event["inputs"]["force"].as_str() == Some("true"))
+}
+
+/// The job summary's section on what each rebuild brought: one short section per image.
+fn what_changed(images: &[&Image], report: &Report) -> String {
+    let mut md = String::from("\n### What changed\n");
+    for image in images {
+        let Some(verdict) = report.verdicts.get(&image.name) else { continue };
+        md.push_str(&format!("\n#### {}\n", image.name));
+        for line in &verdict.why {
+            md.push_str(&format!("- {line}\n"));
+        }
+        let diff = &verdict.packages;
+        if !diff.is_empty() {
+            let mut all: Vec<String> = diff.upgraded.clone();
+            all.extend(diff.added.iter().map(|a| format!("added {a}")));
+            all.extend(diff.removed.iter().map(|r| format!("removed {r}")));
+            let shown: Vec<String> = all.iter().take(20).map(|l| format!("`{l}`")).collect();
+            md.push_str(&format!("- package changes: {}", shown.join(", ")));
+            if all.len() > 20 {
+                md.push_str(&format!(" and {} more", all.len() - 20));
+            }
+            md.push('\n');
+        }
+    }
+    md
 }
 
 /// The images a pull request builds, and how to say which: those affected by its changes,
@@ -160,6 +208,9 @@ fn pull_request_images<'a>(
 
 fn push_status(image: &Image, report: &Report) -> String {
     let pushed = report.pushed.iter().filter(|p| p.image == image.name).count();
+    if let Some(verdict) = report.verdicts.get(&image.name).filter(|v| !v.publish) {
+        return format!("not pushed: {}", verdict.line());
+    }
     match (image.push, pushed) {
         (false, _) => "not pushed: push = false in images.toml".into(),
         (true, 3) => "pushed".into(),
@@ -260,12 +311,13 @@ fn print_dry_run(
     login: Option<&WorkflowLogin>,
     plans: &[Plan],
     exec: ExecOptions,
+    flags: &BuildArgs,
 ) {
     let program = ctx.docker.program();
     if let Some(l) = login {
         say!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
     }
-    let _ = run_or_show(ctx, inventory, plans, exec, true);
+    let _ = run_or_show(ctx, inventory, plans, exec, flags);
     if let Some(l) = login {
         say!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
     }

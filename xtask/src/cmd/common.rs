@@ -11,11 +11,13 @@ use crate::sys::git;
 
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
+use crate::model::sbom;
 use crate::plan;
 use crate::plan::{BuildOptions, Builder, Inputs, Plan, RunNames};
-use crate::run::{execute, lock, ExecOptions, Live, OnBuildFailure, Report};
+use crate::run::{execute, lock, ExecOptions, InputsSince, Live, OnBuildFailure, Report};
 use crate::sys::docker::Docker;
 use crate::sys::env::Env;
+use crate::sys::gha;
 use crate::sys::gha::Log;
 use crate::sys::registry::Registry;
 
@@ -137,7 +139,7 @@ fn default_jobs(builder: &Builder, images: usize) -> usize {
 /// What a building command plans from, prepared alike by build, publish, ci-pr and ci-main:
 /// how its images build on their parents, the build settings, and the run's names.
 pub(super) struct Prepared<'a> {
-    registry: &'a str,
+    inventory: &'a Inventory,
     pub images: Vec<&'a Image>,
     lineage: plan::Lineage,
     options: BuildOptions,
@@ -167,12 +169,13 @@ impl<'a> Prepared<'a> {
                 ));
             }
         }
-        Ok(Prepared { registry: &inventory.registry, images, lineage, options, exec, run: RunNames::new() })
+        Ok(Prepared { inventory, images, lineage, options, exec, run: RunNames::new() })
     }
 
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
-            registry: self.registry,
+            inventory: self.inventory,
+            registry: &self.inventory.registry,
             images: &self.images,
             lineage: &self.lineage,
             options: &self.options,
@@ -212,23 +215,48 @@ fn builder_makes_platforms(ctx: &Ctx, builder: &Builder, images: &[&Image]) -> a
     Ok(())
 }
 
-/// Prints the plans (a dry run: exactly the steps, on stdout) or runs them against the engine
-/// and, when anything is asked of or pushed to the registry, the registry.
+/// Prints the plans (a dry run: exactly the steps, on stdout) or runs them, then writes the
+/// SBOM of every image built.
 pub(super) fn run_or_show(
     ctx: &Ctx,
     inventory: &Inventory,
     plans: &[Plan],
     exec: ExecOptions,
-    dry_run: bool,
+    flags: &BuildArgs,
 ) -> (Vec<Report>, anyhow::Result<()>) {
-    if dry_run {
+    let sbom_dir = flags.sbom_dir.clone().unwrap_or_else(default_sbom_dir);
+    if flags.dry_run {
         for plan in plans {
             say_raw!("{}", plan.display(ctx.docker.program()));
         }
+        for build in plans.iter().flat_map(|p| &p.builds) {
+            say!(
+                "# write {}: the SPDX 2.3 SBOM of {}",
+                sbom_file(&sbom_dir, &build.image).display(),
+                build.image
+            );
+        }
         return (Vec::new(), Ok(()));
     }
+    let (reports, result) = run(ctx, inventory, plans, exec);
+    if result.is_err() {
+        return (reports, result);
+    }
+    let written = write_sboms(ctx, inventory, plans, &reports, &sbom_dir);
+    (reports, written)
+}
+
+/// Runs the plans against the engine and, when anything is asked of or pushed to the
+/// registry, the registry.
+fn run(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    plans: &[Plan],
+    exec: ExecOptions,
+) -> (Vec<Report>, anyhow::Result<()>) {
     let asks = plans.iter().any(|p| {
         !p.must_be_absent.is_empty()
+            || !p.comparisons.is_empty()
             || p.publications.iter().flat_map(|x| &x.targets).any(|t| t.push.is_some())
     });
     // The engine's answer and its registry settings are asked at once; an engine that does
@@ -246,14 +274,85 @@ pub(super) fn run_or_show(
         Ok(registry) => registry,
         Err(e) => return (Vec::new(), Err(e)),
     };
+    let since = |revision: &str| -> anyhow::Result<Vec<(String, String)>> {
+        Ok(changed_since(inventory, revision)?
+            .into_iter()
+            .map(|(name, why)| (name, why.to_string()))
+            .collect())
+    };
+    let in_git = git::repository_root(inventory.folder()).is_ok();
     let world = Live {
         docker: &ctx.docker,
         registry: registry.as_ref(),
         log: ctx.log,
         lock_dir: lock::folder(&ctx.env),
         read_back: Default::default(),
+        inputs_since: in_git.then_some(&since as &InputsSince),
+        changes: Default::default(),
     };
     execute(&world, plans, &ctx.log, exec)
+}
+
+/// The SBOM of every image the plans built, as `<dir>/<image>.spdx.json`, describing the image
+/// by the digest the registry holds when it is published (or already was, unchanged), else by
+/// its image id. In GitHub Actions the folder is the step output `sbom-dir`.
+fn write_sboms(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    plans: &[Plan],
+    reports: &[Report],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let created = crate::model::labels::created(&ctx.env)?;
+    let mut written = 0;
+    for (plan, report) in plans.iter().zip(reports) {
+        for build in &plan.builds {
+            let image = &build.image;
+            let (Some(found), Some(entry)) = (report.packages.get(image), inventory.images.get(image)) else {
+                continue;
+            };
+            let digest = report
+                .digest(image)
+                .map(String::from)
+                .or_else(|| {
+                    report.verdicts.get(image).filter(|v| !v.publish).and_then(|v| v.published.clone())
+                })
+                .or_else(|| report.ids.get(image).cloned())
+                .unwrap_or_default();
+            let repository = crate::model::tags::repository(&inventory.registry, image);
+            let version = entry.version.to_string();
+            let subject = sbom::Subject {
+                image,
+                version: &version,
+                repository: &repository,
+                digest: &digest,
+                created: &created,
+                run: &plan.run.token,
+            };
+            let document = sbom::document(&subject, found);
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--sbom-dir: cannot create {}", dir.display()))?;
+            let file = sbom_file(dir, image);
+            std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
+                .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
+            written += 1;
+        }
+    }
+    if written > 0 {
+        ctx.log.info(&format!("SBOMs (SPDX 2.3) of {written} image(s) written to {}", dir.display()));
+        gha::set_output(&ctx.env, "sbom-dir", &dir.to_string_lossy())?;
+    }
+    Ok(())
+}
+
+fn sbom_file(dir: &Path, image: &str) -> PathBuf {
+    dir.join(format!("{image}.spdx.json"))
+}
+
+/// target/sbom at the workspace root.
+fn default_sbom_dir() -> PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).join("target").join("sbom")
 }
 
 /// What every command may need: the environment, the container CLI, the inventory's location.

@@ -11,6 +11,7 @@ mod lint;
 mod list;
 mod login;
 mod matrix;
+mod packages;
 mod publish;
 mod tags;
 mod test;

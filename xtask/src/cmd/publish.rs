@@ -2,8 +2,10 @@ use crate::cmd::common::{run_or_show, Ctx, Prepared};
 use crate::flags;
 use crate::model::inventory::Image;
 use crate::model::labels;
-use crate::model::tags::BuildId;
+use crate::model::rebuild;
+use crate::model::tags::{self, BuildId};
 use crate::plan::{self, Inputs, Plan};
+use crate::sys::git;
 
 impl flags::Publish {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -12,16 +14,23 @@ impl flags::Publish {
         let images = plan::select(&inventory, &self.images)?;
         say_why_parents_come_along(ctx, &self.images, &images);
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
-        let plan = publish_plan(ctx, &prepared.inputs(), &build_id)?;
+        let plan = publish_plan(ctx, &prepared.inputs(), &build_id, self.build.force)?;
         let (reports, result) =
-            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, self.build.dry_run);
+            run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, &self.build);
         result?;
         if self.build.dry_run {
             return Ok(());
         }
-        ctx.log.info("published (digests as the registry holds them):");
-        for p in reports.iter().flat_map(|r| &r.pushed) {
+        let pushed: Vec<&crate::run::Pushed> = reports.iter().flat_map(|r| &r.pushed).collect();
+        if !pushed.is_empty() {
+            ctx.log.info("published (digests as the registry holds them):");
+        }
+        for p in pushed {
             ctx.log.info(&format!("  {}  {}", p.reference, p.digest));
+        }
+        for (image, verdict) in reports.iter().flat_map(|r| &r.verdicts) {
+            let verb = if verdict.publish { "published" } else { "not pushed" };
+            ctx.log.info(&format!("  {image}: {verb}: {}", verdict.line()));
         }
         for image in prepared.images.iter().filter(|i| !i.push) {
             ctx.log.info(&format!("  {}: built and tagged, not pushed (push = false)", image.name));
@@ -30,11 +39,31 @@ impl flags::Publish {
     }
 }
 
-/// The publish plan of the inputs, with OCI labels from the environment.
-pub(super) fn publish_plan(ctx: &Ctx, inputs: &Inputs<'_>, build_id: &BuildId) -> anyhow::Result<Plan> {
+/// The publish plan of the inputs, with OCI labels from the environment (the revision from git
+/// outside GitHub Actions), and each image's unique tag as its `ref.name` label: a later run
+/// that finds it unchanged names that tag.
+pub(super) fn publish_plan(
+    ctx: &Ctx,
+    inputs: &Inputs<'_>,
+    build_id: &BuildId,
+    force: bool,
+) -> anyhow::Result<Plan> {
     let created = labels::created(&ctx.env)?;
-    let labels = |image: &Image| labels::oci_labels(image, &ctx.env, &created);
-    plan::publish_plan(inputs, build_id, &labels)
+    let revision = match ctx.env.get("GITHUB_SHA") {
+        Some(_) => None,
+        None => git::head(inputs.inventory.folder()),
+    };
+    let labels = |image: &Image| {
+        let mut labels = labels::oci_labels(image, &ctx.env, &created);
+        if let Some(revision) = &revision {
+            labels.push((rebuild::REVISION.to_string(), revision.clone()));
+        }
+        if let Ok([unique, ..]) = tags::published_tags(image, build_id) {
+            labels.push((rebuild::REF_NAME.to_string(), unique));
+        }
+        labels
+    };
+    plan::publish_plan(inputs, build_id, &labels, force)
 }
 
 /// Publishing a child publishes the parents it is built on too: the child's layers start from

@@ -3,8 +3,7 @@ use anyhow::{bail, Context};
 use crate::cmd::Ctx;
 use crate::flags;
 use crate::model::tags::local_reference;
-use crate::plan::Verification;
-use crate::run::verify_one;
+use crate::run::inspect::inspect;
 
 impl flags::Verify {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -20,14 +19,13 @@ impl flags::Verify {
         })?;
         let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
         ctx.docker.check_engine()?;
-        let check = Verification { image: image.name.clone(), reference, spec };
-        let checked = verify_one(&ctx.docker, &check)?;
+        let checked = inspect(&ctx.docker, &reference, Some(&spec))?;
         let violations = &checked.violations;
         if violations.is_empty() {
-            ctx.log.info(&checked.passed(&check.reference));
+            ctx.log.info(&checked.passed(&reference));
         } else {
             let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
-            bail!("{} breaks {} hardening rule(s):\n{}", check.reference, violations.len(), list.join("\n"));
+            bail!("{reference} breaks {} hardening rule(s):\n{}", violations.len(), list.join("\n"));
         }
         Ok(())
     }

@@ -5,5 +5,8 @@ pub mod hardening;
 pub mod inventory;
 pub mod labels;
 pub mod oci;
+pub mod packages;
+pub mod rebuild;
+pub mod sbom;
 pub mod tags;
 pub mod workflows;

@@ -124,6 +124,29 @@ pub fn split_reference(reference: &str) -> (String, Option<String>, Option<Strin
     }
 }
 
+/// The repository of `reference` in full, as registries name it: `alpine:3.23` and
+/// `docker.io/library/alpine` are both `docker.io/library/alpine`.
+pub fn full_repository(reference: &str) -> String {
+    let (repository, _, _) = split_reference(reference);
+    let full = match repository.split_once('/') {
+        Some((first, _)) if looks_like_host(first) => repository.clone(),
+        _ => format!("docker.io/{repository}"),
+    };
+    match full.strip_prefix("docker.io/") {
+        Some(path) if !path.contains('/') => format!("docker.io/library/{path}"),
+        _ => full,
+    }
+}
+
+/// The digest of `reference`'s repository among an image's `RepoDigests` (`name@sha256:...`).
+pub fn repo_digest_of(reference: &str, repo_digests: &[String]) -> Option<String> {
+    let wanted = full_repository(reference);
+    repo_digests.iter().find_map(|d| {
+        let (name, digest) = d.split_once('@')?;
+        (full_repository(name) == wanted).then(|| digest.to_string())
+    })
+}
+
 fn looks_like_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
 }
@@ -136,6 +159,18 @@ pub fn registry_host(registry: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repositories_in_full_and_their_digests() {
+        assert_eq!(full_repository("alpine:3.23"), "docker.io/library/alpine");
+        assert_eq!(full_repository("docker.io/library/alpine"), "docker.io/library/alpine");
+        assert_eq!(full_repository("bitnami/redis:7"), "docker.io/bitnami/redis");
+        assert_eq!(full_repository("127.0.0.1:5000/base:latest"), "127.0.0.1:5000/base");
+        let digests = vec!["alpine@sha256:aaa".to_string(), "127.0.0.1:5000/base@sha256:bbb".to_string()];
+        assert_eq!(repo_digest_of("docker.io/library/alpine:3.23", &digests).as_deref(), Some("sha256:aaa"));
+        assert_eq!(repo_digest_of("127.0.0.1:5000/base:latest", &digests).as_deref(), Some("sha256:bbb"));
+        assert_eq!(repo_digest_of("busybox", &digests), None);
+    }
 
     #[test]
     fn path_components() {

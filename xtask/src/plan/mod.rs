@@ -19,9 +19,11 @@ pub mod order;
 pub mod parents;
 
 use crate::model::hardening;
+use crate::model::rebuild::{self, Base};
 use crate::model::tags::{self, BuildId};
 use crate::sys::registry::describe_query;
 pub use order::{runner_groups, select};
+pub use parents::BaseSource;
 use parents::{ParentUse, Use};
 
 /// One docker CLI invocation, as an argument vector (never a shell string).
@@ -100,6 +102,45 @@ pub struct Build {
     pub copies: Vec<(PathBuf, String)>,
     /// Images whose builds this one builds on (inventory parents in the same run).
     pub needs: Vec<String>,
+    /// What its final stage starts from; its name and digest become the image's
+    /// `org.opencontainers.image.base.*` labels, which only the run can know.
+    pub base: Option<BaseSource>,
+}
+
+impl Build {
+    /// The build command with the base's labels, placed before the context (the last word).
+    pub fn command_with_base(&self, base: Option<&Base>) -> DockerCommand {
+        let mut command = self.command.clone();
+        if let Some(base) = base {
+            let at = command.args.len().saturating_sub(1);
+            let labels = [
+                "--label".to_string(),
+                format!("{}={}", rebuild::BASE_NAME, base.name),
+                "--label".to_string(),
+                format!("{}={}", rebuild::BASE_DIGEST, base.digest),
+            ];
+            command.args.splice(at..at, labels);
+        }
+        command
+    }
+
+    /// The base as the dry run shows it: the digest is only known when the run asks.
+    fn base_placeholder(&self) -> Option<Base> {
+        self.base.as_ref().map(|b| match b {
+            BaseSource::Outside(name) => Base { name: name.clone(), digest: format!("<digest of {name}>") },
+            BaseSource::Parent { image, named } => {
+                Base { name: named.clone(), digest: format!("<image id of the {image} this run builds on>") }
+            }
+        })
+    }
+}
+
+/// An image compared with what is published under its version tag before it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    pub image: String,
+    /// `<registry>/<name>:v<version>`.
+    pub published: String,
 }
 
 /// The hardening rules one built image must pass.
@@ -107,7 +148,8 @@ pub struct Build {
 pub struct Verification {
     pub image: String,
     pub reference: String,
-    pub spec: hardening::Spec,
+    /// None when the inventory has no rules for it: its files are still read for its packages.
+    pub spec: Option<hardening::Spec>,
 }
 
 /// What one built image becomes once every build and check passed: its tags, in order, each
@@ -145,6 +187,10 @@ pub struct Plan {
     pub pulls: Vec<DockerCommand>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
+    /// Images published only when they differ from the published ones (publish, ci-main).
+    pub comparisons: Vec<Comparison>,
+    /// Publish what the comparisons find unchanged too.
+    pub force: bool,
     pub publications: Vec<Publication>,
     /// Removes the run-private names when the run is over.
     pub cleanup: Vec<DockerCommand>,
@@ -158,6 +204,8 @@ impl Plan {
             pulls: Vec::new(),
             builds: Vec::new(),
             verifications: Vec::new(),
+            comparisons: Vec::new(),
+            force: false,
             publications: Vec::new(),
             cleanup: Vec::new(),
         }
@@ -181,6 +229,21 @@ impl Plan {
             out.push_str(&pull.display(program));
             out.push('\n');
         }
+        let mut outside: Vec<&str> = self
+            .builds
+            .iter()
+            .filter_map(|b| match &b.base {
+                Some(BaseSource::Outside(name)) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        outside.sort();
+        outside.dedup();
+        for name in outside {
+            out.push_str(&format!(
+                "# base {name}: {program} image inspect (pulled first when missing): its digest is a label\n"
+            ));
+        }
         for b in order::one_at_a_time(&self.builds).into_iter().map(|i| &self.builds[i]) {
             for (path, _) in &b.copies {
                 out.push_str(&format!(
@@ -189,13 +252,25 @@ impl Plan {
                     b.image
                 ));
             }
-            out.push_str(&b.command.display(program));
+            out.push_str(&b.command_with_base(b.base_placeholder().as_ref()).display(program));
             out.push('\n');
         }
         for v in &self.verifications {
+            let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
             out.push_str(&format!(
-                "# verify {} ({}): image inspect, create, export, rm; then the inventory's rules\n",
+                "# verify {} ({}): image inspect, create, export, rm; then {rules}its packages\n",
                 v.image, v.reference
+            ));
+        }
+        for c in &self.comparisons {
+            let what = if self.force {
+                "published whatever it finds (--force)"
+            } else {
+                "pushed only if it changed"
+            };
+            out.push_str(&format!(
+                "# compare {} with {}: registry GET, pull by digest, labels, packages, git diff since its revision; {what}\n",
+                c.image, c.published
             ));
         }
         for p in &self.publications {
@@ -325,6 +400,7 @@ pub fn ignore_file(dockerfile: &Path) -> PathBuf {
 
 /// Everything a plan is made from.
 pub struct Inputs<'a> {
+    pub inventory: &'a Inventory,
     pub registry: &'a str,
     pub images: &'a [&'a Image],
     pub lineage: &'a Lineage,
@@ -442,13 +518,12 @@ fn builds(
             .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
             .cloned()
             .collect();
-        if let Some(spec) = image.verify.clone() {
-            verifications.push(Verification {
-                image: image.name.clone(),
-                reference: reference.clone(),
-                spec,
-            });
-        }
+        verifications.push(Verification {
+            image: image.name.clone(),
+            reference: reference.clone(),
+            spec: image.verify.clone(),
+        });
+        let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
         builds.push(Build {
             image: image.name.clone(),
             command,
@@ -456,6 +531,7 @@ fn builds(
             iidfile: iidfile(inputs.run, &image.name),
             copies,
             needs,
+            base: parents::final_base(inputs.inventory, image, &dockerfile),
         });
     }
     Ok((builds, verifications))
@@ -533,12 +609,14 @@ pub fn publish_plan(
     inputs: &Inputs<'_>,
     build_id: &BuildId,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
+    force: bool,
 ) -> anyhow::Result<Plan> {
     let (builds, verifications) = builds(inputs, labels)?;
     let mut plan = Plan {
         pulls: pulls(inputs),
         builds,
         verifications,
+        force,
         cleanup: cleanup(inputs),
         ..Plan::empty(inputs.run)
     };
@@ -547,6 +625,7 @@ pub fn publish_plan(
         let source = inputs.run.reference(inputs.registry, &image.name);
         if image.push {
             plan.must_be_absent.push(references[0].clone());
+            plan.comparisons.push(Comparison { image: image.name.clone(), published: references[1].clone() });
         }
         let targets = references
             .iter()
@@ -672,7 +751,14 @@ dockerfile = "Dockerfile-other"
         let images = select(inv, &names).unwrap();
         let lineage = lineage(inv, &images).unwrap();
         let run = run();
-        f(&Inputs { registry: &inv.registry, images: &images, lineage: &lineage, options, run: &run })
+        f(&Inputs {
+            inventory: inv,
+            registry: &inv.registry,
+            images: &images,
+            lineage: &lineage,
+            options,
+            run: &run,
+        })
     }
 
     /// A plan of `images` for `inv`, through the same steps a command takes.
@@ -680,7 +766,7 @@ dockerfile = "Dockerfile-other"
         with_inputs(inv, wanted, options, |inputs| match publish {
             Some(id) => {
                 let labels = |i: &Image| vec![("org.opencontainers.image.title".to_string(), i.name.clone())];
-                publish_plan(inputs, id, &labels).unwrap()
+                publish_plan(inputs, id, &labels, false).unwrap()
             }
             None => build_plan(inputs).unwrap(),
         })
@@ -711,7 +797,11 @@ dockerfile = "Dockerfile-other"
                 "DOCKER_BUILDKIT=0 docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
                  --iidfile /tmp/xtask-run-t0/base.iid {dir}\n\
                  DOCKER_BUILDKIT=0 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
-                 --iidfile /tmp/xtask-run-t0/mid.iid --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:run-t0 {dir}\n\
+                 --iidfile /tmp/xtask-run-t0/mid.iid --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:run-t0 \
+                 --label org.opencontainers.image.base.name=reg.example/ns/base:v1.0.0 \
+                 --label 'org.opencontainers.image.base.digest=<image id of the base this run builds on>' {dir}\n\
+                 # verify base (reg.example/ns/base:run-t0): image inspect, create, export, rm; then its packages\n\
+                 # verify mid (reg.example/ns/mid:run-t0): image inspect, create, export, rm; then its packages\n\
                  docker tag reg.example/ns/base:run-t0 reg.example/ns/base:local-v1.0.0\n\
                  docker tag reg.example/ns/mid:run-t0 reg.example/ns/mid:local-v2.0.0\n\
                  docker image rm --no-prune reg.example/ns/base:run-t0\n\

@@ -182,6 +182,52 @@ pub fn other_images(inventory: &Inventory, image: &Image, dockerfile: &Dockerfil
         .collect()
 }
 
+/// The image a Dockerfile's final stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// An image from outside the inventory, as the FROM resolves it (`alpine:3.23`).
+    Outside(String),
+    /// An inventory parent built (or published) in this run; `named` is its version tag's
+    /// reference, the name its published image goes by.
+    Parent { image: String, named: String },
+}
+
+/// What `image`'s final stage is built FROM, following stage names back to an image; None for
+/// `scratch`.
+pub fn final_base(inventory: &Inventory, image: &Image, dockerfile: &Dockerfile) -> Option<BaseSource> {
+    let froms = dockerfile.froms(&image.build_args);
+    let mut from = froms.last()?;
+    // `FROM build` names an earlier stage: the base is what that stage starts from.
+    for _ in 0..froms.len() {
+        match froms
+            .iter()
+            .find(|f| f.stage.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&from.resolved)))
+        {
+            Some(stage) if stage.line < from.line => from = stage,
+            _ => break,
+        }
+    }
+    let parent = image
+        .depends_on
+        .iter()
+        .find(|p| is_arg_reference(&from.image, &parent_build_arg(p)))
+        .cloned()
+        .or_else(|| {
+            inventory_image(inventory, &registries(inventory), &from.resolved)
+                .map(|(name, _, _)| name)
+                .filter(|name| image.depends_on.contains(name))
+        });
+    match parent {
+        Some(parent) => {
+            let named =
+                format!("{}/{parent}:{}", inventory.registry, version_tag(&inventory.images[&parent]));
+            Some(BaseSource::Parent { image: parent, named })
+        }
+        None if from.resolved.eq_ignore_ascii_case("scratch") || from.resolved.is_empty() => None,
+        None => Some(BaseSource::Outside(from.resolved.clone())),
+    }
+}
+
 pub fn read(path: &Path) -> Result<Dockerfile, String> {
     std::fs::read_to_string(path)
         .map(|t| Dockerfile::parse(&t))
@@ -370,6 +416,22 @@ mod tests {
 
     /// `--registry r:5000` beside images.toml's `r:5000/sbl`: one registry is a prefix of the
     /// other, and a FROM under either still names the inventory image.
+    #[test]
+    fn the_final_stage_s_base_is_found_through_stage_names_and_parent_forms() {
+        let d = TestDir::new("parents-base");
+        let inv = inventory(&d, "FROM ghcr.io/x/base:latest\n");
+        let child = &inv.images["child"];
+        let base = |text: &str| final_base(&inv, child, &Dockerfile::parse(text));
+        let named = BaseSource::Parent { image: "base".into(), named: "ghcr.io/x/base:v1.2.3".into() };
+        assert_eq!(base("FROM ghcr.io/x/base:latest\n"), Some(named.clone()));
+        assert_eq!(base("ARG BASE_IMAGE=ghcr.io/x/base:latest\nFROM ${BASE_IMAGE}\n"), Some(named));
+        assert_eq!(
+            base("ARG V=3.23\nFROM golang AS build\nFROM alpine:${V} AS run\nFROM run\nCOPY --from=build / /\n"),
+            Some(BaseSource::Outside("alpine:3.23".into()))
+        );
+        assert_eq!(base("FROM scratch\n"), None);
+    }
+
     #[test]
     fn registries_that_prefix_each_other() {
         let d = TestDir::new("parents");

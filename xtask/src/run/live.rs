@@ -7,8 +7,11 @@ use std::sync::Mutex;
 use anyhow::bail;
 
 use crate::model::oci::{registry_host, split_reference};
-use crate::plan::{Build, DockerCommand, Publication, Target, Verification};
-use crate::run::{lock, preflight, Built, Checked, Pushed, World};
+use crate::model::packages::Package;
+use crate::model::rebuild::{Base, Verdict};
+use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
+use crate::run::compare::{ChangedImages, InputsSince};
+use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, World};
 use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
 use crate::sys::gha::Log;
 use crate::sys::interrupt;
@@ -24,6 +27,10 @@ pub struct Live<'a> {
     /// The manifest each pushed reference was read back with: what its image's later tags are
     /// given, without asking the registry for it again.
     pub read_back: Mutex<HashMap<String, Manifest>>,
+    /// Which images' inputs changed since a revision (None outside a git repository).
+    pub inputs_since: Option<&'a InputsSince<'a>>,
+    /// Its answers, per revision.
+    pub changes: Mutex<HashMap<String, Result<ChangedImages, String>>>,
 }
 
 impl Live<'_> {
@@ -79,8 +86,29 @@ impl World for Live<'_> {
         Ok(Built { success: out.success, status, output: out.transcript(), tail, id })
     }
 
+    fn base_digest(&self, reference: &str) -> anyhow::Result<String> {
+        let mut transcript = String::new();
+        let digest = self.docker.base_digest(reference, &mut transcript);
+        self.log.passthrough(&transcript);
+        digest
+    }
+
+    fn compare(
+        &self,
+        c: &Comparison,
+        base: Option<&Base>,
+        packages: &[Package],
+        force: bool,
+    ) -> anyhow::Result<Verdict> {
+        self.compare_with_published(c, base, packages, force)
+    }
+
+    fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String> {
+        self.adopt_published(c, digest, run_reference)
+    }
+
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {
-        verify_one(self.docker, v)
+        inspect::inspect(self.docker, &v.reference, v.spec.as_ref())
     }
 
     fn publish(
@@ -215,7 +243,7 @@ fn unsent(t: &Target, error: anyhow::Error, stopped: bool) -> anyhow::Error {
 }
 
 /// The repository path and tag of `reference` as the registry's API names them.
-fn registry_path(reference: &str) -> (String, String) {
+pub(super) fn registry_path(reference: &str) -> (String, String) {
     let (repository, tag, _) = split_reference(reference);
     let path = repository
         .strip_prefix(&format!("{}/", registry_host(&repository)))
@@ -262,13 +290,6 @@ fn strip_colours(line: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// The rules `v` breaks (empty when it passes), and how many files were looked at.
-pub fn verify_one(docker: &Docker, v: &Verification) -> anyhow::Result<Checked> {
-    let keep = v.spec.files_to_read();
-    let (user, files) = docker.image_files(&v.reference, &|path| keep.iter().any(|k| k == path))?;
-    Ok(Checked { violations: v.spec.check(&user, &files), files: files.entries.len() })
 }
 
 #[cfg(test)]

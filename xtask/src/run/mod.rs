@@ -19,16 +19,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+mod compare;
+pub mod inspect;
 mod live;
 pub mod lock;
 pub mod preflight;
 mod progress;
 
-pub use live::{verify_one, Live};
+pub use compare::InputsSince;
+pub use live::Live;
 use progress::Progress;
 
 use crate::model::hardening::Violation;
-use crate::plan::{order, Build, DockerCommand, Plan, Publication, Target, Verification};
+use crate::model::packages::{Found, Package};
+use crate::model::rebuild::{Base, Verdict};
+use crate::plan::{
+    order, BaseSource, Build, Comparison, DockerCommand, Plan, Publication, Target, Verification,
+};
 use crate::sys::gha::Log;
 use crate::sys::interrupt::{self, Interrupted};
 use crate::sys::process::last_lines;
@@ -48,6 +55,12 @@ pub struct Report {
     pub pushed: Vec<Pushed>,
     /// Images whose build is kept under its run-private name for inspection (it failed its checks).
     pub kept: Vec<String>,
+    /// What each built image holds.
+    pub packages: BTreeMap<String, Found>,
+    /// What each build started from.
+    pub bases: BTreeMap<String, Base>,
+    /// Of each compared image: whether it is published, and why.
+    pub verdicts: BTreeMap<String, Verdict>,
     /// Wall time spent building, verifying and pushing each image.
     seconds: Vec<(String, f64)>,
 }
@@ -68,6 +81,11 @@ impl Report {
     /// The digest the registry holds for `image`'s pushed tags (all share it).
     pub fn digest(&self, image: &str) -> Option<&str> {
         self.pushed.iter().find(|p| p.image == image).map(|p| p.digest.as_str())
+    }
+
+    /// Whether `image` was compared with its published image and found unchanged.
+    pub fn unchanged(&self, image: &str) -> bool {
+        self.verdicts.get(image).is_some_and(|v| !v.publish)
     }
 }
 
@@ -111,6 +129,9 @@ pub struct Checked {
     pub violations: Vec<Violation>,
     /// How many files of the image were looked at.
     pub files: usize,
+    pub packages: Found,
+    /// How the packages were read, where it is worth saying (an RPM database).
+    pub notes: Vec<String>,
 }
 
 impl Checked {
@@ -130,8 +151,22 @@ pub trait World: Sync {
     fn pull(&self, command: &DockerCommand) -> anyhow::Result<()>;
     /// Runs a build; Err only when it could not run to the end (missing CLI, interrupt).
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
-    /// The hardening rules the built image breaks.
+    /// The digest of an image a build starts from (pulled when the engine lacks it).
+    fn base_digest(&self, reference: &str) -> anyhow::Result<String>;
+    /// The hardening rules the built image breaks, and its packages.
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked>;
+    /// Compares a built image (on `base`, holding `packages`) with what is published under
+    /// its version tag.
+    fn compare(
+        &self,
+        c: &Comparison,
+        base: Option<&Base>,
+        packages: &[Package],
+        force: bool,
+    ) -> anyhow::Result<Verdict>;
+    /// Gives `run_reference` the published image `digest` of `c` (pulled by `compare`), so
+    /// that children build on it; returns its image id.
+    fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String>;
     /// Makes one target of a publication from the image with `id`: tag, and push and read back
     /// when it is pushed. Output goes to `transcript`.
     fn publish(
@@ -160,6 +195,7 @@ pub fn execute(
         result = (|| {
             world.check_absent(&plan.must_be_absent, options.jobs)?;
             pull_all(world, plan, log)?;
+            resolve_bases(world, plan, &mut report)?;
             build_all(world, plan, log, options, &mut report)?;
             publish_all(world, plan, log, options.jobs, &mut report)
         })();
@@ -223,8 +259,63 @@ pub(crate) enum State {
 enum Event {
     /// Build `index` of the plan ended.
     Built { index: usize, elapsed: Duration, outcome: anyhow::Result<Built> },
-    /// The check of build `index` ended.
-    Checked { index: usize, elapsed: Duration, outcome: anyhow::Result<Checked> },
+    /// The check (and comparison) of build `index` ended.
+    Checked { index: usize, elapsed: Duration, outcome: anyhow::Result<Inspected> },
+}
+
+/// What the scheduler learns of a built image after its build.
+struct Inspected {
+    checked: Checked,
+    verdict: Option<Verdict>,
+    /// The id of the published image children now build on (it is unchanged).
+    adopted: Option<String>,
+}
+
+/// The digest of every image from outside the inventory that a build starts from, asked once
+/// per image before any build: it goes in the builds' base labels.
+fn resolve_bases(world: &dyn World, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    for build in &plan.builds {
+        let Some(BaseSource::Outside(name)) = &build.base else { continue };
+        let known = report.bases.values().find(|b| &b.name == name).map(|b| b.digest.clone());
+        let digest = match known {
+            Some(digest) => digest,
+            None => world.base_digest(name).map_err(|e| e.context(format!("the base of {}", build.image)))?,
+        };
+        report.bases.insert(build.image.clone(), Base { name: name.clone(), digest });
+    }
+    Ok(())
+}
+
+/// Checks a built image, then (when the plan compares it) compares it with the published one;
+/// an unchanged image with children in the plan gives them the published image to build on.
+fn inspect_built(
+    world: &dyn World,
+    plan: &Plan,
+    v: &Verification,
+    base: Option<&Base>,
+) -> anyhow::Result<Inspected> {
+    let checked = world.verify(v).map_err(|e| e.context("its hardening check could not run"))?;
+    let comparison = plan.comparisons.iter().find(|c| c.image == v.image);
+    let (Some(c), true) = (comparison, checked.violations.is_empty()) else {
+        return Ok(Inspected { checked, verdict: None, adopted: None });
+    };
+    let verdict = match world.compare(c, base, &checked.packages.packages, plan.force) {
+        Ok(verdict) => verdict,
+        // Forced, the comparison only informs: what it could not find out stops nothing.
+        Err(e) if plan.force => Verdict {
+            publish: true,
+            why: vec![format!("published (--force); the comparison with {} failed: {e:#}", c.published)],
+            packages: Default::default(),
+            published: None,
+        },
+        Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
+    };
+    let has_children = plan.builds.iter().any(|b| b.needs.contains(&v.image));
+    let adopted = match (&verdict.published, verdict.publish, has_children) {
+        (Some(digest), false, true) => Some(world.adopt(c, digest, &v.reference)?),
+        _ => None,
+    };
+    Ok(Inspected { checked, verdict: Some(verdict), adopted })
 }
 
 /// Builds every image; each built image is checked against its hardening rules at once,
@@ -255,7 +346,10 @@ fn build_all(
             if !stopping {
                 for &index in &priority {
                     let step = &steps[index];
-                    if building >= jobs {
+                    // One job means one thing at a time, a check included: the order a dry run
+                    // lists. With more, checks read images beside the builds.
+                    let busy = if jobs == 1 { building + checking } else { building };
+                    if busy >= jobs {
                         break;
                     }
                     if state[index] != State::Waiting || !parents_built(steps, &state, step) {
@@ -265,7 +359,18 @@ fn build_all(
                     building += 1;
                     let tx = tx.clone();
                     let title = format!("build {} ({}/{})", step.image, index + 1, steps.len());
+                    let base = match &step.base {
+                        Some(BaseSource::Parent { image, named }) => {
+                            report.ids.get(image).map(|id| Base { name: named.clone(), digest: id.clone() })
+                        }
+                        _ => report.bases.get(&step.image).cloned(),
+                    };
+                    if let Some(base) = &base {
+                        report.bases.insert(step.image.clone(), base.clone());
+                    }
+                    let step = Build { command: step.command_with_base(base.as_ref()), ..step.clone() };
                     scope.spawn(move || {
+                        let step = &step;
                         let start = Instant::now();
                         let run = || {
                             if live {
@@ -317,10 +422,12 @@ fn build_all(
                                     state[index] = State::Checking;
                                     checking += 1;
                                     let tx = tx.clone();
+                                    let base = report.bases.get(&step.image).cloned();
                                     scope.spawn(move || {
                                         let start = Instant::now();
-                                        let outcome =
-                                            guard(&format!("the check of {}", v.image), || world.verify(v));
+                                        let outcome = guard(&format!("the check of {}", v.image), || {
+                                            inspect_built(world, plan, v, base.as_ref())
+                                        });
                                         let _ = tx.send(Event::Checked {
                                             index,
                                             elapsed: start.elapsed(),
@@ -351,12 +458,28 @@ fn build_all(
                     let image = &steps[index].image;
                     report.add_time(image, elapsed);
                     let failure = match outcome {
-                        Ok(checked) if checked.violations.is_empty() => {
-                            log.info(&checked.passed(&steps[index].reference));
+                        Ok(Inspected { checked, verdict, adopted }) if checked.violations.is_empty() => {
+                            if plan.verifications.iter().any(|v| v.image == *image && v.spec.is_some()) {
+                                log.info(&checked.passed(&steps[index].reference));
+                            }
+                            for note in &checked.notes {
+                                log.note(&format!("{image}: {note}"));
+                            }
+                            report.packages.insert(image.clone(), checked.packages);
+                            if let Some(verdict) = verdict {
+                                log.info(&format!("{image}: {}", verdict.line()));
+                                report.verdicts.insert(image.clone(), verdict);
+                            }
+                            if let Some(id) = adopted {
+                                log.info(&format!(
+                                    "{image} is unchanged: what is built on it builds on the published {image} ({id})"
+                                ));
+                                report.ids.insert(image.clone(), id);
+                            }
                             state[index] = State::Built;
                             None
                         }
-                        Ok(checked) => {
+                        Ok(Inspected { checked, .. }) => {
                             report.kept.push(image.clone());
                             let list: Vec<String> =
                                 checked.violations.iter().map(|x| format!("  {image}: {x}")).collect();
@@ -365,7 +488,7 @@ fn build_all(
                         }
                         Err(e) => {
                             interrupted |= e.downcast_ref::<Interrupted>().is_some();
-                            Some(format!("its hardening check could not run: {e:#}"))
+                            Some(format!("{e:#}"))
                         }
                     };
                     (index, failure)
@@ -541,18 +664,21 @@ fn publish_all(
         done.elapsed = start.elapsed();
         done
     };
+    // An image found unchanged is not published again: the registry already holds it.
+    let publications: Vec<&Publication> =
+        plan.publications.iter().filter(|p| !report.unchanged(&p.image)).collect();
     // A child goes out only after the parents it was built on are fully out, so its published
     // tags never stand on a parent the registry does not hold.
     let parents_of = |image: &str| -> Vec<&str> {
         let needs =
             plan.builds.iter().find(|b| b.image == image).map(|b| b.needs.as_slice()).unwrap_or_default();
-        needs.iter().map(String::as_str).filter(|n| plan.publications.iter().any(|p| p.image == *n)).collect()
+        needs.iter().map(String::as_str).filter(|n| publications.iter().any(|p| p.image == *n)).collect()
     };
     let mut first_failure = None;
     let mut finished: Vec<String> = Vec::new();
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<ImageDone>();
-        let mut waiting: Vec<&Publication> = plan.publications.iter().collect();
+        let mut waiting: Vec<&Publication> = publications.clone();
         let mut running = 0;
         loop {
             while running < jobs.max(1) && first_failure.is_none() {
@@ -615,7 +741,7 @@ struct ImageDone {
 fn push_state(plan: &Plan, report: &Report) -> String {
     let mut full = Vec::new();
     let mut partial = Vec::new();
-    for p in &plan.publications {
+    for p in plan.publications.iter().filter(|p| !report.unchanged(&p.image)) {
         let wanted = p.targets.iter().filter(|t| t.push.is_some()).count();
         if wanted == 0 {
             continue;
@@ -648,6 +774,7 @@ mod tests {
             iidfile: std::path::PathBuf::from(format!("/nonexistent/{image}.iid")),
             copies: Vec::new(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
+            base: None,
         }
     }
 
@@ -682,6 +809,8 @@ mod tests {
             pulls: Vec::new(),
             builds,
             verifications: Vec::new(),
+            comparisons: Vec::new(),
+            force: false,
             publications,
             cleanup,
         }
@@ -697,6 +826,8 @@ mod tests {
         failing_push: Option<&'static str>,
         /// The image whose hardening check finds a violation.
         failing_check: Option<&'static str>,
+        /// The images a comparison finds equal to the published ones.
+        unchanged: Vec<&'static str>,
         released: Mutex<Vec<String>>,
         wake: Condvar,
         events: Mutex<Vec<String>>,
@@ -749,8 +880,40 @@ mod tests {
             Ok(())
         }
 
+        fn base_digest(&self, reference: &str) -> anyhow::Result<String> {
+            self.note(format!("base {reference}"));
+            Ok(format!("sha256:{reference}"))
+        }
+
+        fn compare(
+            &self,
+            c: &Comparison,
+            _: Option<&Base>,
+            _: &[Package],
+            force: bool,
+        ) -> anyhow::Result<Verdict> {
+            self.note(format!("compare {}", c.image));
+            let same = self.unchanged.contains(&c.image.as_str());
+            Ok(Verdict {
+                publish: !same || force,
+                why: vec![if same { "unchanged".into() } else { "packages: a 1 -> 2".into() }],
+                packages: Default::default(),
+                published: Some(format!("sha256:published-{}", c.image)),
+            })
+        }
+
+        fn adopt(&self, c: &Comparison, digest: &str, _: &str) -> anyhow::Result<String> {
+            self.note(format!("adopt {} {digest}", c.image));
+            Ok(format!("sha256:id-of-published-{}", c.image))
+        }
+
         fn build(&self, build: &Build, _: bool) -> anyhow::Result<Built> {
             self.note(format!("build {}", build.image));
+            if let Some(label) =
+                build.command.args.iter().find(|a| a.starts_with("org.opencontainers.image.base.digest="))
+            {
+                self.note(format!("label {} {}", build.image, label.rsplit('=').next().unwrap_or_default()));
+            }
             if self.gated {
                 let mut released = self.released.lock().unwrap();
                 while !released.contains(&build.image) {
@@ -786,7 +949,7 @@ mod tests {
             } else {
                 Vec::new()
             };
-            Ok(Checked { violations, files: 1 })
+            Ok(Checked { violations, files: 1, packages: Found::default(), notes: Vec::new() })
         }
 
         fn publish(
@@ -935,6 +1098,61 @@ mod tests {
         assert!(message.ends_with("Nothing was pushed. Built: c. Not built: b (needs a)"), "{message}");
         assert_eq!(report.kept, ["a"]);
         assert!(!world.events().iter().any(|e| e.starts_with("tag ")));
+    }
+
+    /// A plan that compares `images` with their published images before pushing them.
+    fn compared(mut plan: Plan, images: &[&str]) -> Plan {
+        plan = checked(plan, images);
+        for b in &mut plan.builds {
+            b.base = Some(match b.needs.first() {
+                Some(parent) => BaseSource::Parent { image: parent.clone(), named: format!("r/{parent}:1") },
+                None => BaseSource::Outside("upstream:1".into()),
+            });
+        }
+        plan.comparisons = images
+            .iter()
+            .map(|i| Comparison { image: i.to_string(), published: format!("r/{i}:1") })
+            .collect();
+        plan
+    }
+
+    /// An unchanged image is not pushed again; what is built on it builds on the published
+    /// image (its base label says so), and is pushed when it changed.
+    #[test]
+    fn an_unchanged_parent_is_not_pushed_and_its_children_build_on_the_published_one() {
+        let world = Script { unchanged: vec!["a"], ..Default::default() };
+        let plan = compared(plan(&[("a", &[]), ("b", &["a"]), ("c", &[])], true), &["a", "b", "c"]);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        result.unwrap();
+        let events = world.events();
+        let at =
+            |e: &str| events.iter().position(|x| x == e).unwrap_or_else(|| panic!("no {e} in {events:?}"));
+        assert!(at("adopt a sha256:published-a") < at("build b"));
+        assert!(events.contains(&"label b sha256:id-of-published-a".to_string()), "{events:?}");
+        assert!(events.contains(&"label a sha256:upstream:1".to_string()), "{events:?}");
+        assert!(!events.iter().any(|e| e.starts_with("tag r/a:")), "{events:?}");
+        assert!(events.contains(&"tag r/b:1".to_string()) && events.contains(&"tag r/c:latest".to_string()));
+        assert!(report.unchanged("a") && !report.unchanged("b"));
+        assert_eq!(report.bases["b"].digest, "sha256:id-of-published-a");
+        assert_eq!(
+            world.events().iter().filter(|e| e.starts_with("base ")).count(),
+            1,
+            "asked once per base"
+        );
+    }
+
+    /// --force publishes what is unchanged too, and children then build on this run's parent.
+    #[test]
+    fn force_publishes_the_unchanged_and_builds_children_on_this_run() {
+        let world = Script { unchanged: vec!["a", "b"], ..Default::default() };
+        let mut plan = compared(plan(&[("a", &[]), ("b", &["a"])], true), &["a", "b"]);
+        plan.force = true;
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        result.unwrap();
+        let events = world.events();
+        assert!(!events.iter().any(|e| e.starts_with("adopt ")), "{events:?}");
+        assert!(events.contains(&"label b sha256:a".to_string()), "{events:?}");
+        assert_eq!(report.pushed.len(), 4);
     }
 
     /// With a failed build as well, the broken rules found meanwhile are still reported.

@@ -6,6 +6,7 @@
 //! and push are retried with backoff when the failure is transient. What is parsed as data
 //! (ids, versions, users) is read from stdout alone; errors come from stderr.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -307,6 +308,54 @@ impl Docker {
             });
         let _ = self.exec(&["rm", "--force", &container], Io::Capture(None), self.timeouts.command);
         Ok((inspect.stdout.trim().to_string(), listing?))
+    }
+
+    /// Runs a short command and returns what it printed, whether it succeeded or not.
+    pub fn capture(&self, args: &[&str]) -> anyhow::Result<Finished> {
+        self.exec(args, Io::Capture(None), self.timeouts.command)
+    }
+
+    /// The digest of the image `reference` names, as a base: its registry digest when the
+    /// engine knows it (it was pulled or pushed), else its image id (a local-only image).
+    /// Pulled first when the engine does not have it, as the build would.
+    pub fn base_digest(&self, reference: &str, transcript: &mut String) -> anyhow::Result<String> {
+        let inspect = || {
+            self.exec(
+                &["image", "inspect", "--format", "{{.Id}} {{json .RepoDigests}}", reference],
+                Io::Capture(None),
+                self.timeouts.command,
+            )
+        };
+        let mut out = inspect()?;
+        if !out.success {
+            self.pull(&DockerCommand::new(["pull", reference]), transcript)
+                .map_err(|e| e.context(format!("{reference}, the base of a build, is not on this engine")))?;
+            out = inspect()?;
+        }
+        if !out.success {
+            bail!("cannot inspect {reference}: {}", out.error_line());
+        }
+        let (id, digests) = out.stdout.trim().split_once(' ').unwrap_or((out.stdout.trim(), "null"));
+        let digests: Vec<String> = serde_json::from_str::<Option<Vec<String>>>(digests)
+            .with_context(|| format!("reading the RepoDigests of {reference}"))?
+            .unwrap_or_default();
+        Ok(crate::model::oci::repo_digest_of(reference, &digests).unwrap_or_else(|| normalize_id(id)))
+    }
+
+    /// The id and labels of a local image.
+    pub fn id_and_labels(&self, reference: &str) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+        let out = self.exec(
+            &["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", reference],
+            Io::Capture(None),
+            self.timeouts.command,
+        )?;
+        if !out.success {
+            bail!("cannot inspect {reference}: {}", out.error_line());
+        }
+        let (id, labels) = out.stdout.trim().split_once(' ').unwrap_or((out.stdout.trim(), "null"));
+        let labels: Option<BTreeMap<String, String>> =
+            serde_json::from_str(labels).with_context(|| format!("reading the labels of {reference}"))?;
+        Ok((normalize_id(id), labels.unwrap_or_default()))
     }
 
     /// How the engine reaches `host`: TLS, or (for registries its settings call insecure) TLS

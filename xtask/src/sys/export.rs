@@ -40,7 +40,8 @@ impl Listing {
     }
 }
 
-const MAX_KEPT: u64 = 1 << 20;
+// An RPM database (RHEL 8's Berkeley DB) runs to tens of megabytes.
+const MAX_KEPT: u64 = 256 << 20;
 
 pub fn scan(input: impl Read, keep: &dyn Fn(&str) -> bool) -> anyhow::Result<Listing> {
     let mut listing = Listing::default();

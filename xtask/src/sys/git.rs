@@ -28,6 +28,14 @@ pub fn repository_root(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(out.trim()))
 }
 
+/// The commit checked out in the repository holding `dir`, if it is one.
+pub fn head(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "--verify", "--quiet", "HEAD"])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
 /// (untracked, not ignored) files, so that a laptop's work in progress counts too.
 pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {

@@ -12,3 +12,4 @@ pub mod interrupt;
 pub mod process;
 pub mod registry;
 pub mod retry;
+pub mod rpm;

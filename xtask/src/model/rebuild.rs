@@ -1,0 +1,221 @@
+//! Whether a rebuilt image differs from the one published under its version tag, and why, in
+//! one line per reason. Pure: the facts come from the run (run/compare.rs).
+//!
+//! An image is unchanged when its inputs (the same rules as --changed-since) did not change
+//! since the published image's revision, its base is the same image (same digest), and its
+//! package set is the same. Anything that cannot be told counts as a change: publishing again
+//! is always safe, skipping wrongly is not.
+
+use serde::Serialize;
+
+use crate::model::packages::{Diff, Package};
+
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+pub const REVISION: &str = "org.opencontainers.image.revision";
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The image a build starts from: the reference its final FROM resolved to, and that image's
+/// digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Base {
+    pub name: String,
+    pub digest: String,
+}
+
+/// What is published under the version tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Its manifest digest.
+    pub digest: String,
+    /// The unique tag it was published as (its `ref.name` label), when it says.
+    pub unique_tag: Option<String>,
+    pub revision: Option<String>,
+    pub base: Option<Base>,
+    pub packages: Vec<Package>,
+}
+
+/// Whether the image's inputs changed since a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    Unchanged,
+    /// Why (`images/Dockerfile-alpine changed`).
+    Changed(String),
+    /// Why it cannot be told (no revision label, a revision this clone does not have).
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Whether this run publishes the image.
+    pub publish: bool,
+    /// One line per reason, or `unchanged since ...`.
+    pub why: Vec<String>,
+    #[serde(skip_serializing_if = "Diff::is_empty")]
+    pub packages: Diff,
+    /// The published manifest digest, when there is a published image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+}
+
+impl Verdict {
+    pub fn line(&self) -> String {
+        self.why.join("; ")
+    }
+}
+
+/// The verdict on an image rebuilt with `packages` on `base`, against what is published under
+/// `version_tag`. `force` publishes whatever the comparison says.
+pub fn judge(
+    version_tag: &str,
+    base: Option<&Base>,
+    packages: &[Package],
+    published: Option<&Published>,
+    inputs: &Inputs,
+    force: bool,
+) -> Verdict {
+    let Some(published) = published else {
+        return Verdict {
+            publish: true,
+            why: vec![format!("first publish: nothing is published as {version_tag}")],
+            packages: Diff::default(),
+            published: None,
+        };
+    };
+    let mut why = Vec::new();
+    match inputs {
+        Inputs::Unchanged => {}
+        Inputs::Changed(reason) => why.push(format!("inputs changed: {reason}")),
+        Inputs::Unknown(reason) => why.push(format!("inputs: cannot tell ({reason})")),
+    }
+    match (base, &published.base) {
+        (Some(now), Some(then)) if now.digest != then.digest || now.name != then.name => {
+            let name = if now.name == then.name {
+                now.name.clone()
+            } else {
+                format!("{} -> {}", then.name, now.name)
+            };
+            why.push(format!("base moved: {name} {} -> {}", then.digest, now.digest));
+        }
+        (Some(_), None) => why.push("base: the published image does not record its base".into()),
+        (None, Some(then)) => why.push(format!("base: now none, was {} {}", then.name, then.digest)),
+        _ => {}
+    }
+    let diff = Diff::between(&published.packages, packages);
+    if !diff.is_empty() {
+        why.push(format!("packages: {}", diff.summary()));
+    }
+    let changed = !why.is_empty();
+    if !changed {
+        let since = published.unique_tag.as_deref().unwrap_or(version_tag);
+        why.push(format!("unchanged since {since} ({})", published.digest));
+    }
+    if force && !changed {
+        why.push("published anyway (--force)".into());
+    }
+    Verdict { publish: changed || force, why, packages: diff, published: Some(published.digest.clone()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::packages::Ecosystem;
+
+    fn apk(name: &str, version: &str) -> Package {
+        Package {
+            ecosystem: Ecosystem::Apk,
+            name: name.into(),
+            version: version.into(),
+            license: None,
+            origin: None,
+            arch: None,
+            source: "/lib/apk/db/installed".into(),
+        }
+    }
+
+    fn base(digest: &str) -> Base {
+        Base { name: "alpine:3.23".into(), digest: digest.into() }
+    }
+
+    fn published(packages: Vec<Package>, base_digest: &str) -> Published {
+        Published {
+            digest: "sha256:pub".into(),
+            unique_tag: Some("v3.23.0_7".into()),
+            revision: Some("abc".into()),
+            base: Some(base(base_digest)),
+            packages,
+        }
+    }
+
+    #[test]
+    fn the_same_inputs_base_and_packages_are_not_published_again() {
+        let packages = vec![apk("musl", "1.2.5-r10")];
+        let p = published(packages.clone(), "sha256:aaa");
+        let v = judge(
+            "r/alpine:v3.23.0",
+            Some(&base("sha256:aaa")),
+            &packages,
+            Some(&p),
+            &Inputs::Unchanged,
+            false,
+        );
+        assert!(!v.publish);
+        assert_eq!(v.why, ["unchanged since v3.23.0_7 (sha256:pub)"]);
+        let forced = judge(
+            "r/alpine:v3.23.0",
+            Some(&base("sha256:aaa")),
+            &packages,
+            Some(&p),
+            &Inputs::Unchanged,
+            true,
+        );
+        assert!(forced.publish);
+        assert_eq!(forced.why[1], "published anyway (--force)");
+    }
+
+    #[test]
+    fn each_change_is_one_line() {
+        let p = published(vec![apk("openssl", "3.1.4-r1"), apk("zlib", "1")], "sha256:aaa");
+        let now = vec![apk("openssl", "3.1.4-r5"), apk("zlib", "1"), apk("curl", "8")];
+        let v = judge(
+            "r/alpine:v3.23.0",
+            Some(&base("sha256:bbb")),
+            &now,
+            Some(&p),
+            &Inputs::Changed("images/Dockerfile-alpine changed".into()),
+            false,
+        );
+        assert!(v.publish);
+        assert_eq!(
+            v.why,
+            [
+                "inputs changed: images/Dockerfile-alpine changed",
+                "base moved: alpine:3.23 sha256:aaa -> sha256:bbb",
+                "packages: openssl 3.1.4-r1 -> 3.1.4-r5 (+1 more)",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_told_counts_as_a_change() {
+        let packages = vec![apk("musl", "1")];
+        let mut p = published(packages.clone(), "sha256:aaa");
+        p.base = None;
+        let v = judge(
+            "r/a:v1",
+            Some(&base("sha256:aaa")),
+            &packages,
+            Some(&p),
+            &Inputs::Unknown("no revision label".into()),
+            false,
+        );
+        assert!(v.publish);
+        assert_eq!(
+            v.why,
+            ["inputs: cannot tell (no revision label)", "base: the published image does not record its base"]
+        );
+        let first = judge("r/a:v1", None, &packages, None, &Inputs::Unchanged, false);
+        assert!(first.publish);
+        assert_eq!(first.why, ["first publish: nothing is published as r/a:v1"]);
+    }
+}

@@ -1,0 +1,107 @@
+//! What is published under an image's version tag, asked of the registry and the engine for
+//! the comparison of a rebuilt image with it (model/rebuild.rs judges): its manifest digest
+//! (registry), its labels and packages (the image pulled by that digest and read like a built
+//! one), and whether the inputs changed since its revision (git).
+
+use crate::model::oci::split_reference;
+use crate::model::packages::Package;
+use crate::model::rebuild::{self, Base, Inputs, Published, Verdict};
+use crate::plan::{Comparison, DockerCommand};
+use crate::run::inspect::read_packages;
+use crate::run::live::registry_path;
+use crate::run::Live;
+use crate::sys::registry::Tag;
+
+/// The images whose inputs changed since a revision, each with the reason.
+pub type ChangedImages = Vec<(String, String)>;
+
+/// Which images' inputs changed since a revision, each with the reason: the rules of
+/// `--changed-since` (cmd/common.rs).
+pub type InputsSince<'a> = dyn Fn(&str) -> anyhow::Result<ChangedImages> + Sync + 'a;
+
+impl Live<'_> {
+    pub(super) fn compare_with_published(
+        &self,
+        c: &Comparison,
+        base: Option<&Base>,
+        packages: &[Package],
+        force: bool,
+    ) -> anyhow::Result<Verdict> {
+        let published = self.published(c)?;
+        let inputs = match published.as_ref().map(|p| p.revision.as_deref()) {
+            None => Inputs::Unknown("nothing published".into()),
+            Some(None) => Inputs::Unknown(format!("the published image has no {} label", rebuild::REVISION)),
+            Some(Some(revision)) => self.inputs_since(&c.image, revision),
+        };
+        Ok(rebuild::judge(&c.published, base, packages, published.as_ref(), &inputs, force))
+    }
+
+    /// The published image under `c.published`, pulled by its digest and read; None when the
+    /// registry holds nothing under that tag.
+    fn published(&self, c: &Comparison) -> anyhow::Result<Option<Published>> {
+        let registry = self
+            .registry
+            .ok_or_else(|| anyhow::anyhow!("internal error: a comparison without a registry to ask"))?;
+        let (path, tag) = registry_path(&c.published);
+        let digest = match registry.tag(&path, &tag) {
+            Ok(Tag::Absent) => return Ok(None),
+            Ok(Tag::Present { digest, .. }) => digest,
+            Err(e) => anyhow::bail!("cannot ask the registry about {}: {e}", c.published),
+        };
+        let pinned = by_digest(&c.published, &digest);
+        let mut transcript = String::new();
+        let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
+        self.log.passthrough(&transcript);
+        pulled?;
+        let (_, labels) = self.docker.id_and_labels(&pinned)?;
+        let (_, files) = self.docker.image_files(&pinned, &crate::model::packages::wanted)?;
+        let (found, _) = read_packages(self.docker, &pinned, &files.contents)?;
+        let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
+        let base = match (label(rebuild::BASE_NAME), label(rebuild::BASE_DIGEST)) {
+            (Some(name), Some(digest)) => Some(Base { name, digest }),
+            _ => None,
+        };
+        Ok(Some(Published {
+            digest,
+            unique_tag: label(rebuild::REF_NAME),
+            revision: label(rebuild::REVISION),
+            base,
+            packages: found.packages,
+        }))
+    }
+
+    fn inputs_since(&self, image: &str, revision: &str) -> Inputs {
+        let Some(since) = self.inputs_since else {
+            return Inputs::Unknown("the inventory is not in a git repository".into());
+        };
+        let mut cache = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let answer = cache
+            .entry(revision.to_string())
+            .or_insert_with(|| since(revision).map_err(|e| format!("{e:#}")))
+            .clone();
+        match answer {
+            Ok(changed) => match changed.into_iter().find(|(name, _)| name == image) {
+                Some((_, reason)) => Inputs::Changed(reason),
+                None => Inputs::Unchanged,
+            },
+            Err(e) => Inputs::Unknown(format!("comparing with revision {revision}: {e}")),
+        }
+    }
+
+    /// Gives `run_reference` the published image pinned by `digest`; returns its id.
+    pub(super) fn adopt_published(
+        &self,
+        c: &Comparison,
+        digest: &str,
+        run_reference: &str,
+    ) -> anyhow::Result<String> {
+        let pinned = by_digest(&c.published, digest);
+        self.docker.run(&DockerCommand::new(["tag", pinned.as_str(), run_reference]))?;
+        Ok(self.docker.id_and_labels(run_reference)?.0)
+    }
+}
+
+/// `repository@digest` of a tagged reference.
+fn by_digest(reference: &str, digest: &str) -> String {
+    format!("{}@{digest}", split_reference(reference).0)
+}

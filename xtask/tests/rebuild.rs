@@ -1,0 +1,241 @@
+//! End to end: what a rebuild reports and when it publishes (the real engine, a real registry,
+//! git, and an independent SPDX validator). The upstream bases are made here from busybox with
+//! package databases in them, and pushed to the test's registry so that a scheduled-style run
+//! (--pull --no-cache) can pull them.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{docker_cli, import_rootfs, require_engine, require_program, run, xtask, Registry, TempDir};
+
+/// An apk database of musl and openssl at `openssl`, in the format apk writes.
+fn apk_database(openssl: &str) -> String {
+    format!(
+        "C:Q1abc=\nP:musl\nV:1.2.5-r10\nA:x86_64\nL:MIT\no:musl\n\n\
+         C:Q1def=\nP:openssl\nV:{openssl}\nA:x86_64\nL:Apache-2.0\no:openssl\nF:usr/lib\nR:libssl.so.3\n\n"
+    )
+}
+
+const REQUESTS_METADATA: &str =
+    "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\n# Requests\n";
+const MS_PACKAGE: &str = r#"{"name":"ms","version":"2.1.3","license":"MIT"}"#;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new(docker_cli()).args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// moving (on an upstream base that will move), moving-kid (built on moving), steady (on a base
+/// that stays) and steady-kid (built on steady), in a git repository of their own.
+fn inventory(dir: &TempDir, registry: &str, moving_base: &str, steady_base: &str) -> std::path::PathBuf {
+    dir.write(
+        "Dockerfile-moving",
+        &format!("ARG UPSTREAM={moving_base}\nFROM ${{UPSTREAM}}\nRUN echo moving > /moving.txt\n"),
+    );
+    dir.write("Dockerfile-steady", &format!("FROM {steady_base}\nRUN echo steady > /steady.txt\n"));
+    for (kid, parent) in [("moving-kid", "MOVING"), ("steady-kid", "STEADY")] {
+        dir.write(
+            &format!("Dockerfile-{kid}"),
+            &format!("ARG {parent}_IMAGE\nFROM ${{{parent}_IMAGE}}\nRUN echo {kid} > /{kid}.txt\n"),
+        );
+    }
+    let mut toml = format!("registry = \"{registry}\"\n");
+    for (name, parent) in
+        [("moving", None), ("moving-kid", Some("moving")), ("steady", None), ("steady-kid", Some("steady"))]
+    {
+        toml.push_str(&format!(
+            "\n[images.{name}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-{name}\"\n"
+        ));
+        if let Some(parent) = parent {
+            toml.push_str(&format!("depends_on = [\"{parent}\"]\n"));
+        }
+    }
+    let path = dir.write("images.toml", &toml);
+    dir.write(".gitignore", "sbom/\n*.md\n*.txt\n*.json\n");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    path
+}
+
+/// ci-main as a GitHub Actions run of `event` would run it (run number `number`).
+fn ci_main(dir: &TempDir, inventory: &Path, event: &str, number: &str, sha: &str) -> support::Run {
+    let event_file = dir.write("event.json", r#"{"inputs":{"force":true}}"#);
+    run(xtask()
+        .args(["ci-main", "--sbom-dir"])
+        .arg(dir.path().join("sbom"))
+        .arg("--inventory")
+        .arg(inventory)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", event)
+        .env("GITHUB_EVENT_PATH", event_file)
+        .env("GITHUB_RUN_NUMBER", number)
+        .env("GITHUB_RUN_ATTEMPT", "1")
+        .env("GITHUB_SHA", sha)
+        .env("GITHUB_STEP_SUMMARY", dir.path().join(format!("summary-{number}.md")))
+        .env("GITHUB_OUTPUT", dir.path().join(format!("output-{number}.txt")))
+        .env_remove("GITHUB_TOKEN"))
+}
+
+fn unique_tags(registry: &Registry, name: &str) -> Vec<String> {
+    registry.tags(&format!("x/{name}")).into_iter().filter(|t| t.starts_with("v1.0.0_")).collect()
+}
+
+#[test]
+fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
+    if !require_engine() || !require_program("pyspdxtools", "validating the SBOMs (pip install spdx-tools)") {
+        return;
+    }
+    let registry = Registry::start();
+    let host = registry.host();
+    let dir = TempDir::new("rebuild");
+    let (moving_base, steady_base) =
+        (format!("{host}/upstream/moving:1"), format!("{host}/upstream/steady:1"));
+    let old_apk = apk_database("3.1.4-r1");
+    import_rootfs(&docker_cli(), &moving_base, &[("lib/apk/db/installed", &old_apk)]);
+    docker(&["push", &moving_base]);
+    import_rootfs(
+        &docker_cli(),
+        &steady_base,
+        &[
+            ("etc/os-release", "ID=alpine\n"),
+            ("lib/apk/db/installed", &apk_database("3.3.2-r0")),
+            ("usr/lib/python3.12/site-packages/requests-2.31.0.dist-info/METADATA", REQUESTS_METADATA),
+            ("app/node_modules/ms/package.json", MS_PACKAGE),
+        ],
+    );
+    docker(&["push", &steady_base]);
+    let inv = inventory(&dir, &format!("{host}/x"), &moving_base, &steady_base);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    let sboms = dir.path().join("sbom");
+
+    // 1. A first publish publishes everything, with the base and revision recorded.
+    let first = run(xtask()
+        .args(["publish", "--build-id", "1", "--sbom-dir"])
+        .arg(&sboms)
+        .arg("--inventory")
+        .arg(&inv))
+    .ok();
+    for name in ["moving", "moving-kid", "steady", "steady-kid"] {
+        assert_eq!(unique_tags(&registry, name), ["v1.0.0_1"], "{name}");
+        assert!(first.stdout.contains(&format!("{name}: published: first publish")), "{}", first.stdout);
+    }
+    let labels =
+        |name: &str, tag: &str| registry.config(&format!("x/{name}"), tag)["config"]["Labels"].clone();
+    let moving_labels = labels("moving", "v1.0.0_1");
+    let base_digest_1 = registry.digest("upstream/moving", "1");
+    assert_eq!(moving_labels["org.opencontainers.image.base.name"], moving_base.as_str());
+    assert_eq!(moving_labels["org.opencontainers.image.base.digest"], base_digest_1.as_str());
+    assert_eq!(moving_labels["org.opencontainers.image.revision"], head.as_str());
+    assert_eq!(moving_labels["org.opencontainers.image.ref.name"], "v1.0.0_1");
+    let moving_id =
+        docker(&["image", "inspect", "--format", "{{.Id}}", &format!("{host}/x/moving:v1.0.0_1")]);
+    let kid_labels = labels("moving-kid", "v1.0.0_1");
+    assert_eq!(kid_labels["org.opencontainers.image.base.name"], format!("{host}/x/moving:v1.0.0").as_str());
+    assert_eq!(kid_labels["org.opencontainers.image.base.digest"], moving_id.as_str());
+
+    // Every SBOM validates with an independent validator, and describes the published digest.
+    let sbom = |name: &str| -> serde_json::Value {
+        let file = sboms.join(format!("{name}.spdx.json"));
+        let check = Command::new("pyspdxtools").arg("-i").arg(&file).output().unwrap();
+        assert!(
+            check.status.success(),
+            "{} is not valid SPDX: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+    };
+    let purls = |doc: &serde_json::Value| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r["referenceLocator"].as_str().map(String::from))
+            .collect()
+    };
+    for name in ["moving", "moving-kid", "steady", "steady-kid"] {
+        let doc = sbom(name);
+        let digest = registry.digest(&format!("x/{name}"), "v1.0.0_1");
+        assert_eq!(
+            doc["packages"][0]["checksums"][0]["checksumValue"],
+            digest.trim_start_matches("sha256:"),
+            "{name}"
+        );
+    }
+    let steady = purls(&sbom("steady"));
+    for purl in
+        ["pkg:apk/alpine/openssl@3.3.2-r0?arch=x86_64", "pkg:pypi/requests@2.31.0", "pkg:npm/ms@2.1.3"]
+    {
+        assert!(steady.contains(&purl.to_string()), "{purl} missing from {steady:?}");
+    }
+
+    // 2. The upstream base moves (a patched openssl, under a new digest). The scheduled run
+    //    republishes moving and what is built on it, and leaves steady and its kid alone.
+    import_rootfs(&docker_cli(), &moving_base, &[("lib/apk/db/installed", &apk_database("3.1.4-r5"))]);
+    docker(&["push", &moving_base]);
+    let base_digest_2 = registry.digest("upstream/moving", "1");
+    assert_ne!(base_digest_1, base_digest_2);
+    let second = ci_main(&dir, &inv, "schedule", "2", &head).ok();
+    assert_eq!(unique_tags(&registry, "moving"), ["v1.0.0_1", "v1.0.0_2.1"]);
+    assert_eq!(unique_tags(&registry, "moving-kid"), ["v1.0.0_1", "v1.0.0_2.1"]);
+    assert_eq!(unique_tags(&registry, "steady"), ["v1.0.0_1"]);
+    assert_eq!(unique_tags(&registry, "steady-kid"), ["v1.0.0_1"]);
+    let summary = std::fs::read_to_string(dir.path().join("summary-2.md")).unwrap();
+    assert!(summary.contains("#### moving\n"), "{summary}");
+    assert!(
+        summary.contains(&format!("- base moved: {moving_base} {base_digest_1} -> {base_digest_2}")),
+        "{summary}"
+    );
+    assert!(summary.contains("- packages: openssl 3.1.4-r1 -> 3.1.4-r5\n"), "{summary}");
+    let steady_digest = registry.digest("x/steady", "v1.0.0");
+    assert!(summary.contains(&format!("- unchanged since v1.0.0_1 ({steady_digest})")), "{summary}");
+    assert!(
+        second.stdout.contains("steady is unchanged: what is built on it builds on the published steady"),
+        "{}",
+        second.stdout
+    );
+    let output = std::fs::read_to_string(dir.path().join("output-2.txt")).unwrap();
+    assert!(output.contains(&format!("sbom-dir={}", sboms.display())), "{output}");
+    assert!(purls(&sbom("moving")).contains(&"pkg:apk/alpine/openssl@3.1.4-r5?arch=x86_64".to_string()));
+    let steady_doc = sbom("steady");
+    assert_eq!(
+        steady_doc["packages"][0]["checksums"][0]["checksumValue"],
+        steady_digest.trim_start_matches("sha256:")
+    );
+
+    // 3. Nothing moved: a scheduled run over the same fixture pushes nothing, and says so per image.
+    let tags_before: Vec<Vec<String>> = ["moving", "moving-kid", "steady", "steady-kid"]
+        .iter()
+        .map(|n| registry.tags(&format!("x/{n}")))
+        .collect();
+    ci_main(&dir, &inv, "schedule", "3", &head).ok();
+    let summary = std::fs::read_to_string(dir.path().join("summary-3.md")).unwrap();
+    for (name, before) in ["moving", "moving-kid", "steady", "steady-kid"].iter().zip(&tags_before) {
+        assert_eq!(&registry.tags(&format!("x/{name}")), before, "{name} was pushed");
+        let section = summary.split(&format!("#### {name}\n")).nth(1).unwrap_or_else(|| panic!("{summary}"));
+        assert!(section.starts_with("- unchanged since v1.0.0_"), "{name}: {summary}");
+    }
+
+    // 4. A manual run asked to force publishes everything again.
+    ci_main(&dir, &inv, "workflow_dispatch", "4", &head).ok();
+    assert_eq!(unique_tags(&registry, "steady"), ["v1.0.0_1", "v1.0.0_4.1"]);
+    assert_eq!(unique_tags(&registry, "steady-kid"), ["v1.0.0_1", "v1.0.0_4.1"]);
+}
