@@ -446,3 +446,72 @@ fn list_json_is_valid_and_complete() {
     assert_eq!(json[2]["push"], false);
     assert_eq!(json[0]["tags"][1], "v1.0.0");
 }
+
+/// `base_support_ends = <date>` added to the base image of the fixture's inventory.
+fn with_support_end(f: &Fixture, days_from_now: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let shift = std::time::Duration::from_secs(days_from_now.unsigned_abs() * 24 * 60 * 60);
+    let day = if days_from_now < 0 { now - shift } else { now + shift };
+    let date = humantime::format_rfc3339(day).to_string()[..10].to_string();
+    let text = std::fs::read_to_string(&f.inventory).unwrap();
+    let text = text.replace(
+        "dockerfile = \"Dockerfile-base\"\n",
+        &format!("dockerfile = \"Dockerfile-base\"\nbase_support_ends = {date}\n"),
+    );
+    std::fs::write(&f.inventory, text).unwrap();
+    date
+}
+
+#[test]
+fn a_base_near_its_end_of_support_warns_and_one_past_it_fails() {
+    let f = Fixture::new("cli");
+    let date = with_support_end(&f, 30);
+    let out = f.run(&["list"], &[]).ok();
+    assert!(out.stdout.contains("BASE SUPPORT ENDS") && out.stdout.contains(&date), "{}", out.stdout);
+    let out = f.run(&["check"], &[]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: images.base.base_support_ends: support for its base ends on {date} (in 30 days)"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let f = Fixture::new("cli");
+    let date = with_support_end(&f, -2);
+    let out = f.run(&["check"], &[]).fails();
+    assert!(
+        out.stderr.contains(&format!("support for its base ended on {date} (2 days ago)")),
+        "{}",
+        out.stderr
+    );
+    let out = f.run(&["ci-main", "--build-id", "1"], &[]).fails();
+    assert!(
+        out.stderr.contains("ended on") && out.stderr.contains("Nothing was built or pushed"),
+        "{}",
+        out.stderr
+    );
+    assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+}
+
+#[test]
+fn a_support_end_that_is_not_a_date_names_its_key() {
+    for (written, said) in [
+        ("\"soon\"", "\"soon\" (a string) is not a date"),
+        ("2027-11-01T00:00:00Z", "`2027-11-01T00:00:00Z` is not a date"),
+    ] {
+        let f = Fixture::new("cli");
+        let text = std::fs::read_to_string(&f.inventory).unwrap();
+        let text = text.replace(
+            "dockerfile = \"Dockerfile-base\"\n",
+            &format!("dockerfile = \"Dockerfile-base\"\nbase_support_ends = {written}\n"),
+        );
+        std::fs::write(&f.inventory, text).unwrap();
+        let out = f.run(&["list"], &[]).fails();
+        assert!(
+            out.stderr.contains(&format!("images.toml:11: images.base.base_support_ends: {said}")),
+            "{}",
+            out.stderr
+        );
+    }
+}

@@ -1,5 +1,6 @@
 use anyhow::bail;
 
+use crate::cmd::common::base_support;
 use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
@@ -11,6 +12,8 @@ impl flags::Check {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
         let mut problems = dockerfile_problems(&inventory);
+        let images: Vec<&crate::model::inventory::Image> = inventory.images.values().collect();
+        problems.extend(base_support(ctx, &images));
         problems.extend(workflow_problems(&inventory, ctx));
         if hadolint_installed() {
             if let Err(e) = lint(&inventory) {

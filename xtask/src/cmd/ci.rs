@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 
-use crate::cmd::common::{chosen_images, run_or_show, Ctx, Prepared};
+use crate::cmd::common::{chosen_images, require_base_support, run_or_show, Ctx, Prepared};
 use crate::cmd::publish::publish_plan;
 use crate::flags;
 use crate::flags::BuildArgs;
@@ -32,6 +32,7 @@ impl flags::CiPr {
             None => WorkflowLogin::from_env(ctx, &inventory)?,
         };
         let (images, scope) = pull_request_images(ctx, &inventory, self.changed_since.as_deref())?;
+        require_base_support(ctx, &images)?;
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let exec = prepared.exec;
         let plans = plan::pull_request_plans(&inventory, &prepared.inputs(), login.is_some())?;
@@ -92,7 +93,9 @@ impl flags::CiMain {
             force: forced,
             ..self.build.clone()
         };
-        let prepared = Prepared::new(ctx, &inventory, plan::select(&inventory, &[])?, &flags)?;
+        let selected = plan::select(&inventory, &[])?;
+        require_base_support(ctx, &selected)?;
+        let prepared = Prepared::new(ctx, &inventory, selected, &flags)?;
         let (images, exec) = (&prepared.images, prepared.exec);
         let plan = publish_plan(ctx, &prepared.inputs(), &build_id, forced)?;
         let login = WorkflowLogin::from_env(ctx, &inventory)?;

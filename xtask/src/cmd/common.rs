@@ -355,6 +355,32 @@ fn default_sbom_dir() -> PathBuf {
     crate_dir.parent().unwrap_or(crate_dir).join("target").join("sbom")
 }
 
+/// Warns (an annotation in Actions) about every image whose base's support ends within 90
+/// days, and returns the errors of those whose base's support has ended.
+pub(super) fn base_support(ctx: &Ctx, images: &[&Image]) -> Vec<String> {
+    let now = std::time::SystemTime::now();
+    let mut ended = Vec::new();
+    for image in images {
+        let Some(ends) = &image.base_support_ends else { continue };
+        match crate::model::support::message(&image.name, ends, now) {
+            Some((crate::model::support::Support::Ended { .. }, text)) => ended.push(text),
+            Some((_, text)) => ctx.log.warning(&text),
+            None => {}
+        }
+    }
+    ended
+}
+
+/// Fails, naming each, when an image's base is out of support: ci-pr and ci-main build nothing
+/// on an end-of-life base.
+pub(super) fn require_base_support(ctx: &Ctx, images: &[&Image]) -> anyhow::Result<()> {
+    let ended = base_support(ctx, images);
+    if !ended.is_empty() {
+        bail!("{}. Nothing was built or pushed", ended.join("\n"));
+    }
+    Ok(())
+}
+
 /// What every command may need: the environment, the container CLI, the inventory's location.
 pub struct Ctx {
     pub env: Env,

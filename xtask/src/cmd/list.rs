@@ -51,7 +51,7 @@ impl flags::List {
             say!("no image is affected by the changes since {reference}");
             return Ok(());
         }
-        let rows: Vec<[String; 6]> = images
+        let rows: Vec<[String; 7]> = images
             .iter()
             .map(|i| {
                 [
@@ -60,6 +60,7 @@ impl flags::List {
                     if i.push { "yes" } else { "no" }.to_string(),
                     if i.depends_on.is_empty() { "-".to_string() } else { i.depends_on.join(",") },
                     tag_templates(i).join(" "),
+                    i.base_support_ends.as_ref().map_or("-".to_string(), |e| e.date.clone()),
                     reason(&i.name).cloned().unwrap_or_default(),
                 ]
             })
@@ -74,7 +75,7 @@ impl flags::List {
             );
         }
         let last = if reasons.is_some() { "WHY" } else { "" };
-        print_table(["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", last], &rows);
+        print_table(["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", "BASE SUPPORT ENDS", last], &rows);
         Ok(())
     }
 }
@@ -96,6 +97,7 @@ fn image_json(registry: &str, image: &Image) -> serde_json::Value {
         "dockerfile": image.dockerfile.to_string_lossy(),
         "context": image.context.to_string_lossy(),
         "platforms": image.platforms,
+        "base_support_ends": image.base_support_ends.as_ref().map(|e| e.date.clone()),
     })
 }
 

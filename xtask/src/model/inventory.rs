@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::model::hardening;
 use crate::model::oci;
+use crate::model::support::SupportEnds;
 
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -40,6 +41,8 @@ pub struct Image {
     /// The hardening rules a build must pass before it may be pushed; `None` when neither
     /// `[verify]` nor `[images.NAME.verify]` is present.
     pub verify: Option<hardening::Spec>,
+    /// When support for the upstream base it builds on ends.
+    pub base_support_ends: Option<SupportEnds>,
 }
 
 #[cfg(test)]
@@ -56,6 +59,7 @@ impl Image {
             build_args: BTreeMap::new(),
             platforms: Vec::new(),
             verify: None,
+            base_support_ends: None,
         }
     }
 }
@@ -102,6 +106,8 @@ struct RawImage {
     #[serde(default)]
     platforms: Vec<String>,
     verify: Option<RawVerify>,
+    /// Any TOML value, so that a quoted date gets this key's own error rather than serde's.
+    base_support_ends: Option<toml::Value>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -395,6 +401,28 @@ impl Validator<'_> {
         if let Some(own) = &r.verify {
             self.verify_paths(own, &key("verify"));
         }
+        let base_support_ends = r.base_support_ends.as_ref().and_then(|written| {
+            let date = match written {
+                toml::Value::Datetime(d) if d.time.is_none() && d.offset.is_none() => {
+                    SupportEnds::parse(&d.to_string())
+                }
+                _ => None,
+            };
+            if date.is_none() {
+                self.report(
+                    &key("base_support_ends"),
+                    format!(
+                        "{} is not a date: write the day support ends, unquoted, e.g. 2027-11-01",
+                        match written {
+                            toml::Value::String(text) => format!("\"{text}\" (a string)"),
+                            toml::Value::Datetime(d) => format!("`{d}`"),
+                            other => format!("a {}", other.type_str()),
+                        }
+                    ),
+                );
+            }
+            date
+        });
         if self.problems.len() > before {
             return None;
         }
@@ -408,6 +436,7 @@ impl Validator<'_> {
             build_args: r.build_args.clone(),
             platforms: r.platforms.clone(),
             verify: merge_verify(baseline, r.verify.as_ref()),
+            base_support_ends,
         })
     }
 

@@ -8,5 +8,6 @@ pub mod oci;
 pub mod packages;
 pub mod rebuild;
 pub mod sbom;
+pub mod support;
 pub mod tags;
 pub mod workflows;
