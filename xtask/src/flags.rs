@@ -193,7 +193,8 @@ const COMMANDS: &[Command] = &[
         name: "test",
         help: "The tool's own checks, as CI runs them: cargo fmt --check, cargo clippy -D warnings, and the \
                whole test suite (end-to-end tests included: they need a Docker engine, a registry binary or \
-               image, busybox-static, htpasswd and podman; bash .ci/run installs them on Debian).",
+               image, busybox-static, htpasswd, podman, rpm with rpmbuild and pyspdxtools; bash .ci/run \
+               installs them on Debian).",
         args: &[],
     },
     Command {

@@ -515,3 +515,55 @@ fn a_support_end_that_is_not_a_date_names_its_key() {
         );
     }
 }
+
+/// `packages` reads the image's files; a database the tool cannot read is an error that names
+/// the file, and an RPM database is read by the image's own rpm when this machine has none
+/// (said, with why).
+#[test]
+fn packages_lists_what_the_image_holds_and_names_a_damaged_database() {
+    let f = Fixture::new("cli");
+    f.run(&["build", "base"], &[]).ok();
+    let out = f.run(&["packages", "base"], &[]).ok();
+    assert_eq!(out.stdout.trim(), "apk    musl 1.2.5-r10 MIT");
+    let out = f.run(&["packages", "base", "--json"], &[]).ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["distro"], "alpine");
+    assert_eq!(json["packages"][0]["name"], "musl");
+
+    let out = f.run(&["packages", "base"], &[("FAKE_APK_DATABASE", "P:musl\nV:1.2.5-r10\nA:x86_")]).fails();
+    assert!(
+        out.stderr
+            .contains("/lib/apk/db/installed: the file ends in the middle of a line: it looks truncated"),
+        "{}",
+        out.stderr
+    );
+
+    // A PATH without rpm: what the fake docker and the tool run, and nothing else.
+    let bin = f.dir.path().join("bin-without-rpm");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tools =
+        ["sh", "dirname", "awk", "sha256sum", "cut", "date", "mkdir", "tar", "cat", "sleep", "curl", "git"];
+    for tool in tools {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file());
+        if let Some(path) = found {
+            std::os::unix::fs::symlink(path, bin.join(tool)).unwrap();
+        }
+    }
+    let query = "bash\t0\t4.4.20\t4.el8_6\tx86_64\tGPLv3+\tbash-4.4.20-4.el8_6.src.rpm\n";
+    let env = [
+        ("FAKE_RPMDB", "not a database this test can make"),
+        ("FAKE_RPM_QUERY", query),
+        ("PATH", bin.to_str().unwrap()),
+    ];
+    let out = f.run(&["packages", "base"], &env).ok();
+    assert!(out.stdout.contains("rpm    bash 4.4.20-4.el8_6 GPLv3+"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("read by the image's own rpm (`docker run`): this machine has no rpm program"),
+        "{}",
+        out.stderr
+    );
+    let run = f.docker.calls_of("run");
+    assert_eq!(&run[0][..8], ["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "rpm"]);
+}

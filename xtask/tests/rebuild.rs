@@ -239,3 +239,71 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
     assert_eq!(unique_tags(&registry, "steady"), ["v1.0.0_1", "v1.0.0_4.1"]);
     assert_eq!(unique_tags(&registry, "steady-kid"), ["v1.0.0_1", "v1.0.0_4.1"]);
 }
+
+/// An RPM database (SQLite, as rpm 4.16+ writes it) in an image is read by this machine's rpm
+/// from the exported files; the image is never run.
+#[test]
+fn packages_reads_an_rpm_database_with_this_machines_rpm() {
+    if !require_engine()
+        || !require_program("rpm", "reading RPM databases")
+        || !require_program("rpmbuild", "making the test's RPM package")
+    {
+        return;
+    }
+    let dir = TempDir::new("rpmdb");
+    let spec = "Name: xtask-fixture\nVersion: 1.0\nRelease: 3.el8\nSummary: fixture\nLicense: MIT\nBuildArch: noarch\n\
+                %description\nfixture\n%files\n";
+    let spec_file = dir.write("fixture.spec", spec);
+    let top = dir.path().join("top");
+    let built = Command::new("rpmbuild")
+        .args(["-bb", "--define"])
+        .arg(format!("_topdir {}", top.display()))
+        .arg(&spec_file)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "rpmbuild: {}", String::from_utf8_lossy(&built.stderr));
+    let package = top.join("RPMS/noarch/xtask-fixture-1.0-3.el8.noarch.rpm");
+    let db = dir.path().join("db");
+    for args in [
+        vec!["--initdb"],
+        vec!["-i", "--justdb", "--nodeps", "--ignorearch", "--ignoreos", package.to_str().unwrap()],
+    ] {
+        let out = Command::new("rpm").arg("--dbpath").arg(&db).args(&args).output().unwrap();
+        assert!(out.status.success(), "rpm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let sqlite = std::fs::read(db.join("rpmdb.sqlite")).unwrap();
+    // The database is binary; the rootfs writer takes text, so it goes in by a file of its own.
+    let image = "xtask-test/rpmdb:1";
+    import_rootfs(&docker_cli(), image, &[("etc/os-release", "ID=\"rhel\"\n")]);
+    let with_db =
+        dir.write("Dockerfile", &format!("FROM {image}\nCOPY rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite\n"));
+    std::fs::write(dir.path().join("rpmdb.sqlite"), sqlite).unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        "xtask-test/rpmdb:2",
+        "-f",
+        with_db.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    dir.write("Dockerfile-ubi", "FROM xtask-test/rpmdb:2\n");
+    let inv = dir.write(
+        "images.toml",
+        "registry = \"127.0.0.1:9/x\"\n[images.ubi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-ubi\"\n",
+    );
+    let out = run(xtask()
+        .args(["packages", "ubi", "--reference", "xtask-test/rpmdb:2", "--json", "--inventory"])
+        .arg(&inv))
+    .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let found = &json["packages"][0];
+    assert_eq!(json["distro"], "rhel");
+    assert_eq!((found["ecosystem"].as_str(), found["name"].as_str()), (Some("rpm"), Some("xtask-fixture")));
+    assert_eq!((found["version"].as_str(), found["license"].as_str()), (Some("1.0-3.el8"), Some("MIT")));
+    assert!(
+        out.stderr.contains("/var/lib/rpm/rpmdb.sqlite read by this machine's rpm from the exported files"),
+        "{}",
+        out.stderr
+    );
+}

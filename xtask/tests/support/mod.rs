@@ -208,7 +208,16 @@ case "$1" in
     mkdir -p "$root/etc" "$root/lib/apk/db"
     printf 'ID=alpine\n' > "$root/etc/os-release"
     printf 'P:musl\nV:%s\nA:x86_64\nL:MIT\no:musl\n\n' "${FAKE_MUSL_VERSION:-1.2.5-r10}" > "$root/lib/apk/db/installed"
-    tar -C "$root" -cf - etc lib ;;
+    [ -n "$FAKE_APK_DATABASE" ] && printf '%s' "$FAKE_APK_DATABASE" > "$root/lib/apk/db/installed"
+    if [ -n "$FAKE_RPMDB" ]; then
+      mkdir -p "$root/var/lib/rpm"; printf '%s' "$FAKE_RPMDB" > "$root/var/lib/rpm/rpmdb.sqlite"
+      tar -C "$root" -cf - etc lib var
+    else
+      tar -C "$root" -cf - etc lib
+    fi ;;
+  run)
+    # Only the image's own rpm is ever run (`--entrypoint rpm`): it prints the query's answer.
+    case "$*" in *"--entrypoint rpm"*) printf '%s' "$FAKE_RPM_QUERY" ;; *) echo "unexpected: docker run $*" >&2; exit 1 ;; esac ;;
   rm) echo "$3" ;;
   image)
     case "$2" in
