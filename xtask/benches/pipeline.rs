@@ -134,8 +134,10 @@ fn parent(i: usize) -> Option<usize> {
     (!i.is_multiple_of(4)).then(|| (i - 1) / 3)
 }
 
-fn generated_inventory(dir: &Path, registry: &str, n: usize) -> anyhow::Result<PathBuf> {
-    let mut toml = format!("registry = \"{registry}/x\"\n");
+/// `n` generated images under `<registry>/<namespace>`: each timed run gets a namespace of its
+/// own, so that every run is a first publish (nothing published to compare with), as the first.
+fn generated_inventory(dir: &Path, registry: &str, namespace: &str, n: usize) -> anyhow::Result<PathBuf> {
+    let mut toml = format!("registry = \"{registry}/{namespace}\"\n");
     for i in 0..n {
         let dockerfile = match parent(i) {
             Some(p) => format!("ARG I{p}_IMAGE\nFROM ${{I{p}_IMAGE}}\n"),
@@ -148,7 +150,7 @@ fn generated_inventory(dir: &Path, registry: &str, n: usize) -> anyhow::Result<P
             "[images.i{i}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-i{i}\"\ndepends_on = [{deps}]"
         )?;
     }
-    let path = dir.join("images.toml");
+    let path = dir.join(format!("images-{namespace}.toml"));
     std::fs::write(&path, toml)?;
     Ok(path)
 }
@@ -222,19 +224,21 @@ fn orchestration(sh: &Shell, n: usize, build: Duration, push: Duration) -> anyho
     let scratch = Scratch::new(&format!("fake-{n}"))?;
     let docker = support::FakeDocker::new();
     let registry = support::FakeRegistry::start(docker.registry_file());
-    let inventory = generated_inventory(&scratch.0, &registry.host(), n)?;
-    let serial = timed_publish(&inventory, &docker, 1, build, push)?;
-    let parallel = timed_publish(&inventory, &docker, 4, build, push)?;
+    let inventory = |namespace: &str| generated_inventory(&scratch.0, &registry.host(), namespace, n);
+    let serial = timed_publish(&inventory("serial")?, &docker, 1, build, push)?;
+    let parallel = timed_publish(&inventory("parallel")?, &docker, 4, build, push)?;
     // One push per image: its version tag and latest are given the unique tag's manifest by
     // the registry.
     let sleeps = build * n as u32 + push * n as u32;
 
     // What four workers cannot beat, phase by phase as publish runs them: the registry asked
-    // about each unique tag (the first alone), the builds (the longest chain, or the work shared
-    // out), then per image, four at a time: the unique tag asked about again, three tags, one
+    // about each unique tag (the first alone); the builds, each followed by its check (the
+    // image's user asked, a container created, exported and removed) and its comparison with
+    // the published image (one registry question), along the longest chain or the work shared
+    // out; then per image, four at a time: the unique tag asked about again, three tags, one
     // push, two manifest PUTs and three read-backs; last the run-private names removed one by
-    // one. Each step
-    // lasts what one invocation was measured to take, its sleep plus its own start-up.
+    // one. Each step lasts what one invocation was measured to take, its sleep plus its own
+    // start-up.
     let program = docker.program().display().to_string();
     let url = format!("http://{}/v2/x/i0/manifests/nothing", registry.host());
     let no_sleep = ("FAKE_BUILD_SLEEP", Duration::ZERO);
@@ -243,27 +247,37 @@ fn orchestration(sh: &Shell, n: usize, build: Duration, push: Duration) -> anyho
     let t_tag = step_time(sh, &program, &["tag", "none", "x"], no_sleep, 20)?;
     let t_push = step_time(sh, &program, &["push", "none"], ("FAKE_PUSH_SLEEP", push), 10)?;
     let t_rm = step_time(sh, &program, &["image", "rm", "x"], no_sleep, 20)?;
+    let t_read =
+        step_time(sh, &program, &["image", "inspect", "--format", "{{.Config.User}}", "x"], no_sleep, 10)?
+            + step_time(sh, &program, &["create", "x"], no_sleep, 10)?
+            + step_time(sh, &program, &["export", "c"], no_sleep, 10)?
+            + step_time(sh, &program, &["rm", "--force", "c"], no_sleep, 10)?;
     let rounds = n.div_ceil(4) as u32;
-    let bound_of = |query: Duration, build: Duration, tag: Duration, push: Duration, rm: Duration| {
-        query * (1 + (n as u32 - 1).div_ceil(4))
-            + (build * chain(n) as u32).max(build * rounds)
-            + (query * 6 + tag * 3 + push) * rounds
-            + rm * n as u32
-    };
-    let nominal = bound_of(Duration::ZERO, build, Duration::ZERO, push, Duration::ZERO);
-    let bound = bound_of(t_query, t_build, t_tag, t_push, t_rm);
+    let bound_of =
+        |query: Duration, build: Duration, read: Duration, tag: Duration, push: Duration, rm: Duration| {
+            let built = build + read + query;
+            query * (1 + (n as u32 - 1).div_ceil(4))
+                + (built * chain(n) as u32).max(built * rounds)
+                + (query * 6 + tag * 3 + push) * rounds
+                + rm * n as u32
+        };
+    let zero = Duration::ZERO;
+    let nominal = bound_of(zero, build, zero, zero, push, zero);
+    let bound = bound_of(t_query, t_build, t_read, t_tag, t_push, t_rm);
     let critical_path = build * chain(n) as u32 + push;
 
     // The tool's own cost: the same run with steps that take no time, less what starting the
-    // fake docker and curl costs by itself (per image: a build, 3 tags, a push, an image rm and
-    // 7 registry requests; per run: the questions about the client and the engine).
-    let bare = timed_publish(&inventory, &docker, 1, Duration::ZERO, Duration::ZERO)?;
+    // fake docker and curl costs by itself (per image: a build, the check's four commands, 3
+    // tags, a push, an image rm and 8 registry requests; per run: the questions about the
+    // client and the engine).
+    let bare = timed_publish(&inventory("bare")?, &docker, 1, Duration::ZERO, Duration::ZERO)?;
     let per_run = |d: Duration| d * n as u32;
     let spawns = per_run(step_time(sh, &program, &["build", "--tag", "x", "."], no_sleep, 10)?)
+        + per_run(t_read)
         + per_run(t_tag) * 3
         + per_run(step_time(sh, &program, &["push", "none"], no_sleep, 10)?)
         + per_run(t_rm)
-        + per_run(t_query) * 7
+        + per_run(t_query) * 8
         + step_time(sh, &program, &["version"], no_sleep, 10)? * 5;
     let per_image = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
     println!(
