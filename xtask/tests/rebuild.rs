@@ -307,3 +307,65 @@ fn packages_reads_an_rpm_database_with_this_machines_rpm() {
         out.stderr
     );
 }
+
+/// With podman: a rebuild of an unchanged fixture pushes nothing, a child builds on the
+/// published parent, and the SBOMs validate.
+#[test]
+fn podman_skips_what_did_not_change() {
+    if !require_program("podman", "the podman rebuild test")
+        || !require_program("pyspdxtools", "validating the SBOMs (pip install spdx-tools)")
+    {
+        return;
+    }
+    let registry = Registry::start();
+    let host = registry.host();
+    let dir = TempDir::new("rebuild-podman");
+    let upstream = "xtask-test/rebuild-upstream:1";
+    import_rootfs("podman", upstream, &[("lib/apk/db/installed", &apk_database("3.3.2-r0"))]);
+    dir.write("Dockerfile-pbase", &format!("FROM {upstream}\nRUN echo base > /base.txt\n"));
+    dir.write("Dockerfile-pkid", "ARG PBASE_IMAGE\nFROM ${PBASE_IMAGE}\nRUN echo kid > /kid.txt\n");
+    let inv = dir.write(
+        "images.toml",
+        &format!(
+            "registry = \"{host}/x\"\n[images.pbase]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-pbase\"\n\
+             [images.pkid]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-pkid\"\ndepends_on = [\"pbase\"]\n"
+        ),
+    );
+    dir.write(".gitignore", "sbom/\n*.conf\n*.json\n");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    let conf =
+        dir.write("registries.conf", &format!("[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"));
+    let sboms = dir.path().join("sbom");
+    dir.write("auth.json", "{}");
+    let publish = |id: &str| {
+        run(xtask()
+            .args(["publish", "--build-id", id, "--sbom-dir"])
+            .arg(&sboms)
+            .arg("--inventory")
+            .arg(&inv)
+            .env("DOCKER", "podman")
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .env("REGISTRY_AUTH_FILE", dir.path().join("auth.json")))
+    };
+    publish("1").ok();
+    let out = publish("2").ok();
+    for name in ["pbase", "pkid"] {
+        assert_eq!(unique_tags(&registry, name), ["v1.0.0_1"], "{name}:\n{}", out.all());
+        let digest = registry.digest(&format!("x/{name}"), "v1.0.0");
+        assert!(
+            out.stdout.contains(&format!("{name}: not pushed: unchanged since v1.0.0_1 ({digest})")),
+            "{}",
+            out.stdout
+        );
+        let file = sboms.join(format!("{name}.spdx.json"));
+        let check = Command::new("pyspdxtools").arg("-i").arg(&file).output().unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    }
+    assert!(
+        out.stdout.contains("pbase is unchanged: what is built on it builds on the published pbase"),
+        "{}",
+        out.stdout
+    );
+}

@@ -77,7 +77,7 @@ impl flags::CiPr {
                 seconds: seconds(&p.image),
             }));
         }
-        finish(ctx, "ci-pr", &rows, result)
+        finish(ctx, "ci-pr", &rows, "", result)
     }
 }
 
@@ -142,7 +142,7 @@ impl flags::CiMain {
                 return Err(e);
             }
         }
-        finish(ctx, "ci-main", &rows, result.and_then(|()| gha::append_summary(&ctx.env, &changes)))
+        finish(ctx, "ci-main", &rows, &changes, result)
     }
 }
 
@@ -161,8 +161,12 @@ fn dispatched_with_force(env: &crate::sys::env::Env) -> anyhow::Result<bool> {
         || event["inputs"]["force"].as_str() == Some("true"))
 }
 
-/// The job summary's section on what each rebuild brought: one short section per image.
+/// The job summary's section on what each rebuild brought: one short section per image
+/// compared with its published image (none when nothing was compared).
 fn what_changed(images: &[&Image], report: &Report) -> String {
+    if report.verdicts.is_empty() {
+        return String::new();
+    }
     let mut md = String::from("\n### What changed\n");
     for image in images {
         let Some(verdict) = report.verdicts.get(&image.name) else { continue };
@@ -335,8 +339,15 @@ struct Row {
     seconds: Option<f64>,
 }
 
-/// Writes the job summary (in GitHub Actions) and hands back the run's result.
-fn finish(ctx: &Ctx, title: &str, rows: &[Row], result: anyhow::Result<()>) -> anyhow::Result<()> {
+/// Writes the job summary (in GitHub Actions): the table, then `more`; and hands back the run's
+/// result.
+fn finish(
+    ctx: &Ctx,
+    title: &str,
+    rows: &[Row],
+    more: &str,
+    result: anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut md =
         format!("### {title}\n\n| Image | Tags | Digest | Pushed | Seconds |\n|---|---|---|---|---|\n");
     for row in rows {
@@ -353,6 +364,7 @@ fn finish(ctx: &Ctx, title: &str, rows: &[Row], result: anyhow::Result<()>) -> a
     if let Err(e) = &result {
         md.push_str(&format!("\n**Failed:** {}\n", format!("{e:#}").replace('\n', " ")));
     }
+    md.push_str(more);
     match gha::append_summary(&ctx.env, &md) {
         Err(e) if result.is_err() => ctx.log.warning(&format!("{e:#}")),
         Err(e) => return Err(e),

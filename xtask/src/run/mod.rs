@@ -335,6 +335,8 @@ fn build_all(
     let live = jobs == 1 || steps.len() <= 1;
     let mut progress = Progress::new(!live && std::io::stderr().is_terminal());
     let mut state = vec![State::Waiting; steps.len()];
+    // Each build's command as it ran: with its base's labels, which only the run knows.
+    let mut commands: Vec<DockerCommand> = steps.iter().map(|s| s.command.clone()).collect();
     let priority = order::longest_chain_first(steps);
     let mut stopping = false;
     let mut interrupted = false;
@@ -368,7 +370,8 @@ fn build_all(
                     if let Some(base) = &base {
                         report.bases.insert(step.image.clone(), base.clone());
                     }
-                    let step = Build { command: step.command_with_base(base.as_ref()), ..step.clone() };
+                    commands[index] = step.command_with_base(base.as_ref());
+                    let step = Build { command: commands[index].clone(), ..step.clone() };
                     scope.spawn(move || {
                         let step = &step;
                         let start = Instant::now();
@@ -409,7 +412,7 @@ fn build_all(
                             "failed".into()
                         };
                         log.group(&format!("build {} ({verdict})", step.image), || {
-                            log.info(&step.command.display(world.program()));
+                            log.info(&commands[index].display(world.program()));
                             log.passthrough(&built.output);
                         });
                     }
