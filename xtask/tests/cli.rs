@@ -180,6 +180,12 @@ fn build_uses_local_tags_and_builds_parents_of_named_images() {
     let f = Fixture::new("cli");
     let reg = f.reg();
     f.run(&["build", "child", "--pull", "--no-cache"], &[]).ok();
+    // --pull pulls the upstream base before anything builds, so that the digest its label
+    // records is the one the build uses.
+    let commands = f.commands();
+    let first_build = commands.iter().position(|c| c.starts_with("build ")).unwrap();
+    assert_eq!(commands.iter().position(|c| c == "pull base:1"), Some(0), "{commands:#?}");
+    assert!(commands[first_build].contains("org.opencontainers.image.base.digest=sha256:"), "{commands:#?}");
     let builds = f.docker.calls_of("build");
     assert_eq!(builds.len(), 2);
     assert_eq!(&builds[0][..4], ["build", "--force-rm", "--pull", "--no-cache"]);

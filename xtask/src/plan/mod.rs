@@ -182,8 +182,9 @@ pub struct Plan {
     pub run: RunNames,
     /// References that must be absent before anything builds (unique tags).
     pub must_be_absent: Vec<String>,
-    /// With --pull, the other images that children take files from: a child's build cannot
-    /// pull (its parent exists only in this run), so they are pulled first.
+    /// With --pull, the upstream bases and the other images that children take files from:
+    /// a child's build cannot pull (its parent exists only in this run), and a base's digest
+    /// is recorded before the builds, so they are pulled first.
     pub pulls: Vec<DockerCommand>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
@@ -538,13 +539,24 @@ fn builds(
 }
 
 /// `docker pull` of every image a child of `images` takes files from, other than its parents,
-/// when --pull asks for fresh bases.
-fn pulls(inputs: &Inputs<'_>) -> Vec<DockerCommand> {
+/// and of every upstream base, when --pull asks for fresh bases: a child's build cannot pull
+/// (its parent exists only in this run), and a base's digest, which its labels record, must
+/// be the one the build will use.
+fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
     if !inputs.options.pull {
         return Vec::new();
     }
-    let mut images: Vec<&String> =
-        inputs.images.iter().filter_map(|i| inputs.lineage.get(&i.name)).flat_map(|l| &l.others).collect();
+    let bases = builds.iter().filter_map(|b| match &b.base {
+        Some(BaseSource::Outside(name)) => Some(name),
+        _ => None,
+    });
+    let mut images: Vec<&String> = inputs
+        .images
+        .iter()
+        .filter_map(|i| inputs.lineage.get(&i.name))
+        .flat_map(|l| &l.others)
+        .chain(bases)
+        .collect();
     images.sort();
     images.dedup();
     images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()
@@ -580,6 +592,7 @@ fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> T
 /// (`local-v<version>`); pushes nothing.
 pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
     let (builds, verifications) = builds(inputs, &|_| Vec::new())?;
+    let pulls = pulls(inputs, &builds);
     let publications = inputs
         .images
         .iter()
@@ -594,7 +607,7 @@ pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
         })
         .collect();
     Ok(Plan {
-        pulls: pulls(inputs),
+        pulls,
         builds,
         verifications,
         publications,
@@ -613,7 +626,7 @@ pub fn publish_plan(
 ) -> anyhow::Result<Plan> {
     let (builds, verifications) = builds(inputs, labels)?;
     let mut plan = Plan {
-        pulls: pulls(inputs),
+        pulls: pulls(inputs, &builds),
         builds,
         verifications,
         force,
