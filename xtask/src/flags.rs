@@ -73,8 +73,8 @@ const IMAGES: Arg = opt("IMAGE...", None, "Image names from the inventory (defau
 const SBOM_DIR: Arg = opt(
     "--sbom-dir",
     Some("PATH"),
-    "Where each built image's SPDX 2.3 SBOM is written, as IMAGE.spdx.json (default: target/sbom at the \
-     workspace root).",
+    "Where each built image's SPDX 2.3 SBOM is written, as IMAGE.spdx.json (default: $XTASK_SBOM_DIR, else \
+     target/sbom at the workspace root).",
 );
 const FORCE: Arg = opt(
     "--force",

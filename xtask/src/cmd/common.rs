@@ -224,7 +224,11 @@ pub(super) fn run_or_show(
     exec: ExecOptions,
     flags: &BuildArgs,
 ) -> (Vec<Report>, anyhow::Result<()>) {
-    let sbom_dir = flags.sbom_dir.clone().unwrap_or_else(default_sbom_dir);
+    let sbom_dir = match (&flags.sbom_dir, ctx.env.get("XTASK_SBOM_DIR")) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => PathBuf::from(dir),
+        (None, None) => default_sbom_dir(),
+    };
     if flags.dry_run {
         for plan in plans {
             say_raw!("{}", plan.display(ctx.docker.program()));

@@ -23,7 +23,36 @@ pub fn xtask() -> Command {
         }
     }
     cmd.stdin(Stdio::null());
+    // The SBOMs each run writes go to a folder of its own, and `run` validates every one.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cmd.env(
+        "XTASK_SBOM_DIR",
+        std::env::temp_dir().join(format!("xtask-test-sbom-{}-{n}", std::process::id())),
+    );
     cmd
+}
+
+/// Validates every SBOM in `dir` with pyspdxtools (spdx-tools from PyPI), an SPDX reader
+/// independent of the tool, then removes the folder. In CI a missing validator fails.
+pub fn validate_sboms(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let available = Command::new("pyspdxtools").arg("--help").output().is_ok_and(|o| o.status.success());
+    if !available && std::env::var("CI").is_ok() {
+        panic!("CI must validate the SBOMs the tool writes, and pyspdxtools is missing (bash .ci/run installs it)");
+    }
+    for file in files.iter().filter(|f| available && f.to_string_lossy().ends_with(".spdx.json")) {
+        let check = Command::new("pyspdxtools").arg("-i").arg(file).output().unwrap();
+        assert!(
+            check.status.success(),
+            "{} is not valid SPDX 2.3: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 pub struct Run {
@@ -67,7 +96,12 @@ impl Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
-    Run::of(cmd.output().expect("run xtask"))
+    let out = Run::of(cmd.output().expect("run xtask"));
+    let sboms = cmd.get_envs().find(|(k, _)| *k == "XTASK_SBOM_DIR").and_then(|(_, v)| v.map(PathBuf::from));
+    if let Some(dir) = sboms {
+        validate_sboms(&dir);
+    }
+    out
 }
 
 /// A `docker` stand-in that appends each invocation's arguments (one per line, then a line
