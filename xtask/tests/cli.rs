@@ -97,13 +97,17 @@ fn a_failed_build_pushes_nothing_and_says_why() {
     );
 }
 
-/// Publishing a child publishes the parent it was built on, and says so.
+/// Publishing a child publishes the parent it was built on (when it changed; here it was never
+/// published), and says so.
 #[test]
 fn publishing_a_child_says_that_its_parent_comes_along() {
     let f = Fixture::new("cli");
     let out = f.run(&["publish", "child", "--build-id", "1"], &[]).ok();
     assert!(
-        out.stderr.contains("base is built and published too: child is built on it, and is published with the base it was built on"),
+        out.stderr.contains(
+            "base is built too, and published if it changed: child is built on it, and is published on the base \
+             the registry holds"
+        ),
         "{}",
         out.stderr
     );
@@ -572,4 +576,79 @@ fn packages_lists_what_the_image_holds_and_names_a_damaged_database() {
     );
     let run = f.docker.calls_of("run");
     assert_eq!(&run[0][..8], ["run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "rpm"]);
+    let mut env = env.to_vec();
+    env.push(("FAKE_RPM_MISSING", "1"));
+    let out = f.run(&["packages", "base"], &env).fails();
+    assert!(
+        out.stderr.contains("the image's own rpm failed: docker: Error response from daemon:")
+            && out.stderr.contains(r#"exec: "rpm": executable file not found"#),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A folder the SBOMs cannot be written to stops the run before anything builds.
+#[test]
+fn an_sbom_folder_that_cannot_be_written_stops_the_run_first() {
+    let f = Fixture::new("cli");
+    let file = f.dir.write("not-a-folder", "");
+    let out =
+        f.run(&["publish", "--build-id", "1", "--sbom-dir", &format!("{}/sub", file.display())], &[]).fails();
+    assert!(
+        out.stderr.contains("--sbom-dir: cannot write SBOMs to ") && out.stderr.contains("/not-a-folder/sub"),
+        "{}",
+        out.stderr
+    );
+    assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+}
+
+/// publish (a hand-run, unlike ci-main) goes on with an end-of-life base, but says so.
+#[test]
+fn publish_warns_about_a_base_out_of_support() {
+    let f = Fixture::new("cli");
+    let date = with_support_end(&f, -10);
+    let out = f.run(&["publish", "--build-id", "1"], &[]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: images.base.base_support_ends: support for its base ended on {date}"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Outside Actions the revision label is git's HEAD, except for an image whose inputs have
+/// uncommitted changes: a later publish must not take HEAD for what it was built from.
+#[test]
+fn an_image_built_from_uncommitted_changes_gets_no_revision_label() {
+    let f = Fixture::new("cli");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(f.dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "fixture"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let dockerfile = f.dir.path().join("Dockerfile-quiet");
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "RUN echo experiment\n";
+    std::fs::write(&dockerfile, text).unwrap();
+    let out = f.run(&["publish", "--build-id", "1"], &[]).ok();
+    assert!(
+        out.stderr.contains("uncommitted changes touch the inputs of quiet: they get no revision label"),
+        "{}",
+        out.stderr
+    );
+    let revision = format!("org.opencontainers.image.revision={head}");
+    for build in f.docker.calls_of("build") {
+        let quiet = build.iter().any(|a| a.ends_with("/Dockerfile-quiet"));
+        assert_eq!(build.contains(&revision), !quiet, "{build:?}");
+    }
 }

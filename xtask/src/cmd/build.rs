@@ -1,4 +1,4 @@
-use crate::cmd::common::{chosen_images, run_or_show, Ctx, Prepared};
+use crate::cmd::common::{chosen_images, run_or_show, warn_about_base_support, Ctx, Prepared};
 use crate::flags;
 use crate::plan;
 
@@ -9,6 +9,7 @@ impl flags::Build {
         else {
             return Ok(());
         };
+        warn_about_base_support(ctx, &images);
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let plan = plan::build_plan(&prepared.inputs())?;
         run_or_show(ctx, &inventory, std::slice::from_ref(&plan), prepared.exec, &self.build).1?;

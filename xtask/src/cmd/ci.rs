@@ -9,7 +9,7 @@ use crate::flags;
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
-use crate::model::tags::{published_references, BuildId};
+use crate::model::tags::{published_references, repository, BuildId};
 use crate::plan::{self, DockerCommand, Plan};
 use crate::run::{ExecOptions, Pushed, Report};
 use crate::sys::docker::{login_args, Secret};
@@ -125,10 +125,19 @@ impl flags::CiMain {
         let report = reports.first().unwrap_or(&empty);
         let mut rows = Vec::new();
         for image in images {
+            // An unchanged image keeps what the registry holds: that tag and digest.
+            let kept = report.verdicts.get(&image.name).filter(|v| !v.publish);
+            let tags = match kept.and_then(|v| v.since.as_ref()) {
+                Some(since) => vec![format!("{}:{since}", repository(&inventory.registry, &image.name))],
+                None => published_references(&inventory.registry, image, &build_id)?.to_vec(),
+            };
             rows.push(Row {
                 image: image.name.clone(),
-                tags: published_references(&inventory.registry, image, &build_id)?.to_vec(),
-                digest: report.digest(&image.name).map(String::from),
+                tags,
+                digest: report
+                    .digest(&image.name)
+                    .map(String::from)
+                    .or_else(|| kept.and_then(|v| v.published.clone())),
                 status: push_status(image, report),
                 seconds: report.seconds(&image.name),
             });
@@ -174,8 +183,9 @@ fn what_changed(images: &[&Image], report: &Report) -> String {
         for line in &verdict.why {
             md.push_str(&format!("- {line}\n"));
         }
+        // The why line names the first package change; the rest are listed when there are more.
         let diff = &verdict.packages;
-        if !diff.is_empty() {
+        if diff.upgraded.len() + diff.added.len() + diff.removed.len() > 1 {
             let mut all: Vec<String> = diff.upgraded.clone();
             all.extend(diff.added.iter().map(|a| format!("added {a}")));
             all.extend(diff.removed.iter().map(|r| format!("removed {r}")));

@@ -45,9 +45,27 @@ pub(super) fn chosen_images<'a>(
     Ok(Some(plan::select(inventory, &names)?))
 }
 
-/// The images affected by changes since `reference`, each with the reason, from git and the
-/// Dockerfiles' COPY/ADD sources (see plan/changes.rs).
+/// The images affected by changes since `reference` (since its merge base with HEAD), each
+/// with the reason, from git and the Dockerfiles' COPY/ADD sources (see plan/changes.rs).
 pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
+    let (root, layout) = inputs_layout(inventory)?;
+    let changed = git::changed_since(&root, reference)?;
+    Ok(changes::select(inventory, &layout, &changed))
+}
+
+/// The images whose inputs differ between the commit `revision` and the working tree, each
+/// with the reason: what a published image's revision label is compared by.
+pub(super) fn changed_from_revision(
+    inventory: &Inventory,
+    revision: &str,
+) -> anyhow::Result<Vec<(String, Reason)>> {
+    let (root, layout) = inputs_layout(inventory)?;
+    let changed = git::changed_from(&root, revision)?;
+    Ok(changes::select(inventory, &layout, &changed))
+}
+
+/// The repository root and where every image's inputs are, relative to it.
+fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Layout)> {
     let root = git::repository_root(inventory.folder())?;
     let root = root.canonicalize().unwrap_or(root);
     let relative = |path: &Path| -> PathBuf {
@@ -86,8 +104,7 @@ pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::R
         });
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
-    let changed = git::changed_since(&root, reference)?;
-    Ok(changes::select(inventory, &layout, &changed))
+    Ok((root, layout))
 }
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
@@ -242,6 +259,10 @@ pub(super) fn run_or_show(
         }
         return (Vec::new(), Ok(()));
     }
+    // The SBOM folder must take files before anything builds or is pushed.
+    if let Err(e) = writable(&sbom_dir) {
+        return (Vec::new(), Err(e));
+    }
     let (reports, result) = run(ctx, inventory, plans, exec);
     if result.is_err() {
         return (reports, result);
@@ -279,10 +300,8 @@ fn run(
         Err(e) => return (Vec::new(), Err(e)),
     };
     let since = |revision: &str| -> anyhow::Result<Vec<(String, String)>> {
-        Ok(changed_since(inventory, revision)?
-            .into_iter()
-            .map(|(name, why)| (name, why.to_string()))
-            .collect())
+        let changed = changed_from_revision(inventory, revision)?;
+        Ok(changed.into_iter().map(|(name, why)| (name, why.to_string())).collect())
     };
     let in_git = git::repository_root(inventory.folder()).is_ok();
     let world = Live {
@@ -349,6 +368,17 @@ fn write_sboms(
     Ok(())
 }
 
+/// Creates `dir` and checks that a file can be written in it.
+fn writable(dir: &Path) -> anyhow::Result<()> {
+    let fail =
+        |e: std::io::Error| anyhow::anyhow!("--sbom-dir: cannot write SBOMs to {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".xtask-write-check");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
 fn sbom_file(dir: &Path, image: &str) -> PathBuf {
     dir.join(format!("{image}.spdx.json"))
 }
@@ -373,6 +403,14 @@ pub(super) fn base_support(ctx: &Ctx, images: &[&Image]) -> Vec<String> {
         }
     }
     ended
+}
+
+/// Warns about every image whose base's support ends soon or has ended: build and publish
+/// (a laptop, a hand-run publish) say so and go on; ci-pr and ci-main refuse.
+pub(super) fn warn_about_base_support(ctx: &Ctx, images: &[&Image]) {
+    for ended in base_support(ctx, images) {
+        ctx.log.warning(&ended);
+    }
 }
 
 /// Fails, naming each, when an image's base is out of support: ci-pr and ci-main build nothing

@@ -7,9 +7,17 @@ impl flags::Packages {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
         let image = inventory.image(&self.image)?;
+        let local = self.reference.is_none();
         let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
         ctx.docker.check_engine()?;
-        let checked = inspect(&ctx.docker, &reference, None)?;
+        let checked = inspect(&ctx.docker, &reference, None).map_err(|e| match local {
+            true => e.context(format!(
+                "{reference} is the local build of {}: build it first (`cargo xtask build {}`), or name another \
+                 image with --reference",
+                image.name, image.name
+            )),
+            false => e,
+        })?;
         for note in &checked.notes {
             ctx.log.note(note);
         }

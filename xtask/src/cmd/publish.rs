@@ -1,4 +1,4 @@
-use crate::cmd::common::{run_or_show, Ctx, Prepared};
+use crate::cmd::common::{changed_from_revision, run_or_show, warn_about_base_support, Ctx, Prepared};
 use crate::flags;
 use crate::model::inventory::Image;
 use crate::model::labels;
@@ -13,6 +13,7 @@ impl flags::Publish {
         let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
         let images = plan::select(&inventory, &self.images)?;
         say_why_parents_come_along(ctx, &self.images, &images);
+        warn_about_base_support(ctx, &images);
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let plan = publish_plan(ctx, &prepared.inputs(), &build_id, self.build.force)?;
         let (reports, result) =
@@ -49,13 +50,32 @@ pub(super) fn publish_plan(
     force: bool,
 ) -> anyhow::Result<Plan> {
     let created = labels::created(&ctx.env)?;
-    let revision = match ctx.env.get("GITHUB_SHA") {
-        Some(_) => None,
-        None => git::head(inputs.inventory.folder()),
+    // Outside Actions the revision is git's HEAD, but only for images whose inputs are as HEAD
+    // has them: an image built from uncommitted changes gets no revision, so that the next
+    // publish cannot take HEAD for what it was built from.
+    let (revision, uncommitted) = match (ctx.env.get("GITHUB_SHA"), git::head(inputs.inventory.folder())) {
+        (None, Some(head)) => {
+            let changed = changed_from_revision(inputs.inventory, &head)?;
+            (Some(head), changed.into_iter().map(|(name, _)| name).collect::<Vec<_>>())
+        }
+        _ => (None, Vec::new()),
     };
+    let touched: Vec<&str> = inputs
+        .images
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| uncommitted.iter().any(|u| u == n))
+        .collect();
+    if !touched.is_empty() {
+        ctx.log.note(&format!(
+            "uncommitted changes touch the inputs of {}: they get no revision label, so the next publish \
+             cannot tell whether their inputs changed and publishes them again",
+            touched.join(", ")
+        ));
+    }
     let labels = |image: &Image| {
         let mut labels = labels::oci_labels(image, &ctx.env, &created);
-        if let Some(revision) = &revision {
+        if let (Some(revision), false) = (&revision, uncommitted.contains(&image.name)) {
             labels.push((rebuild::REVISION.to_string(), revision.clone()));
         }
         if let Ok([unique, ..]) = tags::published_tags(image, build_id) {
@@ -78,7 +98,8 @@ fn say_why_parents_come_along(ctx: &Ctx, named: &[String], selected: &[&Image]) 
         let children = children.join(", ");
         ctx.log.note(&match image.push {
             true => format!(
-                "{} is built and published too: {children} is built on it, and is published with the {} it was built on",
+                "{} is built too, and published if it changed: {children} is built on it, and is published on the {} \
+                 the registry holds",
                 image.name, image.name
             ),
             false => format!("{} is built too (push = false, so it is not pushed): {children} is built on it", image.name),

@@ -416,6 +416,8 @@ impl Validator<'_> {
                         match written {
                             toml::Value::String(text) => format!("\"{text}\" (a string)"),
                             toml::Value::Datetime(d) => format!("`{d}`"),
+                            toml::Value::Integer(_) => "an integer".to_string(),
+                            toml::Value::Array(_) => "an array".to_string(),
                             other => format!("a {}", other.type_str()),
                         }
                     ),

@@ -32,7 +32,8 @@ pub struct Published {
     pub unique_tag: Option<String>,
     pub revision: Option<String>,
     pub base: Option<Base>,
-    pub packages: Vec<Package>,
+    /// Its packages, or why they could not be read (a database this tool cannot read).
+    pub packages: Result<Vec<Package>, String>,
 }
 
 /// Whether the image's inputs changed since a revision.
@@ -56,6 +57,10 @@ pub struct Verdict {
     /// The published manifest digest, when there is a published image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
+    /// The tag the published image was published as: its unique tag when its label says, else
+    /// the version tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 impl Verdict {
@@ -80,6 +85,7 @@ pub fn judge(
             why: vec![format!("first publish: nothing is published as {version_tag}")],
             packages: Diff::default(),
             published: None,
+            since: None,
         };
     };
     let mut why = Vec::new();
@@ -89,7 +95,9 @@ pub fn judge(
         Inputs::Unknown(reason) => why.push(format!("inputs: cannot tell ({reason})")),
     }
     match (base, &published.base) {
-        (Some(now), Some(then)) if now.digest != then.digest || now.name != then.name => {
+        // The digest decides: the same image reached by another name (a registry spelled
+        // otherwise) has not moved.
+        (Some(now), Some(then)) if now.digest != then.digest => {
             let name = if now.name == then.name {
                 now.name.clone()
             } else {
@@ -101,19 +109,34 @@ pub fn judge(
         (None, Some(then)) => why.push(format!("base: now none, was {} {}", then.name, then.digest)),
         _ => {}
     }
-    let diff = Diff::between(&published.packages, packages);
+    let diff = match &published.packages {
+        Ok(before) => Diff::between(before, packages),
+        Err(e) => {
+            why.push(format!("packages: cannot read the published image's ({e})"));
+            Diff::default()
+        }
+    };
     if !diff.is_empty() {
         why.push(format!("packages: {}", diff.summary()));
     }
     let changed = !why.is_empty();
+    let since = published
+        .unique_tag
+        .clone()
+        .unwrap_or_else(|| version_tag.rsplit(':').next().unwrap_or(version_tag).to_string());
     if !changed {
-        let since = published.unique_tag.as_deref().unwrap_or(version_tag);
         why.push(format!("unchanged since {since} ({})", published.digest));
     }
     if force && !changed {
         why.push("published anyway (--force)".into());
     }
-    Verdict { publish: changed || force, why, packages: diff, published: Some(published.digest.clone()) }
+    Verdict {
+        publish: changed || force,
+        why,
+        packages: diff,
+        published: Some(published.digest.clone()),
+        since: Some(since),
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +166,7 @@ mod tests {
             unique_tag: Some("v3.23.0_7".into()),
             revision: Some("abc".into()),
             base: Some(base(base_digest)),
-            packages,
+            packages: Ok(packages),
         }
     }
 
@@ -194,6 +217,25 @@ mod tests {
                 "packages: openssl 3.1.4-r1 -> 3.1.4-r5 (+1 more)",
             ]
         );
+    }
+
+    #[test]
+    fn published_packages_that_cannot_be_read_count_as_a_change() {
+        let packages = vec![apk("musl", "1")];
+        let mut p = published(packages.clone(), "sha256:aaa");
+        p.packages = Err("/lib/apk/db/installed: truncated".into());
+        let v = judge("r/a:v1", Some(&base("sha256:aaa")), &packages, Some(&p), &Inputs::Unchanged, false);
+        assert!(v.publish);
+        assert_eq!(v.why, ["packages: cannot read the published image's (/lib/apk/db/installed: truncated)"]);
+    }
+
+    #[test]
+    fn a_base_renamed_but_the_same_image_has_not_moved() {
+        let packages = vec![apk("musl", "1")];
+        let p = published(packages.clone(), "sha256:aaa");
+        let renamed = Base { name: "localhost:5000/alpine:3.23".into(), digest: "sha256:aaa".into() };
+        let v = judge("r/a:v1", Some(&renamed), &packages, Some(&p), &Inputs::Unchanged, false);
+        assert!(!v.publish, "{:?}", v.why);
     }
 
     #[test]

@@ -245,6 +245,7 @@ impl Plan {
                 "# base {name}: {program} image inspect (pulled first when missing): its digest is a label\n"
             ));
         }
+        // Each build, then its check and its comparison, in the order one job runs them.
         for b in order::one_at_a_time(&self.builds).into_iter().map(|i| &self.builds[i]) {
             for (path, _) in &b.copies {
                 out.push_str(&format!(
@@ -255,24 +256,39 @@ impl Plan {
             }
             out.push_str(&b.command_with_base(b.base_placeholder().as_ref()).display(program));
             out.push('\n');
-        }
-        for v in &self.verifications {
-            let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
-            out.push_str(&format!(
-                "# verify {} ({}): image inspect, create, export, rm; then {rules}its packages\n",
-                v.image, v.reference
-            ));
-        }
-        for c in &self.comparisons {
-            let what = if self.force {
-                "published whatever it finds (--force)"
-            } else {
-                "pushed only if it changed"
-            };
-            out.push_str(&format!(
-                "# compare {} with {}: registry GET, pull by digest, labels, packages, git diff since its revision; {what}\n",
-                c.image, c.published
-            ));
+            for v in self.verifications.iter().filter(|v| v.image == b.image) {
+                let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
+                out.push_str(&format!(
+                    "# verify {} ({}): image inspect, create, export, rm; then {rules}its packages\n",
+                    v.image, v.reference
+                ));
+            }
+            for c in self.comparisons.iter().filter(|c| c.image == b.image) {
+                let what = if self.force {
+                    "published whatever it finds (--force)"
+                } else {
+                    "pushed only if it changed"
+                };
+                out.push_str(&format!(
+                    "# compare {} with {}: registry GET, pull by digest, labels, packages, git diff since its revision; {what}\n",
+                    c.image, c.published
+                ));
+                let children: Vec<&str> = self
+                    .builds
+                    .iter()
+                    .filter(|x| x.needs.contains(&b.image))
+                    .map(|x| x.image.as_str())
+                    .collect();
+                if !self.force && !children.is_empty() {
+                    out.push_str(&format!(
+                        "# if {} is unchanged: {program} tag <{} by its digest> {}, so that {} builds on the published one\n",
+                        c.image,
+                        c.published,
+                        b.reference,
+                        children.join(", ")
+                    ));
+                }
+            }
         }
         for p in &self.publications {
             for t in &p.targets {
@@ -809,11 +825,11 @@ dockerfile = "Dockerfile-other"
             format!(
                 "DOCKER_BUILDKIT=0 docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
                  --iidfile /tmp/xtask-run-t0/base.iid {dir}\n\
+                 # verify base (reg.example/ns/base:run-t0): image inspect, create, export, rm; then its packages\n\
                  DOCKER_BUILDKIT=0 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
                  --iidfile /tmp/xtask-run-t0/mid.iid --build-arg A=1 --build-arg BASE_IMAGE=reg.example/ns/base:run-t0 \
                  --label org.opencontainers.image.base.name=reg.example/ns/base:v1.0.0 \
                  --label 'org.opencontainers.image.base.digest=<image id of the base this run builds on>' {dir}\n\
-                 # verify base (reg.example/ns/base:run-t0): image inspect, create, export, rm; then its packages\n\
                  # verify mid (reg.example/ns/mid:run-t0): image inspect, create, export, rm; then its packages\n\
                  docker tag reg.example/ns/base:run-t0 reg.example/ns/base:local-v1.0.0\n\
                  docker tag reg.example/ns/mid:run-t0 reg.example/ns/mid:local-v2.0.0\n\

@@ -7,7 +7,7 @@ use crate::model::oci::split_reference;
 use crate::model::packages::Package;
 use crate::model::rebuild::{self, Base, Inputs, Published, Verdict};
 use crate::plan::{Comparison, DockerCommand};
-use crate::run::inspect::read_packages;
+use crate::run::inspect::{packages_in, read_files};
 use crate::run::live::registry_path;
 use crate::run::Live;
 use crate::sys::registry::Tag;
@@ -51,11 +51,17 @@ impl Live<'_> {
         let pinned = by_digest(&c.published, &digest);
         let mut transcript = String::new();
         let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
-        self.log.passthrough(&transcript);
+        self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
+            self.log.passthrough(&transcript)
+        });
         pulled?;
         let (_, labels) = self.docker.id_and_labels(&pinned)?;
-        let (_, files) = self.docker.image_files(&pinned, &crate::model::packages::wanted)?;
-        let (found, _) = read_packages(self.docker, &pinned, &files.contents)?;
+        let (_, files) = read_files(self.docker, &pinned, &[])?;
+        // A database this tool cannot read (damaged, or read more strictly since) makes the
+        // comparison unable to tell, which publishes; it must not stop every later run.
+        let packages = packages_in(self.docker, &pinned, &files)
+            .map(|(found, _)| found.packages)
+            .map_err(|e| format!("{e:#}"));
         let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
         let base = match (label(rebuild::BASE_NAME), label(rebuild::BASE_DIGEST)) {
             (Some(name), Some(digest)) => Some(Base { name, digest }),
@@ -66,7 +72,7 @@ impl Live<'_> {
             unique_tag: label(rebuild::REF_NAME),
             revision: label(rebuild::REVISION),
             base,
-            packages: found.packages,
+            packages,
         }))
     }
 
@@ -84,7 +90,7 @@ impl Live<'_> {
                 Some((_, reason)) => Inputs::Changed(reason),
                 None => Inputs::Unchanged,
             },
-            Err(e) => Inputs::Unknown(format!("comparing with revision {revision}: {e}")),
+            Err(e) => Inputs::Unknown(e),
         }
     }
 

@@ -5,27 +5,41 @@ use crate::model::hardening::Spec;
 use crate::model::packages::{self, Found};
 use crate::run::Checked;
 use crate::sys::docker::Docker;
+use crate::sys::export::Listing;
 use crate::sys::rpm;
 
 /// The rules of `spec` that `reference` breaks, and its packages.
 pub fn inspect(docker: &Docker, reference: &str, spec: Option<&Spec>) -> anyhow::Result<Checked> {
     let rules_read = spec.map(Spec::files_to_read).unwrap_or_default();
-    let keep = |path: &str| packages::wanted(path) || rules_read.iter().any(|k| k == path);
-    let (user, files) = docker.image_files(reference, &keep)?;
+    let (user, files) = read_files(docker, reference, &rules_read)?;
     let violations = spec.map(|s| s.check(&user, &files)).unwrap_or_default();
-    let (packages, notes) = read_packages(docker, reference, &files.contents)?;
+    let (packages, notes) = packages_in(docker, reference, &files)?;
     Ok(Checked { violations, files: files.entries.len(), packages, notes })
 }
 
-/// The packages among `files` exported from `reference`, and how an RPM database was read.
-pub fn read_packages(
+/// The configured user of `reference` and its files, keeping the contents of the package
+/// databases (and of what may be hard-linked to them) and of `also`.
+pub fn read_files(docker: &Docker, reference: &str, also: &[String]) -> anyhow::Result<(String, Listing)> {
+    let keep = |path: &str| {
+        packages::wanted(path) || packages::may_be_linked_to(path) || also.iter().any(|k| k == path)
+    };
+    docker.image_files(reference, &keep)
+}
+
+/// The packages in the files of `reference`, and how an RPM database was read.
+pub fn packages_in(
     docker: &Docker,
     reference: &str,
-    files: &[(String, Vec<u8>)],
+    files: &Listing,
 ) -> anyhow::Result<(Found, Vec<String>)> {
-    let mut found = packages::read(files)?;
+    if let Some((path, size)) = files.too_large.iter().find(|(p, _)| packages::wanted(p)) {
+        anyhow::bail!(
+            "{path} in {reference} is {size} bytes, more than this tool reads of one file: its packages cannot be listed"
+        );
+    }
+    let mut found = packages::read(&files.contents)?;
     let mut notes = Vec::new();
-    if let Some((rpms, how)) = rpm::read(files, docker, reference)? {
+    if let Some((rpms, how)) = rpm::read(&files.contents, docker, reference)? {
         found.packages.extend(rpms);
         found.packages.sort();
         notes.push(how);

@@ -249,6 +249,8 @@ pub(crate) enum State {
     /// Built, and checked where the inventory has rules for it.
     Built,
     Failed(String),
+    /// Built, but its check or its comparison with the published image could not be done.
+    Unchecked(String),
     /// Built, but it breaks its hardening rules (the list of violations).
     Rejected(String),
     /// Not built because an image it is built on was not.
@@ -307,6 +309,7 @@ fn inspect_built(
             why: vec![format!("published (--force); the comparison with {} failed: {e:#}", c.published)],
             packages: Default::default(),
             published: None,
+            since: None,
         },
         Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
     };
@@ -491,7 +494,9 @@ fn build_all(
                         }
                         Err(e) => {
                             interrupted |= e.downcast_ref::<Interrupted>().is_some();
-                            Some(format!("{e:#}"))
+                            state[index] = State::Unchecked(format!("{e:#}"));
+                            stopping |= options.on_failure == OnBuildFailure::Stop || interrupted;
+                            None
                         }
                     };
                     (index, failure)
@@ -555,7 +560,10 @@ fn skip_dependents(steps: &[Build], state: &mut [State]) {
             let blocked = steps[i].needs.iter().find(|parent| {
                 steps.iter().zip(state.iter()).any(|(s, st)| {
                     &s.image == *parent
-                        && matches!(st, State::Failed(_) | State::Rejected(_) | State::Skipped(_))
+                        && matches!(
+                            st,
+                            State::Failed(_) | State::Unchecked(_) | State::Rejected(_) | State::Skipped(_)
+                        )
                 })
             });
             if let Some(parent) = blocked {
@@ -580,7 +588,8 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
         steps.iter().zip(state).filter_map(|(b, s)| pick(b, s)).collect()
     };
     let failed = each(&|b, s| match s {
-        State::Failed(reason) if !interrupted => Some(format!("{}: {reason}", b.image)),
+        State::Failed(reason) if !interrupted => Some(format!("build of {} failed: {reason}", b.image)),
+        State::Unchecked(reason) if !interrupted => Some(format!("{} was built, but {reason}", b.image)),
         _ => None,
     });
     let rejected = each(&|b, s| match s {
@@ -589,7 +598,7 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
         }
         _ => None,
     });
-    let built = each(&|b, s| (*s == State::Built).then(|| b.image.clone()));
+    let built = each(&|b, s| matches!(s, State::Built | State::Unchecked(_)).then(|| b.image.clone()));
     let not_built = each(&|b, s| match s {
         State::Skipped(parent) => Some(format!("{} (needs {parent})", b.image)),
         State::Failed(_) if interrupted => Some(format!("{} (interrupted)", b.image)),
@@ -601,10 +610,9 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
     let mut message = if interrupted {
         Interrupted.to_string()
     } else if let [one] = failed.as_slice() {
-        let (image, reason) = one.split_once(": ").unwrap_or((one, ""));
-        format!("build of {image} failed: {reason}")
+        one.clone()
     } else if !failed.is_empty() {
-        format!("{} of {} builds failed: {}", failed.len(), steps.len(), failed.join("; "))
+        format!("{} of {} images failed: {}", failed.len(), steps.len(), failed.join("; "))
     } else if !rejected.is_empty() {
         "the hardening baseline is not met".to_string()
     } else {
@@ -902,6 +910,7 @@ mod tests {
                 why: vec![if same { "unchanged".into() } else { "packages: a 1 -> 2".into() }],
                 packages: Default::default(),
                 published: Some(format!("sha256:published-{}", c.image)),
+                since: Some("1".into()),
             })
         }
 

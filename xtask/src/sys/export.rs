@@ -31,6 +31,8 @@ pub struct Entry {
 pub struct Listing {
     pub entries: Vec<Entry>,
     pub contents: Vec<(String, Vec<u8>)>,
+    /// Files `keep` selected that were too large to keep, with their sizes.
+    pub too_large: Vec<(String, u64)>,
 }
 
 impl Listing {
@@ -44,6 +46,11 @@ impl Listing {
 const MAX_KEPT: u64 = 256 << 20;
 
 pub fn scan(input: impl Read, keep: &dyn Fn(&str) -> bool) -> anyhow::Result<Listing> {
+    scan_keeping(input, keep, MAX_KEPT)
+}
+
+/// `scan`, keeping files of at most `limit` bytes.
+fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> anyhow::Result<Listing> {
     let mut listing = Listing::default();
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries().context("reading the image's files")? {
@@ -60,10 +67,21 @@ pub fn scan(input: impl Read, keep: &dyn Fn(&str) -> bool) -> anyhow::Result<Lis
         let path = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
         let link =
             entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
-        if kind == Kind::File && keep(&path) && entry.size() <= MAX_KEPT {
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).with_context(|| format!("reading {path} from the image"))?;
-            listing.contents.push((path.clone(), data));
+        if kind == Kind::File && keep(&path) {
+            if entry.size() > limit {
+                listing.too_large.push((path.clone(), entry.size()));
+            } else {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).with_context(|| format!("reading {path} from the image"))?;
+                listing.contents.push((path.clone(), data));
+            }
+        }
+        // A hard link's data is its target's, which came earlier in the archive: a file kept
+        // under the target's name is kept under this one too.
+        if kind == Kind::Hardlink && keep(&path) {
+            if let Some(data) = listing.content(&normalise(&link)).map(<[u8]>::to_vec) {
+                listing.contents.push((path.clone(), data));
+            }
         }
         listing.entries.push(Entry { path, kind, mode, link });
     }
@@ -117,6 +135,27 @@ pub mod tests {
         assert_eq!(listing.entries[4].mode, 0o1777);
         assert_eq!(listing.content("/etc/passwd"), Some(&b"root:x:0:0::/root:/sbin/nologin\n"[..]));
         assert_eq!(listing.contents.len(), 1);
+    }
+
+    #[test]
+    fn a_file_too_large_to_keep_is_named() {
+        let tar = archive(&[("lib/apk/db/installed", b'0', 0o644, "P:musl\nV:1\n", "")]);
+        let listing = scan_keeping(&tar[..], &|_| true, 4).unwrap();
+        assert!(listing.contents.is_empty());
+        assert_eq!(listing.too_large, [("/lib/apk/db/installed".to_string(), 11)]);
+    }
+
+    #[test]
+    fn a_hard_link_to_a_kept_file_is_kept_with_its_data() {
+        let tar = archive(&[
+            ("cache/x/METADATA", b'0', 0o644, "Name: six\nVersion: 1.16.0\n", ""),
+            ("site-packages/six-1.16.0.dist-info/METADATA", b'1', 0o644, "", "cache/x/METADATA"),
+        ]);
+        let listing = scan(&tar[..], &|p| p.ends_with("/METADATA")).unwrap();
+        assert_eq!(
+            listing.content("/site-packages/six-1.16.0.dist-info/METADATA"),
+            Some(&b"Name: six\nVersion: 1.16.0\n"[..])
+        );
     }
 
     #[test]

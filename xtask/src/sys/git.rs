@@ -36,6 +36,32 @@ pub fn head(dir: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Files that differ between the commit `revision` and the working tree: committed since,
+/// uncommitted and new (untracked, not ignored) files. Unlike `changed_since`, no merge base:
+/// a branch that was published and then left counts as a change back.
+pub fn changed_from(root: &Path, revision: &str) -> anyhow::Result<Vec<PathBuf>> {
+    if revision.starts_with('-') || revision.is_empty() {
+        bail!("`{revision}` is not a git revision");
+    }
+    let commit = format!("{revision}^{{commit}}");
+    git(root, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|_| {
+        anyhow::anyhow!(
+            "revision {revision} is not in this clone (in GitHub Actions, check out with fetch-depth: 0)"
+        )
+    })?;
+    let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", revision, "--"])?);
+    files.extend(names(git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?));
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// NUL-separated names, so that names git would quote (non-ASCII, spaces) come through as
+/// they are.
+fn names(out: String) -> Vec<PathBuf> {
+    out.split('\0').filter(|n| !n.is_empty()).map(PathBuf::from).collect()
+}
+
 /// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
 /// (untracked, not ignored) files, so that a laptop's work in progress counts too.
 pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
@@ -48,15 +74,50 @@ pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf
              check out with fetch-depth: 0), or name another reference"
         )
     })?;
-    // NUL-separated, so that names git would quote (non-ASCII, spaces) come through as they
-    // are; without rename detection, so that a moved file counts at its old path as well as its
-    // new one (an image that copied the old path is affected).
-    let names = |out: String| -> Vec<PathBuf> {
-        out.split('\0').filter(|n| !n.is_empty()).map(PathBuf::from).collect()
-    };
+    // Without rename detection, so that a moved file counts at its old path as well as its new
+    // one (an image that copied the old path is affected).
     let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", base.trim()])?);
     files.extend(names(git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?));
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    fn run(dir: &Path, args: &[&str]) -> String {
+        let mut full = vec!["-c", "user.name=t", "-c", "user.email=t@example.com"];
+        full.extend(args);
+        let out = std::process::Command::new("git").arg("-C").arg(dir).args(&full).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A published branch that was left again differs from the revision it was published from,
+    /// although nothing changed since the merge base.
+    #[test]
+    fn changes_from_a_revision_count_a_branch_left_behind_and_the_working_tree() {
+        let d = TestDir::new("git-from");
+        d.write("Dockerfile", "FROM scratch\n");
+        run(d.path(), &["init", "-q", "-b", "main"]);
+        run(d.path(), &["add", "."]);
+        run(d.path(), &["commit", "-q", "-m", "one"]);
+        run(d.path(), &["checkout", "-q", "-b", "feature"]);
+        d.write("Dockerfile", "FROM scratch\nLABEL feature=1\n");
+        run(d.path(), &["commit", "-q", "-am", "feature"]);
+        let feature = run(d.path(), &["rev-parse", "HEAD"]);
+        run(d.path(), &["checkout", "-q", "main"]);
+        assert_eq!(changed_from(d.path(), &feature).unwrap(), [PathBuf::from("Dockerfile")]);
+        assert!(changed_since(d.path(), &feature).unwrap().is_empty(), "the merge base sees nothing");
+        let head = run(d.path(), &["rev-parse", "HEAD"]);
+        assert!(changed_from(d.path(), &head).unwrap().is_empty());
+        d.write("new.txt", "x");
+        assert_eq!(changed_from(d.path(), &head).unwrap(), [PathBuf::from("new.txt")]);
+        let error =
+            changed_from(d.path(), "0123456789abcdef0123456789abcdef01234567").unwrap_err().to_string();
+        assert!(error.contains("is not in this clone") && error.contains("fetch-depth: 0"), "{error}");
+    }
 }

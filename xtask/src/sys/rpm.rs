@@ -46,7 +46,9 @@ pub fn read(
     ];
     let out = docker.capture(&args)?;
     if !out.success {
-        bail!("{database}: this machine has no rpm, and the image's own rpm failed: {}", out.error_line());
+        // `docker run` ends with "Run 'docker run --help'..."; the cause is the line before.
+        let cause = out.stderr.lines().find(|l| l.contains("rror")).unwrap_or_else(|| out.error_line());
+        bail!("{database}: this machine has no rpm, and the image's own rpm failed: {}", cause.trim());
     }
     let packages = rpm::parse(database, &out.stdout)?;
     Ok(Some((

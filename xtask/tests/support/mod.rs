@@ -251,6 +251,11 @@ case "$1" in
     fi ;;
   run)
     # Only the image's own rpm is ever run (`--entrypoint rpm`): it prints the query's answer.
+    # An image without rpm fails as docker 28 says it, the cause first, then the usage hint.
+    if [ -n "$FAKE_RPM_MISSING" ]; then
+      echo 'docker: Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "rpm": executable file not found in $PATH: unknown.' >&2
+      echo "" >&2; echo "Run 'docker run --help' for more information" >&2; exit 127
+    fi
     case "$*" in *"--entrypoint rpm"*) printf '%s' "$FAKE_RPM_QUERY" ;; *) echo "unexpected: docker run $*" >&2; exit 1 ;; esac ;;
   rm) echo "$3" ;;
   image)

@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 
-use super::{Ecosystem, Package};
+use super::{excerpt, Ecosystem, Package};
 
 pub const DATABASE: &str = "/lib/apk/db/installed";
 
@@ -19,7 +19,7 @@ pub fn parse(path: &str, text: &str) -> anyhow::Result<Vec<Package>> {
             continue;
         }
         let Some((key, value)) = line.split_once(':').filter(|(k, _)| k.len() == 1) else {
-            bail!("{path}, line {line_no}: not an apk database line (`<letter>:<value>`): {line:?}");
+            bail!("{path}, line {line_no}: not an apk database line (`<letter>:<value>`): {}", excerpt(line));
         };
         if block.start.is_none() {
             block.start = Some(line_no);
@@ -55,8 +55,13 @@ impl Block {
     fn finish(&mut self, path: &str, line: usize, out: &mut Vec<Package>) -> anyhow::Result<()> {
         let block = std::mem::take(self);
         let Some(start) = block.start else { return Ok(()) };
-        let (Some(name), Some(version)) = (block.name, block.version) else {
-            bail!("{path}, lines {start}-{}: a package without its name (P:) or version (V:)", line - 1);
+        let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let (Some(name), Some(version)) = (present(block.name), present(block.version)) else {
+            let lines = match line - 1 {
+                end if end == start => format!("line {start}"),
+                end => format!("lines {start}-{end}"),
+            };
+            bail!("{path}, {lines}: a package without its name (P:) or version (V:)");
         };
         out.push(Package {
             ecosystem: Ecosystem::Apk,
@@ -111,5 +116,11 @@ C:Q1zzzz=\nP:ca-certificates-bundle\nV:20241121-r1\nA:x86_64\nL:MPL-2.0 AND MIT\
         assert!(error.contains("line 2"), "{error}");
         let binary = String::from_utf8_lossy(&[0xff, 0xfe, 0x00, b'\n']).into_owned();
         assert!(parse(DATABASE, &binary).is_err());
+        let error = parse(DATABASE, "P:a\nV:1\n\nP:\nV:\n\n").unwrap_err().to_string();
+        assert!(error.contains("lines 4-5") && error.contains("without its name"), "{error}");
+        let error = parse(DATABASE, "P:a\nV:1\n\nZ:x\n\n").unwrap_err().to_string();
+        assert!(error.contains(", line 4: "), "{error}");
+        let junk = format!("P:a\n{}\n", "x".repeat(100_000));
+        assert!(parse(DATABASE, &junk).unwrap_err().to_string().len() < 200);
     }
 }

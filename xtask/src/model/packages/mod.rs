@@ -82,8 +82,16 @@ impl Package {
             Ecosystem::Apk => {
                 format!("pkg:apk/{}/{}@{}", vendor("alpine"), encode(&self.name), encode(&self.version))
             }
+            // The purl spec puts an rpm's epoch in a qualifier, not in the version.
             Ecosystem::Rpm => {
-                format!("pkg:rpm/{}/{}@{}", vendor("redhat"), encode(&self.name), encode(&self.version))
+                let (epoch, version) = match self.version.split_once(':') {
+                    Some((epoch, version)) if epoch.bytes().all(|b| b.is_ascii_digit()) => {
+                        (Some(epoch), version)
+                    }
+                    _ => (None, self.version.as_str()),
+                };
+                qualifiers.extend(epoch.map(|e| format!("epoch={e}")));
+                format!("pkg:rpm/{}/{}@{}", vendor("redhat"), encode(&self.name), encode(version))
             }
             Ecosystem::Python => {
                 format!("pkg:pypi/{}@{}", encode(&python::normalise(&self.name)), encode(&self.version))
@@ -101,6 +109,16 @@ impl Package {
             false => format!("{base}?{}", qualifiers.join("&")),
         }
     }
+}
+
+/// A damaged line as an error quotes it: at most 60 characters, so that junk in a database
+/// never floods a log or an annotation.
+fn excerpt(line: &str) -> String {
+    let mut short: String = line.chars().take(60).collect();
+    if short.len() < line.len() {
+        short.push_str("...");
+    }
+    format!("{short:?}")
 }
 
 /// Percent-encoding of a purl segment: everything but unreserved characters.
@@ -128,6 +146,13 @@ pub fn wanted(path: &str) -> bool {
         || RPM_DATABASES.contains(&path)
         || python::is_metadata(path)
         || npm::is_manifest(path)
+}
+
+/// Whether a file elsewhere may hold a package database's data under a hard link (uv, for
+/// one, links installed files from its cache): docker export stores such data once, under
+/// whichever name comes first, so files of these names are kept wherever they are.
+pub fn may_be_linked_to(path: &str) -> bool {
+    matches!(path.rsplit('/').next(), Some("METADATA" | "PKG-INFO" | "package.json"))
 }
 
 /// What `read` found: the packages, and the distribution's ID (for package URLs).
@@ -265,7 +290,7 @@ mod tests {
         );
         assert_eq!(
             package(Ecosystem::Rpm, "openssl-libs", "1:1.1.1k-12.el8").purl("rhel"),
-            "pkg:rpm/rhel/openssl-libs@1%3A1.1.1k-12.el8"
+            "pkg:rpm/rhel/openssl-libs@1.1.1k-12.el8?epoch=1"
         );
     }
 

@@ -18,6 +18,8 @@ pub fn is_manifest(path: &str) -> bool {
 }
 
 pub fn parse(path: &str, bytes: &[u8]) -> anyhow::Result<Vec<Package>> {
+    // Node and npm accept a UTF-8 byte order mark; so does this reader.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let json: serde_json::Value = serde_json::from_slice(bytes)
         .with_context(|| format!("{path}: not valid JSON (damaged or truncated)"))?;
     let Some(object) = json.as_object() else { bail!("{path}: not a JSON object") };
@@ -62,6 +64,8 @@ mod tests {
         .unwrap()[0];
         assert_eq!(p.license.as_deref(), Some("MIT OR Apache-2.0"));
         assert!(parse("/n", br#"{"type":"module"}"#).unwrap().is_empty());
+        let with_bom = b"\xef\xbb\xbf{\"name\":\"ms\",\"version\":\"2.1.3\"}";
+        assert_eq!(parse("/n", with_bom).unwrap()[0].name, "ms");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use anyhow::bail;
 
-use super::{Ecosystem, Package};
+use super::{excerpt, Ecosystem, Package};
 
 pub fn is_metadata(path: &str) -> bool {
     let in_packages = path.contains("/site-packages/") || path.contains("/dist-packages/");
@@ -49,7 +49,7 @@ pub fn parse(path: &str, text: &str) -> anyhow::Result<Vec<Package>> {
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            bail!("{path}, line {}: not a metadata field (`Name: value`): {line:?}", number + 1);
+            bail!("{path}, line {}: not a metadata field (`Name: value`): {}", number + 1, excerpt(line));
         };
         fields.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
