@@ -369,3 +369,50 @@ fn podman_skips_what_did_not_change() {
         out.stdout
     );
 }
+
+/// An image that takes files from another image (a build stage) is published again when that
+/// image moves, though its own base and packages did not.
+#[test]
+fn a_moved_build_stage_image_publishes_again() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let host = registry.host();
+    let dir = TempDir::new("rebuild-stage");
+    let (base, tool) = (format!("{host}/upstream/base:1"), format!("{host}/upstream/tool:1"));
+    import_rootfs(&docker_cli(), &base, &[("lib/apk/db/installed", &apk_database("3.3.2-r0"))]);
+    docker(&["push", &base]);
+    import_rootfs(&docker_cli(), &tool, &[("tool", "tool v1 (vulnerable)\n")]);
+    docker(&["push", &tool]);
+    dir.write(
+        "Dockerfile-multi",
+        &format!("FROM {tool} AS build\nFROM {base}\nCOPY --from=build /tool /tool\n"),
+    );
+    let inv = dir.write(
+        "images.toml",
+        &format!("registry = \"{host}/x\"\n[images.multi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-multi\"\n"),
+    );
+    dir.write(".gitignore", "sbom/\n");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    let publish =
+        |id: &str| run(xtask().args(["publish", "--pull", "--build-id", id, "--inventory"]).arg(&inv)).ok();
+    publish("1");
+    let before = registry.digest("upstream/tool", "1");
+    import_rootfs(&docker_cli(), &tool, &[("tool", "tool v2 (patched)\n")]);
+    docker(&["push", &tool]);
+    let after = registry.digest("upstream/tool", "1");
+    let out = publish("2");
+    assert!(
+        out.stdout.contains(&format!("multi: published: build image moved: {tool} {before} -> {after}")),
+        "{}",
+        out.stdout
+    );
+    let labels = registry.config("x/multi", "v1.0.0_2")["config"]["Labels"].clone();
+    assert_eq!(labels["gov.cfpb.images.build-sources"], format!("{tool}@{after}").as_str());
+    let out = publish("3");
+    assert!(out.stdout.contains("multi: not pushed: unchanged since v1.0.0_2"), "{}", out.stdout);
+    assert_eq!(unique_tags(&registry, "multi"), ["v1.0.0_1", "v1.0.0_2"]);
+}

@@ -14,6 +14,10 @@ pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub const REVISION: &str = "org.opencontainers.image.revision";
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The other images a build takes files from (build stages, `COPY --from`), each
+/// `name@digest`, space-separated. The OCI annotations name only the final base, so this key
+/// is the team's own.
+pub const SOURCES: &str = "gov.cfpb.images.build-sources";
 
 /// The image a build starts from: the reference its final FROM resolved to, and that image's
 /// digest.
@@ -21,6 +25,30 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub struct Base {
     pub name: String,
     pub digest: String,
+}
+
+/// What a build starts from and takes files from, each image with its digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins {
+    pub base: Option<Base>,
+    /// The other images (build stages, `COPY --from`), sorted by name.
+    pub sources: Vec<Base>,
+}
+
+impl Origins {
+    /// The SOURCES label's value.
+    pub fn sources_label(&self) -> String {
+        self.sources.iter().map(|s| format!("{}@{}", s.name, s.digest)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The images of a SOURCES label.
+pub fn parse_sources(label: &str) -> Vec<Base> {
+    label
+        .split_whitespace()
+        .filter_map(|item| item.rsplit_once('@'))
+        .map(|(name, digest)| Base { name: name.to_string(), digest: digest.to_string() })
+        .collect()
 }
 
 /// What is published under the version tag.
@@ -32,6 +60,8 @@ pub struct Published {
     pub unique_tag: Option<String>,
     pub revision: Option<String>,
     pub base: Option<Base>,
+    /// Its SOURCES label; None when it has none.
+    pub sources: Option<Vec<Base>>,
     /// Its packages, or why they could not be read (a database this tool cannot read).
     pub packages: Result<Vec<Package>, String>,
 }
@@ -73,7 +103,7 @@ impl Verdict {
 /// `version_tag`. `force` publishes whatever the comparison says.
 pub fn judge(
     version_tag: &str,
-    base: Option<&Base>,
+    origins: &Origins,
     packages: &[Package],
     published: Option<&Published>,
     inputs: &Inputs,
@@ -94,6 +124,7 @@ pub fn judge(
         Inputs::Changed(reason) => why.push(format!("inputs changed: {reason}")),
         Inputs::Unknown(reason) => why.push(format!("inputs: cannot tell ({reason})")),
     }
+    let base = origins.base.as_ref();
     match (base, &published.base) {
         // The digest decides: the same image reached by another name (a registry spelled
         // otherwise) has not moved.
@@ -108,6 +139,32 @@ pub fn judge(
         (Some(_), None) => why.push("base: the published image does not record its base".into()),
         (None, Some(then)) => why.push(format!("base: now none, was {} {}", then.name, then.digest)),
         _ => {}
+    }
+    match (&published.sources, origins.sources.is_empty()) {
+        (None, false) => why.push("build images: the published image does not record them".into()),
+        (Some(before), _) => {
+            let moved: Vec<String> = origins
+                .sources
+                .iter()
+                .filter_map(|now| match before.iter().find(|b| b.name == now.name) {
+                    Some(then) if then.digest == now.digest => None,
+                    Some(then) => Some(format!("{} {} -> {}", now.name, then.digest, now.digest)),
+                    None => Some(format!("{} (new) {}", now.name, now.digest)),
+                })
+                .chain(
+                    before
+                        .iter()
+                        .filter(|b| !origins.sources.iter().any(|n| n.name == b.name))
+                        .map(|b| format!("{} (gone)", b.name)),
+                )
+                .collect();
+            match moved.as_slice() {
+                [] => {}
+                [one] => why.push(format!("build image moved: {one}")),
+                [first, rest @ ..] => why.push(format!("build images moved: {first} (+{} more)", rest.len())),
+            }
+        }
+        (None, true) => {}
     }
     let diff = match &published.packages {
         Ok(before) => Diff::between(before, packages),
@@ -160,12 +217,17 @@ mod tests {
         Base { name: "alpine:3.23".into(), digest: digest.into() }
     }
 
+    fn on(digest: &str) -> Origins {
+        Origins { base: Some(base(digest)), sources: Vec::new() }
+    }
+
     fn published(packages: Vec<Package>, base_digest: &str) -> Published {
         Published {
             digest: "sha256:pub".into(),
             unique_tag: Some("v3.23.0_7".into()),
             revision: Some("abc".into()),
             base: Some(base(base_digest)),
+            sources: Some(Vec::new()),
             packages: Ok(packages),
         }
     }
@@ -174,24 +236,11 @@ mod tests {
     fn the_same_inputs_base_and_packages_are_not_published_again() {
         let packages = vec![apk("musl", "1.2.5-r10")];
         let p = published(packages.clone(), "sha256:aaa");
-        let v = judge(
-            "r/alpine:v3.23.0",
-            Some(&base("sha256:aaa")),
-            &packages,
-            Some(&p),
-            &Inputs::Unchanged,
-            false,
-        );
+        let v = judge("r/alpine:v3.23.0", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
         assert!(!v.publish);
         assert_eq!(v.why, ["unchanged since v3.23.0_7 (sha256:pub)"]);
-        let forced = judge(
-            "r/alpine:v3.23.0",
-            Some(&base("sha256:aaa")),
-            &packages,
-            Some(&p),
-            &Inputs::Unchanged,
-            true,
-        );
+        let forced =
+            judge("r/alpine:v3.23.0", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, true);
         assert!(forced.publish);
         assert_eq!(forced.why[1], "published anyway (--force)");
     }
@@ -202,7 +251,7 @@ mod tests {
         let now = vec![apk("openssl", "3.1.4-r5"), apk("zlib", "1"), apk("curl", "8")];
         let v = judge(
             "r/alpine:v3.23.0",
-            Some(&base("sha256:bbb")),
+            &on("sha256:bbb"),
             &now,
             Some(&p),
             &Inputs::Changed("images/Dockerfile-alpine changed".into()),
@@ -224,7 +273,7 @@ mod tests {
         let packages = vec![apk("musl", "1")];
         let mut p = published(packages.clone(), "sha256:aaa");
         p.packages = Err("/lib/apk/db/installed: truncated".into());
-        let v = judge("r/a:v1", Some(&base("sha256:aaa")), &packages, Some(&p), &Inputs::Unchanged, false);
+        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
         assert!(v.publish);
         assert_eq!(v.why, ["packages: cannot read the published image's (/lib/apk/db/installed: truncated)"]);
     }
@@ -234,8 +283,33 @@ mod tests {
         let packages = vec![apk("musl", "1")];
         let p = published(packages.clone(), "sha256:aaa");
         let renamed = Base { name: "localhost:5000/alpine:3.23".into(), digest: "sha256:aaa".into() };
-        let v = judge("r/a:v1", Some(&renamed), &packages, Some(&p), &Inputs::Unchanged, false);
+        let v = judge(
+            "r/a:v1",
+            &Origins { base: Some(renamed), sources: Vec::new() },
+            &packages,
+            Some(&p),
+            &Inputs::Unchanged,
+            false,
+        );
         assert!(!v.publish, "{:?}", v.why);
+    }
+
+    #[test]
+    fn a_moved_build_stage_image_is_a_change() {
+        let packages = vec![apk("musl", "1")];
+        let mut p = published(packages.clone(), "sha256:aaa");
+        p.sources = Some(parse_sources("golang:1.22@sha256:g1 tool:1@sha256:t1"));
+        let mut now = on("sha256:aaa");
+        now.sources = parse_sources("golang:1.22@sha256:g2 tool:1@sha256:t1");
+        assert_eq!(now.sources_label(), "golang:1.22@sha256:g2 tool:1@sha256:t1");
+        let v = judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false);
+        assert!(v.publish);
+        assert_eq!(v.why, ["build image moved: golang:1.22 sha256:g1 -> sha256:g2"]);
+        now.sources = parse_sources("golang:1.22@sha256:g1 tool:1@sha256:t1");
+        assert!(!judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false).publish);
+        p.sources = None;
+        let v = judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false);
+        assert_eq!(v.why, ["build images: the published image does not record them"]);
     }
 
     #[test]
@@ -245,7 +319,7 @@ mod tests {
         p.base = None;
         let v = judge(
             "r/a:v1",
-            Some(&base("sha256:aaa")),
+            &on("sha256:aaa"),
             &packages,
             Some(&p),
             &Inputs::Unknown("no revision label".into()),
@@ -256,7 +330,7 @@ mod tests {
             v.why,
             ["inputs: cannot tell (no revision label)", "base: the published image does not record its base"]
         );
-        let first = judge("r/a:v1", None, &packages, None, &Inputs::Unchanged, false);
+        let first = judge("r/a:v1", &Origins::default(), &packages, None, &Inputs::Unchanged, false);
         assert!(first.publish);
         assert_eq!(first.why, ["first publish: nothing is published as r/a:v1"]);
     }

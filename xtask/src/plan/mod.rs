@@ -19,7 +19,7 @@ pub mod order;
 pub mod parents;
 
 use crate::model::hardening;
-use crate::model::rebuild::{self, Base};
+use crate::model::rebuild::{self, Base, Origins};
 use crate::model::tags::{self, BuildId};
 use crate::sys::registry::describe_query;
 pub use order::{runner_groups, select};
@@ -105,33 +105,44 @@ pub struct Build {
     /// What its final stage starts from; its name and digest become the image's
     /// `org.opencontainers.image.base.*` labels, which only the run can know.
     pub base: Option<BaseSource>,
+    /// The other images from outside the inventory it takes files from (build stages,
+    /// `COPY --from`); their digests become its SOURCES label.
+    pub sources: Vec<String>,
 }
 
 impl Build {
-    /// The build command with the base's labels, placed before the context (the last word).
-    pub fn command_with_base(&self, base: Option<&Base>) -> DockerCommand {
+    /// The build command with the labels of what it starts from and takes files from, placed
+    /// before the context (the last word).
+    pub fn command_with_origins(&self, origins: &Origins) -> DockerCommand {
         let mut command = self.command.clone();
-        if let Some(base) = base {
-            let at = command.args.len().saturating_sub(1);
-            let labels = [
-                "--label".to_string(),
-                format!("{}={}", rebuild::BASE_NAME, base.name),
-                "--label".to_string(),
-                format!("{}={}", rebuild::BASE_DIGEST, base.digest),
-            ];
-            command.args.splice(at..at, labels);
+        let mut labels = Vec::new();
+        if let Some(base) = &origins.base {
+            labels.push(format!("{}={}", rebuild::BASE_NAME, base.name));
+            labels.push(format!("{}={}", rebuild::BASE_DIGEST, base.digest));
         }
+        if !origins.sources.is_empty() {
+            labels.push(format!("{}={}", rebuild::SOURCES, origins.sources_label()));
+        }
+        let at = command.args.len().saturating_sub(1);
+        let args = labels.into_iter().flat_map(|l| ["--label".to_string(), l]);
+        command.args.splice(at..at, args);
         command
     }
 
-    /// The base as the dry run shows it: the digest is only known when the run asks.
-    fn base_placeholder(&self) -> Option<Base> {
-        self.base.as_ref().map(|b| match b {
+    /// What it starts from as the dry run shows it: the digests are only known when the run asks.
+    fn origins_placeholder(&self) -> Origins {
+        let base = self.base.as_ref().map(|b| match b {
             BaseSource::Outside(name) => Base { name: name.clone(), digest: format!("<digest of {name}>") },
             BaseSource::Parent { image, named } => {
                 Base { name: named.clone(), digest: format!("<image id of the {image} this run builds on>") }
             }
-        })
+        });
+        let sources = self
+            .sources
+            .iter()
+            .map(|name| Base { name: name.clone(), digest: format!("<digest of {name}>") })
+            .collect();
+        Origins { base, sources }
     }
 }
 
@@ -233,9 +244,12 @@ impl Plan {
         let mut outside: Vec<&str> = self
             .builds
             .iter()
-            .filter_map(|b| match &b.base {
-                Some(BaseSource::Outside(name)) => Some(name.as_str()),
-                _ => None,
+            .flat_map(|b| {
+                let base = match &b.base {
+                    Some(BaseSource::Outside(name)) => Some(name.as_str()),
+                    _ => None,
+                };
+                base.into_iter().chain(b.sources.iter().map(String::as_str))
             })
             .collect();
         outside.sort();
@@ -254,7 +268,7 @@ impl Plan {
                     b.image
                 ));
             }
-            out.push_str(&b.command_with_base(b.base_placeholder().as_ref()).display(program));
+            out.push_str(&b.command_with_origins(&b.origins_placeholder()).display(program));
             out.push('\n');
             for v in self.verifications.iter().filter(|v| v.image == b.image) {
                 let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
@@ -541,6 +555,11 @@ fn builds(
             spec: image.verify.clone(),
         });
         let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
+        let base = parents::final_base(inputs.inventory, image, &dockerfile);
+        let mut sources = parents::other_images(inputs.inventory, image, &dockerfile);
+        sources.retain(|s| !matches!(&base, Some(BaseSource::Outside(name)) if name == s));
+        sources.sort();
+        sources.dedup();
         builds.push(Build {
             image: image.name.clone(),
             command,
@@ -548,16 +567,16 @@ fn builds(
             iidfile: iidfile(inputs.run, &image.name),
             copies,
             needs,
-            base: parents::final_base(inputs.inventory, image, &dockerfile),
+            base,
+            sources,
         });
     }
     Ok((builds, verifications))
 }
 
-/// `docker pull` of every image a child of `images` takes files from, other than its parents,
-/// and of every upstream base, when --pull asks for fresh bases: a child's build cannot pull
-/// (its parent exists only in this run), and a base's digest, which its labels record, must
-/// be the one the build will use.
+/// `docker pull` of every image from outside the inventory the builds start from or take files
+/// from, when --pull asks for fresh ones: a child's build cannot pull (its parent exists only
+/// in this run), and the digests the labels record must be those the builds will use.
 fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
     if !inputs.options.pull {
         return Vec::new();
@@ -566,13 +585,7 @@ fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
         Some(BaseSource::Outside(name)) => Some(name),
         _ => None,
     });
-    let mut images: Vec<&String> = inputs
-        .images
-        .iter()
-        .filter_map(|i| inputs.lineage.get(&i.name))
-        .flat_map(|l| &l.others)
-        .chain(bases)
-        .collect();
+    let mut images: Vec<&String> = builds.iter().flat_map(|b| &b.sources).chain(bases).collect();
     images.sort();
     images.dedup();
     images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()
@@ -811,6 +824,31 @@ dockerfile = "Dockerfile-other"
         assert_eq!(names(&select(&inv, &["other".into(), "mid".into()]).unwrap()), ["other", "base", "mid"]);
         let err = select(&inv, &["nope".into()]).unwrap_err().to_string();
         assert!(err.contains("unknown image `nope`") && err.contains("base, leaf, mid, other"), "{err}");
+    }
+
+    /// The images a build starts from and takes files from are known to the plan: pulled first
+    /// with --pull, and labelled with their digests (placeholders in a dry run).
+    #[test]
+    fn build_stage_images_are_pulled_first_and_labelled() {
+        let d = TestDir::new("plan");
+        let inv = inventory(&d);
+        d.write(
+            "Dockerfile-other",
+            "FROM golang:1.22 AS build\nFROM alpine:3.23\nCOPY --from=build /x /x\nCOPY --from=busybox:1 /bin/sh /sh\n",
+        );
+        let plan = plan_of(&inv, &["other"], &BuildOptions { pull: true, ..Default::default() }, None);
+        let build = &plan.builds[0];
+        assert_eq!(build.base, Some(BaseSource::Outside("alpine:3.23".into())));
+        assert_eq!(build.sources, ["busybox:1", "golang:1.22"]);
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        assert_eq!(pulls, ["pull alpine:3.23", "pull busybox:1", "pull golang:1.22"]);
+        let shown = plan.display("docker");
+        assert!(
+            shown.contains(
+                "--label 'gov.cfpb.images.build-sources=busybox:1@<digest of busybox:1> golang:1.22@<digest of golang:1.22>'"
+            ),
+            "{shown}"
+        );
     }
 
     #[test]

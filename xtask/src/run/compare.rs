@@ -5,7 +5,7 @@
 
 use crate::model::oci::split_reference;
 use crate::model::packages::Package;
-use crate::model::rebuild::{self, Base, Inputs, Published, Verdict};
+use crate::model::rebuild::{self, Base, Inputs, Origins, Published, Verdict};
 use crate::plan::{Comparison, DockerCommand};
 use crate::run::inspect::{packages_in, read_files};
 use crate::run::live::registry_path;
@@ -23,7 +23,7 @@ impl Live<'_> {
     pub(super) fn compare_with_published(
         &self,
         c: &Comparison,
-        base: Option<&Base>,
+        origins: &Origins,
         packages: &[Package],
         force: bool,
     ) -> anyhow::Result<Verdict> {
@@ -33,7 +33,7 @@ impl Live<'_> {
             Some(None) => Inputs::Unknown(format!("the published image has no {} label", rebuild::REVISION)),
             Some(Some(revision)) => self.inputs_since(&c.image, revision),
         };
-        Ok(rebuild::judge(&c.published, base, packages, published.as_ref(), &inputs, force))
+        Ok(rebuild::judge(&c.published, origins, packages, published.as_ref(), &inputs, force))
     }
 
     /// The published image under `c.published`, pulled by its digest and read; None when the
@@ -72,6 +72,7 @@ impl Live<'_> {
             unique_tag: label(rebuild::REF_NAME),
             revision: label(rebuild::REVISION),
             base,
+            sources: label(rebuild::SOURCES).map(|l| rebuild::parse_sources(&l)),
             packages,
         }))
     }

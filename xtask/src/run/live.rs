@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use crate::model::oci::{registry_host, split_reference};
 use crate::model::packages::Package;
-use crate::model::rebuild::{Base, Verdict};
+use crate::model::rebuild::{Origins, Verdict};
 use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
 use crate::run::compare::{ChangedImages, InputsSince};
 use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, World};
@@ -96,11 +96,11 @@ impl World for Live<'_> {
     fn compare(
         &self,
         c: &Comparison,
-        base: Option<&Base>,
+        origins: &Origins,
         packages: &[Package],
         force: bool,
     ) -> anyhow::Result<Verdict> {
-        self.compare_with_published(c, base, packages, force)
+        self.compare_with_published(c, origins, packages, force)
     }
 
     fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String> {

@@ -32,7 +32,7 @@ use progress::Progress;
 
 use crate::model::hardening::Violation;
 use crate::model::packages::{Found, Package};
-use crate::model::rebuild::{Base, Verdict};
+use crate::model::rebuild::{Base, Origins, Verdict};
 use crate::plan::{
     order, BaseSource, Build, Comparison, DockerCommand, Plan, Publication, Target, Verification,
 };
@@ -57,8 +57,8 @@ pub struct Report {
     pub kept: Vec<String>,
     /// What each built image holds.
     pub packages: BTreeMap<String, Found>,
-    /// What each build started from.
-    pub bases: BTreeMap<String, Base>,
+    /// What each build started from and took files from.
+    pub origins: BTreeMap<String, Origins>,
     /// Of each compared image: whether it is published, and why.
     pub verdicts: BTreeMap<String, Verdict>,
     /// Wall time spent building, verifying and pushing each image.
@@ -160,7 +160,7 @@ pub trait World: Sync {
     fn compare(
         &self,
         c: &Comparison,
-        base: Option<&Base>,
+        origins: &Origins,
         packages: &[Package],
         force: bool,
     ) -> anyhow::Result<Verdict>;
@@ -273,17 +273,27 @@ struct Inspected {
     adopted: Option<String>,
 }
 
-/// The digest of every image from outside the inventory that a build starts from, asked once
-/// per image before any build: it goes in the builds' base labels.
+/// The digest of every image from outside the inventory that a build starts from or takes
+/// files from, asked once per image before any build: they go in the builds' labels.
 fn resolve_bases(world: &dyn World, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    let mut digest_of = |name: &str, image: &str| -> anyhow::Result<Base> {
+        if let Some(digest) = known.get(name) {
+            return Ok(Base { name: name.to_string(), digest: digest.clone() });
+        }
+        let digest =
+            world.base_digest(name).map_err(|e| e.context(format!("an image {image} is built from")))?;
+        known.insert(name.to_string(), digest.clone());
+        Ok(Base { name: name.to_string(), digest })
+    };
     for build in &plan.builds {
-        let Some(BaseSource::Outside(name)) = &build.base else { continue };
-        let known = report.bases.values().find(|b| &b.name == name).map(|b| b.digest.clone());
-        let digest = match known {
-            Some(digest) => digest,
-            None => world.base_digest(name).map_err(|e| e.context(format!("the base of {}", build.image)))?,
+        let base = match &build.base {
+            Some(BaseSource::Outside(name)) => Some(digest_of(name, &build.image)?),
+            _ => None,
         };
-        report.bases.insert(build.image.clone(), Base { name: name.clone(), digest });
+        let sources =
+            build.sources.iter().map(|name| digest_of(name, &build.image)).collect::<anyhow::Result<_>>()?;
+        report.origins.insert(build.image.clone(), Origins { base, sources });
     }
     Ok(())
 }
@@ -294,14 +304,14 @@ fn inspect_built(
     world: &dyn World,
     plan: &Plan,
     v: &Verification,
-    base: Option<&Base>,
+    origins: &Origins,
 ) -> anyhow::Result<Inspected> {
     let checked = world.verify(v).map_err(|e| e.context("its hardening check could not run"))?;
     let comparison = plan.comparisons.iter().find(|c| c.image == v.image);
     let (Some(c), true) = (comparison, checked.violations.is_empty()) else {
         return Ok(Inspected { checked, verdict: None, adopted: None });
     };
-    let verdict = match world.compare(c, base, &checked.packages.packages, plan.force) {
+    let verdict = match world.compare(c, origins, &checked.packages.packages, plan.force) {
         Ok(verdict) => verdict,
         // Forced, the comparison only informs: what it could not find out stops nothing.
         Err(e) if plan.force => Verdict {
@@ -364,16 +374,13 @@ fn build_all(
                     building += 1;
                     let tx = tx.clone();
                     let title = format!("build {} ({}/{})", step.image, index + 1, steps.len());
-                    let base = match &step.base {
-                        Some(BaseSource::Parent { image, named }) => {
-                            report.ids.get(image).map(|id| Base { name: named.clone(), digest: id.clone() })
-                        }
-                        _ => report.bases.get(&step.image).cloned(),
-                    };
-                    if let Some(base) = &base {
-                        report.bases.insert(step.image.clone(), base.clone());
+                    let mut origins = report.origins.get(&step.image).cloned().unwrap_or_default();
+                    if let Some(BaseSource::Parent { image, named }) = &step.base {
+                        origins.base =
+                            report.ids.get(image).map(|id| Base { name: named.clone(), digest: id.clone() });
                     }
-                    commands[index] = step.command_with_base(base.as_ref());
+                    commands[index] = step.command_with_origins(&origins);
+                    report.origins.insert(step.image.clone(), origins);
                     let step = Build { command: commands[index].clone(), ..step.clone() };
                     scope.spawn(move || {
                         let step = &step;
@@ -428,11 +435,12 @@ fn build_all(
                                     state[index] = State::Checking;
                                     checking += 1;
                                     let tx = tx.clone();
-                                    let base = report.bases.get(&step.image).cloned();
+                                    let origins =
+                                        report.origins.get(&step.image).cloned().unwrap_or_default();
                                     scope.spawn(move || {
                                         let start = Instant::now();
                                         let outcome = guard(&format!("the check of {}", v.image), || {
-                                            inspect_built(world, plan, v, base.as_ref())
+                                            inspect_built(world, plan, v, &origins)
                                         });
                                         let _ = tx.send(Event::Checked {
                                             index,
@@ -786,6 +794,7 @@ mod tests {
             copies: Vec::new(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
             base: None,
+            sources: Vec::new(),
         }
     }
 
@@ -899,7 +908,7 @@ mod tests {
         fn compare(
             &self,
             c: &Comparison,
-            _: Option<&Base>,
+            _: &Origins,
             _: &[Package],
             force: bool,
         ) -> anyhow::Result<Verdict> {
@@ -1145,7 +1154,7 @@ mod tests {
         assert!(!events.iter().any(|e| e.starts_with("tag r/a:")), "{events:?}");
         assert!(events.contains(&"tag r/b:1".to_string()) && events.contains(&"tag r/c:latest".to_string()));
         assert!(report.unchanged("a") && !report.unchanged("b"));
-        assert_eq!(report.bases["b"].digest, "sha256:id-of-published-a");
+        assert_eq!(report.origins["b"].base.as_ref().unwrap().digest, "sha256:id-of-published-a");
         assert_eq!(
             world.events().iter().filter(|e| e.starts_with("base ")).count(),
             1,
