@@ -15,8 +15,8 @@ use crate::sys::registry::Tag;
 /// The images whose inputs changed since a revision, each with the reason.
 pub type ChangedImages = Vec<(String, String)>;
 
-/// Which images' inputs changed since a revision, each with the reason: the rules of
-/// `--changed-since` (cmd/common.rs).
+/// Which images' inputs differ from a revision, each with the reason: the input rules of
+/// `--changed-since`, against the revision itself (cmd/common.rs).
 pub type InputsSince<'a> = dyn Fn(&str) -> anyhow::Result<ChangedImages> + Sync + 'a;
 
 impl Live<'_> {
