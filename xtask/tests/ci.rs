@@ -146,8 +146,10 @@ fn ci_main_on_schedule_pulls_without_cache() {
     let out = run_in_actions(&f, &["ci-main"], &[("GITHUB_EVENT_NAME", "schedule")]).ok();
     let builds = f.docker.calls_of("build");
     let of = |name: &str| builds.iter().find(|b| b.iter().any(|a| a.ends_with(name))).unwrap().clone();
-    assert_eq!(&of("Dockerfile-base")[..4], ["build", "--force-rm", "--pull", "--no-cache"]);
-    // child builds on this run's base: no --pull for it.
+    // The base is pulled before anything builds; no build pulls by itself, and the child
+    // builds on this run's base.
+    assert_eq!(f.docker.calls_of("pull"), [["pull", "base:1"]]);
+    assert_eq!(&of("Dockerfile-base")[..3], ["build", "--force-rm", "--no-cache"]);
     assert_eq!(&of("Dockerfile-child")[..3], ["build", "--force-rm", "--no-cache"]);
     assert!(out.all().contains("::notice::scheduled run"), "{}", out.stdout);
 }

@@ -192,7 +192,7 @@ fn build_uses_local_tags_and_builds_parents_of_named_images() {
     assert!(commands[first_build].contains("org.opencontainers.image.base.digest=sha256:"), "{commands:#?}");
     let builds = f.docker.calls_of("build");
     assert_eq!(builds.len(), 2);
-    assert_eq!(&builds[0][..4], ["build", "--force-rm", "--pull", "--no-cache"]);
+    assert_eq!(&builds[0][..3], ["build", "--force-rm", "--no-cache"]);
     let mut tags: Vec<String> = f.docker.calls_of("tag").iter().map(|c| c[2].clone()).collect();
     tags.sort();
     assert_eq!(tags, [format!("{reg}/base:local-v1.0.0"), format!("{reg}/child:local-v1.0.0")]);
@@ -602,6 +602,21 @@ fn an_sbom_folder_that_cannot_be_written_stops_the_run_first() {
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
 }
 
+/// A pushed image built on one that is never pushed is published every run; check says so.
+#[test]
+fn check_warns_about_a_pushed_image_on_an_unpushed_parent() {
+    let f = Fixture::new("cli");
+    let text = std::fs::read_to_string(&f.inventory).unwrap();
+    let text = text.replacen("push = true", "push = false", 1);
+    std::fs::write(&f.inventory, text).unwrap();
+    let out = f.run(&["check"], &[]).ok();
+    assert!(
+        out.stderr.contains("warning: images.child: built on base, which has push = false, so it is published again on every run"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// publish (a hand-run, unlike ci-main) goes on with an end-of-life base, but says so.
 #[test]
 fn publish_warns_about_a_base_out_of_support() {
@@ -651,4 +666,18 @@ fn an_image_built_from_uncommitted_changes_gets_no_revision_label() {
         let quiet = build.iter().any(|a| a.ends_with("/Dockerfile-quiet"));
         assert_eq!(build.contains(&revision), !quiet, "{build:?}");
     }
+
+    // In Actions too the label is what git has checked out, and a GITHUB_SHA that says
+    // otherwise is warned about.
+    git(&["checkout", "-q", "--", "Dockerfile-quiet"]);
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let before = f.docker.calls_of("build").len();
+    let out = f.run(&["publish", "--build-id", "2"], &[("GITHUB_SHA", sha)]).ok();
+    assert!(
+        out.stderr.contains(&format!("GITHUB_SHA is {sha} but git has {head} checked out")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("uncommitted"), "{}", out.stderr);
+    assert!(f.docker.calls_of("build")[before..].iter().all(|b| b.contains(&revision)));
 }

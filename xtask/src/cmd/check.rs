@@ -1,6 +1,6 @@
 use anyhow::bail;
 
-use crate::cmd::common::base_support;
+use crate::cmd::common::{base_support, unpublished_parents};
 use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
@@ -14,6 +14,9 @@ impl flags::Check {
         let mut problems = dockerfile_problems(&inventory);
         let images: Vec<&crate::model::inventory::Image> = inventory.images.values().collect();
         problems.extend(base_support(ctx, &images));
+        for line in unpublished_parents(&inventory, &images) {
+            ctx.log.warning(&line);
+        }
         problems.extend(workflow_problems(&inventory, ctx));
         if hadolint_installed() {
             if let Err(e) = lint(&inventory) {

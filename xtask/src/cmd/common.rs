@@ -60,7 +60,10 @@ pub(super) fn changed_from_revision(
     revision: &str,
 ) -> anyhow::Result<Vec<(String, Reason)>> {
     let (root, layout) = inputs_layout(inventory)?;
-    let changed = git::changed_from(&root, revision)?;
+    let mut contexts: Vec<PathBuf> = layout.images.iter().map(|i| i.context.clone()).collect();
+    contexts.sort();
+    contexts.dedup();
+    let changed = git::changed_from(&root, revision, &contexts)?;
     Ok(changes::select(inventory, &layout, &changed))
 }
 
@@ -403,6 +406,24 @@ pub(super) fn base_support(ctx: &Ctx, images: &[&Image]) -> Vec<String> {
         }
     }
     ended
+}
+
+/// One line per pushed image built on an image that is never pushed: such a parent is rebuilt
+/// every run and nothing published says what it was, so the child counts as changed (its base
+/// moved) and is published again every run.
+pub(super) fn unpublished_parents(inventory: &Inventory, images: &[&Image]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for image in images.iter().filter(|i| i.push) {
+        for parent in image.depends_on.iter().filter(|p| inventory.images.get(*p).is_some_and(|p| !p.push)) {
+            lines.push(format!(
+                "images.{}: built on {parent}, which has push = false, so it is published again on every run \
+                 (its base, this run's {parent}, always counts as moved); push {parent} too for `publish only \
+                 what changed` to skip it",
+                image.name
+            ));
+        }
+    }
+    lines
 }
 
 /// Warns about every image whose base's support ends soon or has ended: build and publish

@@ -1,4 +1,6 @@
-use crate::cmd::common::{changed_from_revision, run_or_show, warn_about_base_support, Ctx, Prepared};
+use crate::cmd::common::{
+    changed_from_revision, run_or_show, unpublished_parents, warn_about_base_support, Ctx, Prepared,
+};
 use crate::flags;
 use crate::model::inventory::Image;
 use crate::model::labels;
@@ -14,6 +16,9 @@ impl flags::Publish {
         let images = plan::select(&inventory, &self.images)?;
         say_why_parents_come_along(ctx, &self.images, &images);
         warn_about_base_support(ctx, &images);
+        for line in unpublished_parents(&inventory, &images) {
+            ctx.log.note(&line);
+        }
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let plan = publish_plan(ctx, &prepared.inputs(), &build_id, self.build.force)?;
         let (reports, result) =
@@ -40,9 +45,9 @@ impl flags::Publish {
     }
 }
 
-/// The publish plan of the inputs, with OCI labels from the environment (the revision from git
-/// outside GitHub Actions), and each image's unique tag as its `ref.name` label: a later run
-/// that finds it unchanged names that tag.
+/// The publish plan of the inputs, with OCI labels (source from the Actions environment; the
+/// revision from git), and each image's unique tag as its `ref.name` label: a later run that
+/// finds it unchanged names that tag.
 pub(super) fn publish_plan(
     ctx: &Ctx,
     inputs: &Inputs<'_>,
@@ -50,16 +55,36 @@ pub(super) fn publish_plan(
     force: bool,
 ) -> anyhow::Result<Plan> {
     let created = labels::created(&ctx.env)?;
-    // Outside Actions the revision is git's HEAD, but only for images whose inputs are as HEAD
-    // has them: an image built from uncommitted changes gets no revision, so that the next
-    // publish cannot take HEAD for what it was built from.
-    let (revision, uncommitted) = match (ctx.env.get("GITHUB_SHA"), git::head(inputs.inventory.folder())) {
-        (None, Some(head)) => {
-            let changed = changed_from_revision(inputs.inventory, &head)?;
-            (Some(head), changed.into_iter().map(|(name, _)| name).collect::<Vec<_>>())
+    let (revision, uncommitted) = revision(ctx, inputs)?;
+    let labels = |image: &Image| {
+        let mut labels = labels::oci_labels(image, &ctx.env, &created);
+        if let (Some(revision), false) = (&revision, uncommitted.contains(&image.name)) {
+            labels.push((rebuild::REVISION.to_string(), revision.clone()));
         }
-        _ => (None, Vec::new()),
+        if let Ok([unique, ..]) = tags::published_tags(image, build_id) {
+            labels.push((rebuild::REF_NAME.to_string(), unique));
+        }
+        labels
     };
+    plan::publish_plan(inputs, build_id, &labels, force)
+}
+
+/// The revision the images are built from, and the images it does not describe. It is what git
+/// has checked out (GITHUB_SHA only outside a git repository, and a warning when the two
+/// differ): the comparisons of later runs start from it. An image whose inputs have uncommitted
+/// changes gets none, so that a later publish cannot take the commit for what it was built from.
+fn revision(ctx: &Ctx, inputs: &Inputs<'_>) -> anyhow::Result<(Option<String>, Vec<String>)> {
+    let sha = ctx.env.get("GITHUB_SHA");
+    let Some(head) = git::head(inputs.inventory.folder()) else {
+        return Ok((sha.map(String::from), Vec::new()));
+    };
+    if let Some(sha) = sha.filter(|sha| *sha != head) {
+        ctx.log.warning(&format!(
+            "GITHUB_SHA is {sha} but git has {head} checked out: the images are labelled with what was built, {head}"
+        ));
+    }
+    let changed = changed_from_revision(inputs.inventory, &head)?;
+    let uncommitted: Vec<String> = changed.into_iter().map(|(name, _)| name).collect();
     let touched: Vec<&str> = inputs
         .images
         .iter()
@@ -73,17 +98,7 @@ pub(super) fn publish_plan(
             touched.join(", ")
         ));
     }
-    let labels = |image: &Image| {
-        let mut labels = labels::oci_labels(image, &ctx.env, &created);
-        if let (Some(revision), false) = (&revision, uncommitted.contains(&image.name)) {
-            labels.push((rebuild::REVISION.to_string(), revision.clone()));
-        }
-        if let Ok([unique, ..]) = tags::published_tags(image, build_id) {
-            labels.push((rebuild::REF_NAME.to_string(), unique));
-        }
-        labels
-    };
-    plan::publish_plan(inputs, build_id, &labels, force)
+    Ok((Some(head), uncommitted))
 }
 
 /// Publishing a child publishes the parents it is built on too: the child's layers start from

@@ -3,8 +3,8 @@
 use crate::model::inventory::Image;
 use crate::sys::env::Env;
 
-/// Labels for `image`, built at `created` (RFC 3339). Source and revision come from the GitHub
-/// Actions environment when it is there.
+/// Labels for `image`, built at `created` (RFC 3339). The source comes from the GitHub Actions
+/// environment when it is there; the revision is the publish plan's (git's).
 pub fn oci_labels(image: &Image, env: &Env, created: &str) -> Vec<(String, String)> {
     let mut labels = vec![
         ("org.opencontainers.image.title", image.name.clone()),
@@ -13,9 +13,6 @@ pub fn oci_labels(image: &Image, env: &Env, created: &str) -> Vec<(String, Strin
     ];
     if let (Some(server), Some(repo)) = (env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")) {
         labels.push(("org.opencontainers.image.source", format!("{}/{repo}", server.trim_end_matches('/'))));
-    }
-    if let Some(sha) = env.get("GITHUB_SHA") {
-        labels.push(("org.opencontainers.image.revision", sha.to_string()));
     }
     labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -57,7 +54,6 @@ mod tests {
         let labels = oci_labels(&image, &env, "2026-11-27T00:00:00Z");
         let get = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         assert_eq!(get("org.opencontainers.image.source"), Some("https://github.com/cfpb/sbl-base-images"));
-        assert_eq!(get("org.opencontainers.image.revision"), Some("abc123"));
         assert_eq!(get("org.opencontainers.image.version"), Some("3.18.0"));
         assert_eq!(get("org.opencontainers.image.title"), Some("alpine"));
         assert_eq!(get("org.opencontainers.image.created"), Some("2026-11-27T00:00:00Z"));

@@ -64,6 +64,28 @@ pub struct Published {
     pub sources: Option<Vec<Base>>,
     /// Its packages, or why they could not be read (a database this tool cannot read).
     pub packages: Result<Vec<Package>, String>,
+    /// Why the image itself could not be read (the engine cannot pull it), when it could not:
+    /// nothing else is known of it then.
+    pub unreadable: Option<String>,
+    /// Why the image's other tags do not agree with its version tag (`latest` left behind by a
+    /// run that failed half-way, or moved by hand), when they do not.
+    pub tags_disagree: Option<String>,
+}
+
+impl Published {
+    /// What is published under a tag whose image could not be read.
+    pub fn unreadable(digest: &str, why: String) -> Published {
+        Published {
+            digest: digest.to_string(),
+            unique_tag: None,
+            revision: None,
+            base: None,
+            sources: None,
+            packages: Ok(Vec::new()),
+            unreadable: Some(why),
+            tags_disagree: None,
+        }
+    }
 }
 
 /// Whether the image's inputs changed since a revision.
@@ -119,6 +141,18 @@ pub fn judge(
         };
     };
     let mut why = Vec::new();
+    if let Some(reason) = &published.unreadable {
+        return Verdict {
+            publish: true,
+            why: vec![format!("the published image cannot be read to compare ({reason})")],
+            packages: Diff::default(),
+            published: Some(published.digest.clone()),
+            since: None,
+        };
+    }
+    if let Some(reason) = &published.tags_disagree {
+        why.push(format!("tags: {reason}"));
+    }
     match inputs {
         Inputs::Unchanged => {}
         Inputs::Changed(reason) => why.push(format!("inputs changed: {reason}")),
@@ -229,6 +263,8 @@ mod tests {
             base: Some(base(base_digest)),
             sources: Some(Vec::new()),
             packages: Ok(packages),
+            unreadable: None,
+            tags_disagree: None,
         }
     }
 
@@ -276,6 +312,23 @@ mod tests {
         let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
         assert!(v.publish);
         assert_eq!(v.why, ["packages: cannot read the published image's (/lib/apk/db/installed: truncated)"]);
+    }
+
+    #[test]
+    fn a_published_image_that_cannot_be_read_or_whose_tags_disagree_is_published_again() {
+        let packages = vec![apk("musl", "1")];
+        let p = Published::unreadable("sha256:pub", "no matching manifest for linux/amd64".into());
+        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        assert!(v.publish);
+        assert_eq!(
+            v.why,
+            ["the published image cannot be read to compare (no matching manifest for linux/amd64)"]
+        );
+        let mut p = published(packages.clone(), "sha256:aaa");
+        p.tags_disagree = Some("latest holds sha256:old, not v1's sha256:pub".into());
+        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        assert!(v.publish);
+        assert_eq!(v.why, ["tags: latest holds sha256:old, not v1's sha256:pub"]);
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub struct Build {
     /// The other images from outside the inventory it takes files from (build stages,
     /// `COPY --from`); their digests become its SOURCES label.
     pub sources: Vec<String>,
+    /// Its inventory parents that it takes files from without starting from them (`COPY
+    /// --from`): (parent, its version tag's reference). The image ids built on join the
+    /// SOURCES label, so that a changed parent republishes this image too.
+    pub parent_sources: Vec<(String, String)>,
 }
 
 impl Build {
@@ -137,11 +141,16 @@ impl Build {
                 Base { name: named.clone(), digest: format!("<image id of the {image} this run builds on>") }
             }
         });
-        let sources = self
+        let outside = self
             .sources
             .iter()
-            .map(|name| Base { name: name.clone(), digest: format!("<digest of {name}>") })
-            .collect();
+            .map(|name| Base { name: name.clone(), digest: format!("<digest of {name}>") });
+        let parents = self.parent_sources.iter().map(|(image, named)| Base {
+            name: named.clone(),
+            digest: format!("<image id of the {image} this run builds on>"),
+        });
+        let mut sources: Vec<Base> = outside.chain(parents).collect();
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
         Origins { base, sources }
     }
 }
@@ -471,11 +480,10 @@ fn build_command(
         }
         Builder::Podman => vec!["build".into()],
     };
-    // An image built on an inventory parent must use the parent built in this run: --pull would
-    // fetch last week's parent from the registry, or fail for a name that exists only here.
-    if options.pull && image.depends_on.is_empty() {
-        args.push("--pull".into());
-    }
+    // No --pull here, even with --pull: every image from outside the inventory is pulled before
+    // the builds (the plan's `pulls`), so that each build uses exactly the images whose digests
+    // its labels record, even if a tag moves during the run; and a child must use the parent
+    // built in this run, which a pull would replace with last week's or fail to find.
     if options.no_cache {
         args.push("--no-cache".into());
     }
@@ -543,7 +551,7 @@ fn builds(
         }
         let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
         let command = build_command(image, inputs, &labels(image), dockerfile);
-        let needs = image
+        let needs: Vec<String> = image
             .depends_on
             .iter()
             .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
@@ -560,6 +568,15 @@ fn builds(
         sources.retain(|s| !matches!(&base, Some(BaseSource::Outside(name)) if name == s));
         sources.sort();
         sources.dedup();
+        let version_tag = |p: &String| {
+            let parent = &inputs.inventory.images[p];
+            format!("{}:{}", tags::repository(inputs.registry, p), tags::version_tag(parent))
+        };
+        let parent_sources = needs
+            .iter()
+            .filter(|p| !matches!(&base, Some(BaseSource::Parent { image, .. }) if image == *p))
+            .map(|p| (p.clone(), version_tag(p)))
+            .collect();
         builds.push(Build {
             image: image.name.clone(),
             command,
@@ -569,6 +586,7 @@ fn builds(
             needs,
             base,
             sources,
+            parent_sources,
         });
     }
     Ok((builds, verifications))
@@ -861,7 +879,7 @@ dockerfile = "Dockerfile-other"
         assert_eq!(
             plan.display("docker"),
             format!(
-                "DOCKER_BUILDKIT=0 docker build --force-rm --pull --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
+                "DOCKER_BUILDKIT=0 docker build --force-rm --no-cache --file {dir}/Dockerfile-base --tag reg.example/ns/base:run-t0 \
                  --iidfile /tmp/xtask-run-t0/base.iid {dir}\n\
                  # verify base (reg.example/ns/base:run-t0): image inspect, create, export, rm; then its packages\n\
                  DOCKER_BUILDKIT=0 docker build --force-rm --no-cache --file {dir}/Dockerfile-mid --tag reg.example/ns/mid:run-t0 \
@@ -981,16 +999,17 @@ dockerfile = "Dockerfile-other"
         );
     }
 
+    /// With --pull the plan pulls what comes from outside the inventory before the builds, and
+    /// no build pulls by itself: what a build uses is what its labels record.
     #[test]
-    fn pull_only_images_whose_base_is_outside_the_inventory() {
+    fn with_pull_images_from_outside_are_pulled_first_and_no_build_pulls() {
         let d = TestDir::new("plan");
         let inv = inventory(&d);
+        d.write("Dockerfile-base", "FROM alpine:3.23\n");
         let plan = plan_of(&inv, &["mid"], &BuildOptions { pull: true, ..Default::default() }, None);
-        assert!(plan.builds[0].command.args.contains(&"--pull".to_string()), "base pulls its external base");
-        assert!(
-            !plan.builds[1].command.args.contains(&"--pull".to_string()),
-            "mid builds on this run's base"
-        );
+        assert!(plan.builds.iter().all(|b| !b.command.args.contains(&"--pull".to_string())), "{plan:?}");
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        assert_eq!(pulls, ["pull alpine:3.23"], "mid's parent is this run's base, never pulled");
     }
 
     /// A child cannot pull (its parent exists only in this run), so with --pull the other

@@ -48,13 +48,32 @@ impl Live<'_> {
             Ok(Tag::Present { digest, .. }) => digest,
             Err(e) => anyhow::bail!("cannot ask the registry about {}: {e}", c.published),
         };
+        // `latest` must hold what the version tag holds: a run that failed half-way, or a hand,
+        // may have left it behind, and only publishing again puts it right.
+        let (repository, _, _) = split_reference(&c.published);
+        let (latest_path, _) = registry_path(&format!("{repository}:latest"));
+        let tags_disagree = match registry.tag(&latest_path, "latest") {
+            Ok(Tag::Present { digest: latest, .. }) if latest == digest => None,
+            Ok(Tag::Present { digest: latest, .. }) => {
+                Some(format!("latest holds {latest}, not what {tag} holds ({digest})"))
+            }
+            Ok(Tag::Absent) => Some(format!("latest is missing beside {tag}")),
+            Err(e) => anyhow::bail!("cannot ask the registry about {repository}:latest: {e}"),
+        };
         let pinned = by_digest(&c.published, &digest);
         let mut transcript = String::new();
         let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
         self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
             self.log.passthrough(&transcript)
         });
-        pulled?;
+        // The registry holds it, but this engine cannot have it (another platform, say): what
+        // cannot be read counts as a change; it must not stop every later run.
+        if let Err(e) = pulled {
+            if crate::sys::interrupt::requested() {
+                return Err(e);
+            }
+            return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
+        }
         let (_, labels) = self.docker.id_and_labels(&pinned)?;
         let (_, files) = read_files(self.docker, &pinned, &[])?;
         // A database this tool cannot read (damaged, or read more strictly since) makes the
@@ -74,6 +93,8 @@ impl Live<'_> {
             base,
             sources: label(rebuild::SOURCES).map(|l| rebuild::parse_sources(&l)),
             packages,
+            unreadable: None,
+            tags_disagree,
         }))
     }
 

@@ -375,10 +375,18 @@ fn build_all(
                     let tx = tx.clone();
                     let title = format!("build {} ({}/{})", step.image, index + 1, steps.len());
                     let mut origins = report.origins.get(&step.image).cloned().unwrap_or_default();
+                    // Inventory parents are known by the image id this run builds on: its own
+                    // build, or the published image an unchanged parent handed on.
+                    let built_on = |image: &str, named: &str| {
+                        report.ids.get(image).map(|id| Base { name: named.to_string(), digest: id.clone() })
+                    };
                     if let Some(BaseSource::Parent { image, named }) = &step.base {
-                        origins.base =
-                            report.ids.get(image).map(|id| Base { name: named.clone(), digest: id.clone() });
+                        origins.base = built_on(image, named);
                     }
+                    origins
+                        .sources
+                        .extend(step.parent_sources.iter().filter_map(|(p, named)| built_on(p, named)));
+                    origins.sources.sort_by(|a, b| a.name.cmp(&b.name));
                     commands[index] = step.command_with_origins(&origins);
                     report.origins.insert(step.image.clone(), origins);
                     let step = Build { command: commands[index].clone(), ..step.clone() };
@@ -795,6 +803,7 @@ mod tests {
             needs: needs.iter().map(|n| n.to_string()).collect(),
             base: None,
             sources: Vec::new(),
+            parent_sources: Vec::new(),
         }
     }
 
@@ -934,6 +943,10 @@ mod tests {
                 build.command.args.iter().find(|a| a.starts_with("org.opencontainers.image.base.digest="))
             {
                 self.note(format!("label {} {}", build.image, label.rsplit('=').next().unwrap_or_default()));
+            }
+            let sources = format!("{}=", crate::model::rebuild::SOURCES);
+            if let Some(label) = build.command.args.iter().find_map(|a| a.strip_prefix(&sources)) {
+                self.note(format!("sources {} {label}", build.image));
             }
             if self.gated {
                 let mut released = self.released.lock().unwrap();
@@ -1160,6 +1173,20 @@ mod tests {
             1,
             "asked once per base"
         );
+    }
+
+    /// An inventory parent a child only copies from is recorded among its sources, by the image
+    /// id the child was built with: the published one when the parent is unchanged.
+    #[test]
+    fn a_parent_copied_from_is_among_the_sources_by_the_id_built_on() {
+        let world = Script { unchanged: vec!["a"], ..Default::default() };
+        let mut plan = compared(plan(&[("a", &[]), ("b", &["a"])], true), &["a", "b"]);
+        plan.builds[1].base = Some(BaseSource::Outside("upstream:1".into()));
+        plan.builds[1].parent_sources = vec![("a".into(), "r/a:1".into())];
+        let (_, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        result.unwrap();
+        let events = world.events();
+        assert!(events.contains(&"sources b r/a:1@sha256:id-of-published-a".to_string()), "{events:?}");
     }
 
     /// --force publishes what is unchanged too, and children then build on this run's parent.

@@ -37,9 +37,10 @@ pub fn head(dir: &Path) -> Option<String> {
 }
 
 /// Files that differ between the commit `revision` and the working tree: committed since,
-/// uncommitted and new (untracked, not ignored) files. Unlike `changed_since`, no merge base:
-/// a branch that was published and then left counts as a change back.
-pub fn changed_from(root: &Path, revision: &str) -> anyhow::Result<Vec<PathBuf>> {
+/// uncommitted and new files. Unlike `changed_since`, no merge base: a branch that was
+/// published and then left counts as a change back. Files git ignores under `contexts` (build
+/// contexts) count as changed too: git cannot say what they held at `revision`.
+pub fn changed_from(root: &Path, revision: &str, contexts: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     if revision.starts_with('-') || revision.is_empty() {
         bail!("`{revision}` is not a git revision");
     }
@@ -51,6 +52,12 @@ pub fn changed_from(root: &Path, revision: &str) -> anyhow::Result<Vec<PathBuf>>
     })?;
     let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", revision, "--"])?);
     files.extend(names(git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?));
+    if !contexts.is_empty() {
+        let mut ignored = vec!["ls-files", "--others", "--ignored", "--exclude-standard", "-z", "--"];
+        let paths: Vec<String> = contexts.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        ignored.extend(paths.iter().map(|p| if p.is_empty() { "." } else { p.as_str() }));
+        files.extend(names(git(root, &ignored)?));
+    }
     files.sort();
     files.dedup();
     Ok(files)
@@ -110,14 +117,22 @@ mod tests {
         run(d.path(), &["commit", "-q", "-am", "feature"]);
         let feature = run(d.path(), &["rev-parse", "HEAD"]);
         run(d.path(), &["checkout", "-q", "main"]);
-        assert_eq!(changed_from(d.path(), &feature).unwrap(), [PathBuf::from("Dockerfile")]);
+        assert_eq!(changed_from(d.path(), &feature, &[]).unwrap(), [PathBuf::from("Dockerfile")]);
         assert!(changed_since(d.path(), &feature).unwrap().is_empty(), "the merge base sees nothing");
         let head = run(d.path(), &["rev-parse", "HEAD"]);
-        assert!(changed_from(d.path(), &head).unwrap().is_empty());
+        assert!(changed_from(d.path(), &head, &[]).unwrap().is_empty());
         d.write("new.txt", "x");
-        assert_eq!(changed_from(d.path(), &head).unwrap(), [PathBuf::from("new.txt")]);
+        assert_eq!(changed_from(d.path(), &head, &[]).unwrap(), [PathBuf::from("new.txt")]);
+        // A file git ignores in a build context: git cannot tell what it held.
+        d.write(".gitignore", "app.conf\n");
+        run(d.path(), &["add", ".gitignore", "new.txt"]);
+        run(d.path(), &["commit", "-q", "-m", "ignore"]);
+        d.write("app.conf", "secret=1\n");
+        let head = run(d.path(), &["rev-parse", "HEAD"]);
+        assert!(changed_from(d.path(), &head, &[]).unwrap().is_empty());
+        assert_eq!(changed_from(d.path(), &head, &[PathBuf::new()]).unwrap(), [PathBuf::from("app.conf")]);
         let error =
-            changed_from(d.path(), "0123456789abcdef0123456789abcdef01234567").unwrap_err().to_string();
+            changed_from(d.path(), "0123456789abcdef0123456789abcdef01234567", &[]).unwrap_err().to_string();
         assert!(error.contains("is not in this clone") && error.contains("fetch-depth: 0"), "{error}");
     }
 }
