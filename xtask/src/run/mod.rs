@@ -616,7 +616,6 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
     });
     let built = each(&|b, s| matches!(s, State::Built | State::Unchecked(_)).then(|| b.image.clone()));
     let not_built = each(&|b, s| match s {
-        State::Skipped(_) if interrupted => Some(format!("{} (interrupted)", b.image)),
         State::Skipped(parent) => Some(format!("{} (needs {parent})", b.image)),
         State::Failed(_) if interrupted => Some(format!("{} (interrupted)", b.image)),
         State::Waiting | State::Running(_) | State::Checking => {
