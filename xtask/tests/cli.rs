@@ -657,7 +657,7 @@ fn an_image_built_from_uncommitted_changes_gets_no_revision_label() {
     std::fs::write(&dockerfile, text).unwrap();
     let out = f.run(&["publish", "--build-id", "1"], &[]).ok();
     assert!(
-        out.stderr.contains("uncommitted changes touch the inputs of quiet: they get no revision label"),
+        out.stderr.contains("uncommitted changes (or files git ignores) touch the inputs of quiet: they get no revision label"),
         "{}",
         out.stderr
     );

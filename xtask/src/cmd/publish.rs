@@ -17,7 +17,7 @@ impl flags::Publish {
         say_why_parents_come_along(ctx, &self.images, &images);
         warn_about_base_support(ctx, &images);
         for line in unpublished_parents(&inventory, &images) {
-            ctx.log.note(&line);
+            ctx.log.warning(&line);
         }
         let prepared = Prepared::new(ctx, &inventory, images, &self.build)?;
         let plan = publish_plan(ctx, &prepared.inputs(), &build_id, self.build.force)?;
@@ -93,8 +93,8 @@ fn revision(ctx: &Ctx, inputs: &Inputs<'_>) -> anyhow::Result<(Option<String>, V
         .collect();
     if !touched.is_empty() {
         ctx.log.note(&format!(
-            "uncommitted changes touch the inputs of {}: they get no revision label, so the next publish \
-             cannot tell whether their inputs changed and publishes them again",
+            "uncommitted changes (or files git ignores) touch the inputs of {}: they get no revision label, \
+             so the next publish cannot tell whether their inputs changed and publishes them again",
             touched.join(", ")
         ));
     }
