@@ -224,14 +224,16 @@ case "$1" in
     echo "5f70bf18a086: Pushed"
     echo "${2##*:}: digest: $digest size: 528" ;;
   pull)
-    # As docker 28 prints it; the image gets an id and a registry digest of its own.
+    # As docker 28 prints it (checked against a real pull from a local registry); the image
+    # gets an id and a registry digest of its own.
     ref=$2; id=sha256:$(printf 'pulled %s' "$ref" | sha256sum | cut -c1-64)
     digest=sha256:$(printf 'index of %s' "$ref" | sha256sum | cut -c1-64)
     printf '%s %s\n' "$ref" "$id" >> "$here/images"
     printf '%s %s\n' "$ref" "$digest" >> "$here/digests"
     echo "${ref##*:}: Pulling from ${ref%:*}"
     echo "Digest: $digest"
-    echo "Status: Downloaded newer image for $ref" ;;
+    echo "Status: Downloaded newer image for $ref"
+    echo "$ref" ;;
   create)
     for reference; do :; done
     [ -n "$(id_of "$reference")" ] || { echo "Error response from daemon: No such image: $reference" >&2; exit 1; }
@@ -251,9 +253,10 @@ case "$1" in
     fi ;;
   run)
     # Only the image's own rpm is ever run (`--entrypoint rpm`): it prints the query's answer.
-    # An image without rpm fails as docker 28 says it, the cause first, then the usage hint.
+    # An image without rpm fails as docker 28 on engine 20.10 says it (checked against the real
+    # one): the cause first, then the usage hint.
     if [ -n "$FAKE_RPM_MISSING" ]; then
-      echo 'docker: Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "rpm": executable file not found in $PATH: unknown.' >&2
+      echo 'docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "rpm": executable file not found in $PATH: unknown' >&2
       echo "" >&2; echo "Run 'docker run --help' for more information" >&2; exit 127
     fi
     case "$*" in *"--entrypoint rpm"*) printf '%s' "$FAKE_RPM_QUERY" ;; *) echo "unexpected: docker run $*" >&2; exit 1 ;; esac ;;
