@@ -50,7 +50,22 @@ pub(super) fn chosen_images<'a>(
 pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
     let (root, layout) = inputs_layout(inventory)?;
     let changed = git::changed_since(&root, reference)?;
-    Ok(changes::select(inventory, &layout, &changed))
+    let base = git::merge_base(&root, reference)?;
+    let how = inventory_change(inventory, &root, &layout, &base)?;
+    Ok(changes::select(inventory, &layout, &changed, &how))
+}
+
+/// How the inventory changed since `revision`: which images' entries, or everything.
+fn inventory_change(
+    inventory: &Inventory,
+    root: &Path,
+    layout: &changes::Layout,
+    revision: &str,
+) -> anyhow::Result<changes::InventoryChange> {
+    let now = std::fs::read_to_string(&inventory.path)
+        .with_context(|| format!("cannot read {}", inventory.path.display()))?;
+    let before = git::file_at(root, revision, &layout.inventory);
+    Ok(changes::inventory_change(before.as_deref(), &now))
 }
 
 /// The images whose inputs differ between the commit `revision` and the working tree, each
@@ -64,7 +79,8 @@ pub(super) fn changed_from_revision(
     contexts.sort();
     contexts.dedup();
     let changed = git::changed_from(&root, revision, &contexts)?;
-    Ok(changes::select(inventory, &layout, &changed))
+    let how = inventory_change(inventory, &root, &layout, revision)?;
+    Ok(changes::select(inventory, &layout, &changed, &how))
 }
 
 /// The repository root and where every image's inputs are, relative to it.

@@ -12,8 +12,11 @@ use crate::model::inventory::Inventory;
 /// Why an image is selected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// Every image: the inventory or the tool changed (the file is named).
+    /// Every image: the tool, or what the inventory says of every image, changed (the file is
+    /// named).
     Everything(String),
+    /// The image's own entry in the inventory changed (the file is named).
+    Entry(String),
     /// The image's own Dockerfile or a context file it copies changed.
     Input(String),
     /// An image it is built on is selected.
@@ -24,6 +27,7 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::Everything(file) => write!(f, "{file} changed, so every image is rebuilt"),
+            Reason::Entry(file) => write!(f, "its entry in {file} changed"),
             Reason::Input(file) => write!(f, "{file} changed"),
             Reason::Parent(parent) => write!(f, "built on {parent}, which is rebuilt"),
         }
@@ -62,15 +66,71 @@ impl ImageInputs {
     }
 }
 
-/// The images to build for `changed`, each with its reason, in inventory (name) order.
-pub fn select(inventory: &Inventory, layout: &Layout, changed: &[PathBuf]) -> Vec<(String, Reason)> {
-    let everything =
-        changed.iter().find(|f| **f == layout.inventory || layout.tool.iter().any(|t| f.starts_with(t)));
+/// What changed in the inventory file: nothing, some images' entries, or what every image
+/// depends on (the registry, the test package, the hardening baseline; or it cannot be told).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryChange {
+    None,
+    Entries(Vec<String>),
+    Everything,
+}
+
+/// Keys of an image's entry that say nothing about how it is built.
+const NOT_BUILD_INPUTS: [&str; 1] = ["base_support_ends"];
+
+/// How the inventory text `before` (None: the file did not exist) differs from `now`, read as
+/// TOML, so that comments and layout count for nothing.
+pub fn inventory_change(before: Option<&str>, now: &str) -> InventoryChange {
+    let parse = |text: &str| toml::from_str::<toml::Table>(text).ok();
+    let (Some(mut before), Some(mut now)) = (before.and_then(parse), parse(now)) else {
+        return InventoryChange::Everything;
+    };
+    let images = |table: &mut toml::Table| match table.remove("images") {
+        Some(toml::Value::Table(images)) => images,
+        _ => toml::Table::new(),
+    };
+    let (old, new) = (images(&mut before), images(&mut now));
+    if before != now {
+        return InventoryChange::Everything;
+    }
+    let entry = |images: &toml::Table, name: &str| {
+        images.get(name).and_then(|v| v.as_table()).map(|t| {
+            let mut t = t.clone();
+            NOT_BUILD_INPUTS.iter().for_each(|k| {
+                t.remove(*k);
+            });
+            t
+        })
+    };
+    let changed: Vec<String> =
+        new.keys().filter(|name| entry(&old, name) != entry(&new, name)).cloned().collect();
+    match changed.is_empty() {
+        true => InventoryChange::None,
+        false => InventoryChange::Entries(changed),
+    }
+}
+
+/// The images to build for `changed`, each with its reason, in inventory (name) order. When
+/// the inventory file is among them, `inventory` says how it changed.
+pub fn select(
+    inventory: &Inventory,
+    layout: &Layout,
+    changed: &[PathBuf],
+    inventory_changed: &InventoryChange,
+) -> Vec<(String, Reason)> {
+    let tool = changed.iter().find(|f| layout.tool.iter().any(|t| f.starts_with(t)));
+    let listed = changed.iter().find(|f| **f == layout.inventory);
+    let everything = tool.or(listed.filter(|_| *inventory_changed == InventoryChange::Everything));
     if let Some(file) = everything {
         let reason = Reason::Everything(printable(file));
         return inventory.images.keys().map(|name| (name.clone(), reason.clone())).collect();
     }
     let mut selected: Vec<(String, Reason)> = Vec::new();
+    if let (Some(file), InventoryChange::Entries(names)) = (listed, inventory_changed) {
+        for name in names.iter().filter(|n| inventory.images.contains_key(*n)) {
+            selected.push((name.clone(), Reason::Entry(printable(file))));
+        }
+    }
     let is_selected = |selected: &[(String, Reason)], name: &str| selected.iter().any(|(n, _)| n == name);
     for image in &layout.images {
         let hit = changed.iter().find(|file| {
@@ -81,7 +141,7 @@ pub fn select(inventory: &Inventory, layout: &Layout, changed: &[PathBuf]) -> Ve
             let inside = inside.to_string_lossy();
             !image.ignores(&inside) && image.sources.iter().any(|source| reaches(source, &inside))
         });
-        if let Some(file) = hit {
+        if let (Some(file), false) = (hit, selected.iter().any(|(n, _)| *n == image.name)) {
             selected.push((image.name.clone(), Reason::Input(printable(file))));
         }
     }
@@ -188,6 +248,23 @@ fn glob(pattern: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inventory_entries_are_compared_as_toml() {
+        let before = "registry = \"r\"\n[images.a]\nversion = \"1.0.0\"\n[images.b]\nversion = \"1.0.0\"\n";
+        let comment = format!("# notes\n{before}");
+        assert_eq!(inventory_change(Some(before), &comment), InventoryChange::None);
+        let support = before.replace("[images.b]\n", "[images.b]\nbase_support_ends = 2027-11-01\n");
+        assert_eq!(inventory_change(Some(before), &support), InventoryChange::None);
+        let bumped = before.replacen("version = \"1.0.0\"", "version = \"1.1.0\"", 1);
+        assert_eq!(inventory_change(Some(before), &bumped), InventoryChange::Entries(vec!["a".into()]));
+        let added = format!("{before}[images.c]\nversion = \"1.0.0\"\n");
+        assert_eq!(inventory_change(Some(before), &added), InventoryChange::Entries(vec!["c".into()]));
+        let registry = before.replace("\"r\"", "\"r2\"");
+        assert_eq!(inventory_change(Some(before), &registry), InventoryChange::Everything);
+        assert_eq!(inventory_change(None, before), InventoryChange::Everything);
+        assert_eq!(inventory_change(Some("not = [toml"), before), InventoryChange::Everything);
+    }
     use crate::testdir::TestDir;
 
     #[test]
@@ -252,7 +329,7 @@ mod tests {
         let inv = inventory(&d);
         let pick = |files: &[&str]| {
             let changed: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
-            select(&inv, &layout(), &changed)
+            select(&inv, &layout(), &changed, &InventoryChange::Everything)
         };
         // A leaf's Dockerfile: that image alone.
         let s = pick(&["images/Dockerfile-other"]);
@@ -264,11 +341,18 @@ mod tests {
         // Context files no image copies, or that .dockerignore excludes, rebuild nothing.
         assert!(pick(&["images/README.md", "images/conf/notes.md", "docs/x"]).is_empty());
         assert_eq!(names(&pick(&["images/conf/nginx.conf"])), ["other"]);
-        // The inventory or the tool: everything.
+        // The inventory where it says what every image depends on, or the tool: everything.
         let s = pick(&["images/images.toml"]);
         assert_eq!(names(&s), ["base", "mid", "other"]);
         assert_eq!(s[0].1.to_string(), "images/images.toml changed, so every image is rebuilt");
         assert_eq!(names(&pick(&["xtask/src/plan.rs"])), ["base", "mid", "other"]);
+        // The inventory where one image's entry changed: that image and what is built on it.
+        let entries = InventoryChange::Entries(vec!["base".into()]);
+        let s = select(&inv, &layout(), &[PathBuf::from("images/images.toml")], &entries);
+        assert_eq!(names(&s), ["base", "mid"]);
+        assert_eq!(s[0].1.to_string(), "its entry in images/images.toml changed");
+        assert!(select(&inv, &layout(), &[PathBuf::from("images/images.toml")], &InventoryChange::None)
+            .is_empty());
         // The context's .dockerignore decides what every build sees.
         assert_eq!(names(&pick(&["images/.dockerignore"])), ["base", "mid", "other"]);
         // A file name that would start a workflow command is shown spelled out.

@@ -36,6 +36,26 @@ pub fn head(dir: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The merge base of `reference` and HEAD: where `--changed-since` compares from.
+pub fn merge_base(root: &Path, reference: &str) -> anyhow::Result<String> {
+    if reference.starts_with('-') {
+        bail!("--changed-since: `{reference}` is not a git reference (it would be read as an option)");
+    }
+    let base = git(root, &["merge-base", reference, "HEAD"]).with_context(|| {
+        format!(
+            "--changed-since {reference}: git cannot relate it to HEAD. Fetch it (in GitHub Actions, \
+             check out with fetch-depth: 0), or name another reference"
+        )
+    })?;
+    Ok(base.trim().to_string())
+}
+
+/// The text of `path` (relative to the root) at commit `revision`; None when it did not exist.
+pub fn file_at(root: &Path, revision: &str, path: &Path) -> Option<String> {
+    let spec = format!("{revision}:{}", path.to_string_lossy());
+    git(root, &["show", &spec]).ok()
+}
+
 /// Files that differ between the commit `revision` and the working tree: committed since,
 /// uncommitted and new files. Unlike `changed_since`, no merge base: a branch that was
 /// published and then left counts as a change back. Files git ignores under `contexts` (build
@@ -72,15 +92,7 @@ fn names(out: String) -> Vec<PathBuf> {
 /// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
 /// (untracked, not ignored) files, so that a laptop's work in progress counts too.
 pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
-    if reference.starts_with('-') {
-        bail!("--changed-since: `{reference}` is not a git reference (it would be read as an option)");
-    }
-    let base = git(root, &["merge-base", reference, "HEAD"]).with_context(|| {
-        format!(
-            "--changed-since {reference}: git cannot relate it to HEAD. Fetch it (in GitHub Actions, \
-             check out with fetch-depth: 0), or name another reference"
-        )
-    })?;
+    let base = merge_base(root, reference)?;
     // Without rename detection, so that a moved file counts at its old path as well as its new
     // one (an image that copied the old path is affected).
     let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", base.trim()])?);
