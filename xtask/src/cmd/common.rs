@@ -49,8 +49,7 @@ pub(super) fn chosen_images<'a>(
 /// with the reason, from git and the Dockerfiles' COPY/ADD sources (see plan/changes.rs).
 pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
     let (root, layout) = inputs_layout(inventory)?;
-    let changed = git::changed_since(&root, reference)?;
-    let base = git::merge_base(&root, reference)?;
+    let (base, changed) = git::changed_since(&root, reference)?;
     let how = inventory_change(inventory, &root, &layout, &base)?;
     Ok(changes::select(inventory, &layout, &changed, &how))
 }
@@ -93,7 +92,7 @@ fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Lay
     };
     // The tool: this crate and the workspace files that decide how it builds.
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = crate_dir.parent().unwrap_or(crate_dir);
+    let workspace = workspace_root();
     let tool = [
         crate_dir.to_path_buf(),
         workspace.join("Cargo.toml"),
@@ -372,8 +371,6 @@ fn write_sboms(
                 run: &plan.run.token,
             };
             let document = sbom::document(&subject, found);
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("--sbom-dir: cannot create {}", dir.display()))?;
             let file = sbom_file(dir, image);
             std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
                 .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
@@ -404,8 +401,7 @@ fn sbom_file(dir: &Path, image: &str) -> PathBuf {
 
 /// target/sbom at the workspace root.
 fn default_sbom_dir() -> PathBuf {
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.parent().unwrap_or(crate_dir).join("target").join("sbom")
+    workspace_root().join("target").join("sbom")
 }
 
 /// Warns (an annotation in Actions) about every image whose base's support ends within 90
@@ -484,8 +480,13 @@ impl Ctx {
     }
 }
 
-/// images/images.toml beside the xtask crate, i.e. at the workspace root.
+/// images/images.toml at the workspace root.
 fn default_inventory() -> PathBuf {
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.parent().unwrap_or(crate_dir).join("images").join("images.toml")
+    workspace_root().join("images").join("images.toml")
+}
+
+/// The folder holding the xtask crate: the workspace root.
+pub(super) fn workspace_root() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.parent().unwrap_or(crate_dir).to_path_buf()
 }

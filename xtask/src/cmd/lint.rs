@@ -46,6 +46,5 @@ pub fn lint(inventory: &Inventory) -> anyhow::Result<()> {
 
 /// Whether hadolint is installed, so `check` can lint when it is.
 pub fn hadolint_installed() -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("hadolint").is_file()))
+    crate::sys::process::on_path("hadolint")
 }

@@ -19,8 +19,7 @@ impl flags::Test {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         // The cargo that runs this tool, as cargo tells its children.
         let cargo = ctx.env.get("CARGO").unwrap_or("cargo").to_string();
-        let workspace =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+        let workspace = crate::cmd::common::workspace_root();
         for (args, fix) in CHECKS {
             // `cargo <check> --manifest-path <workspace> [--quiet] <its arguments>`.
             let mut full = vec![

@@ -124,6 +124,15 @@ pub fn split_reference(reference: &str) -> (String, Option<String>, Option<Strin
     }
 }
 
+/// The registry host, the repository path and the tag of `reference` as the registry's API
+/// names them (`latest` when it has no tag): `r:5000/ns/alpine:v1` is `r:5000`, `ns/alpine`, `v1`.
+pub fn api_name(reference: &str) -> (String, String, String) {
+    let (repository, tag, _) = split_reference(reference);
+    let host = registry_host(&repository).to_string();
+    let path = repository.strip_prefix(&format!("{host}/")).unwrap_or(&repository).to_string();
+    (host, path, tag.unwrap_or_else(|| "latest".into()))
+}
+
 /// The repository of `reference` in full, as registries name it: `alpine:3.23` and
 /// `docker.io/library/alpine` are both `docker.io/library/alpine`.
 pub fn full_repository(reference: &str) -> String {
@@ -159,6 +168,13 @@ pub fn registry_host(registry: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_names() {
+        let name = |r: &str| api_name(r);
+        assert_eq!(name("r:5000/ns/alpine:v1"), ("r:5000".into(), "ns/alpine".into(), "v1".into()));
+        assert_eq!(name("ghcr.io/x/y"), ("ghcr.io".into(), "x/y".into(), "latest".into()));
+    }
 
     #[test]
     fn repositories_in_full_and_their_digests() {

@@ -116,12 +116,18 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Publish, for the one reason `why`, without a comparison of packages; `published` is the
+    /// digest under the version tag, when there is one.
+    pub fn publish_because(why: String, published: Option<String>) -> Verdict {
+        Verdict { publish: true, why: vec![why], packages: Diff::default(), published, since: None }
+    }
+
     pub fn line(&self) -> String {
         self.why.join("; ")
     }
 }
 
-/// The verdict on an image rebuilt with `packages` on `base`, against what is published under
+/// The verdict on an image rebuilt from `origins` with `packages`, against what is published under
 /// `version_tag`. `force` publishes whatever the comparison says.
 pub fn judge(
     version_tag: &str,
@@ -132,23 +138,17 @@ pub fn judge(
     force: bool,
 ) -> Verdict {
     let Some(published) = published else {
-        return Verdict {
-            publish: true,
-            why: vec![format!("first publish: nothing is published as {version_tag}")],
-            packages: Diff::default(),
-            published: None,
-            since: None,
-        };
+        return Verdict::publish_because(
+            format!("first publish: nothing is published as {version_tag}"),
+            None,
+        );
     };
     let mut why = Vec::new();
     if let Some(reason) = &published.unreadable {
-        return Verdict {
-            publish: true,
-            why: vec![format!("the published image cannot be read to compare ({reason})")],
-            packages: Diff::default(),
-            published: Some(published.digest.clone()),
-            since: None,
-        };
+        return Verdict::publish_because(
+            format!("the published image cannot be read to compare ({reason})"),
+            Some(published.digest.clone()),
+        );
     }
     if let Some(reason) = &published.tags_disagree {
         why.push(format!("tags: {reason}"));

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use crate::model::inventory::{Image, Inventory};
-use crate::model::oci::{registry_host, split_reference};
+use crate::model::oci::{api_name, split_reference};
 pub mod changes;
 pub mod order;
 pub mod parents;
@@ -133,6 +133,15 @@ impl Build {
         command
     }
 
+    /// The images from outside the inventory it starts from or takes files from.
+    pub fn outside_images(&self) -> impl Iterator<Item = &String> {
+        let base = match &self.base {
+            Some(BaseSource::Outside(name)) => Some(name),
+            _ => None,
+        };
+        base.into_iter().chain(&self.sources)
+    }
+
     /// What it starts from as the dry run shows it: the digests are only known when the run asks.
     fn origins_placeholder(&self) -> Origins {
         let base = self.base.as_ref().map(|b| match b {
@@ -202,9 +211,9 @@ pub struct Plan {
     pub run: RunNames,
     /// References that must be absent before anything builds (unique tags).
     pub must_be_absent: Vec<String>,
-    /// With --pull, the upstream bases and the other images that children take files from:
-    /// a child's build cannot pull (its parent exists only in this run), and a base's digest
-    /// is recorded before the builds, so they are pulled first.
+    /// With --pull, every image from outside the inventory the builds start from or take files
+    /// from, pulled before the builds: no build pulls by itself, so what each uses is what its
+    /// labels record.
     pub pulls: Vec<DockerCommand>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
@@ -238,10 +247,8 @@ impl Plan {
     pub fn display(&self, program: &str) -> String {
         let mut out = String::new();
         let query = |reference: &str, expectation: &str| -> String {
-            let (repository, tag, _) = split_reference(reference);
-            let host = registry_host(&repository);
-            let path = repository.strip_prefix(&format!("{host}/")).unwrap_or(&repository);
-            describe_query(host, path, tag.as_deref().unwrap_or("latest"), expectation) + "\n"
+            let (host, path, tag) = api_name(reference);
+            describe_query(&host, &path, &tag, expectation) + "\n"
         };
         for reference in &self.must_be_absent {
             out.push_str(&query(reference, "must be absent: a unique tag is never overwritten"));
@@ -250,17 +257,7 @@ impl Plan {
             out.push_str(&pull.display(program));
             out.push('\n');
         }
-        let mut outside: Vec<&str> = self
-            .builds
-            .iter()
-            .flat_map(|b| {
-                let base = match &b.base {
-                    Some(BaseSource::Outside(name)) => Some(name.as_str()),
-                    _ => None,
-                };
-                base.into_iter().chain(b.sources.iter().map(String::as_str))
-            })
-            .collect();
+        let mut outside: Vec<&String> = self.builds.iter().flat_map(Build::outside_images).collect();
         outside.sort();
         outside.dedup();
         for name in outside {
@@ -325,13 +322,10 @@ impl Plan {
                 out.push('\n');
                 match (&t.push, &t.retag_of) {
                     (Some(_), Some(source)) => {
-                        let (repository, tag, _) = split_reference(&t.reference);
-                        let host = registry_host(&repository);
-                        let path = repository.strip_prefix(&format!("{host}/")).unwrap_or(&repository);
+                        let (host, path, tag) = api_name(&t.reference);
                         let from = split_reference(source).1.unwrap_or_default();
                         out.push_str(&format!(
-                            "# registry {host}: PUT /v2/{path}/manifests/{} (the manifest of {from}: the same digest)\n",
-                            tag.as_deref().unwrap_or("latest")
+                            "# registry {host}: PUT /v2/{path}/manifests/{tag} (the manifest of {from}: the same digest)\n"
                         ));
                     }
                     (Some(push), None) => {
@@ -404,8 +398,11 @@ pub struct Links {
     pub uses: Vec<ParentUse>,
     pub dockerfile: String,
     pub dockerignore: Option<String>,
-    /// Of an image built on parents: the other images it takes files from.
-    pub others: Vec<String>,
+    /// What its final stage starts from.
+    pub base: Option<BaseSource>,
+    /// The other images from outside the inventory it takes files from (build stages, `COPY
+    /// --from`), sorted, its base left out.
+    pub sources: Vec<String>,
 }
 
 pub type Lineage = BTreeMap<String, Links>;
@@ -417,10 +414,12 @@ pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Linea
     for (name, uses) in uses {
         let mut links = Links { uses, ..Links::default() };
         let image = &inventory.images[&name];
-        if !image.depends_on.is_empty() {
-            let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
-            links.others = parents::other_images(inventory, image, &dockerfile);
-        }
+        let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
+        links.base = parents::final_base(inventory, image, &dockerfile);
+        links.sources = parents::other_images(inventory, image, &dockerfile);
+        links.sources.retain(|s| !matches!(&links.base, Some(BaseSource::Outside(name)) if name == s));
+        links.sources.sort();
+        links.sources.dedup();
         if links.uses.iter().any(|u| matches!(u.how, Use::Named { .. })) {
             let dockerfile = &inventory.images[&name].dockerfile;
             links.dockerfile = std::fs::read_to_string(dockerfile)?;
@@ -562,12 +561,9 @@ fn builds(
             reference: reference.clone(),
             spec: image.verify.clone(),
         });
-        let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
-        let base = parents::final_base(inputs.inventory, image, &dockerfile);
-        let mut sources = parents::other_images(inputs.inventory, image, &dockerfile);
-        sources.retain(|s| !matches!(&base, Some(BaseSource::Outside(name)) if name == s));
-        sources.sort();
-        sources.dedup();
+        let links = inputs.lineage.get(&image.name);
+        let base = links.and_then(|l| l.base.clone());
+        let sources = links.map(|l| l.sources.clone()).unwrap_or_default();
         let version_tag = |p: &String| {
             let parent = &inputs.inventory.images[p];
             format!("{}:{}", tags::repository(inputs.registry, p), tags::version_tag(parent))
@@ -599,11 +595,7 @@ fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
     if !inputs.options.pull {
         return Vec::new();
     }
-    let bases = builds.iter().filter_map(|b| match &b.base {
-        Some(BaseSource::Outside(name)) => Some(name),
-        _ => None,
-    });
-    let mut images: Vec<&String> = builds.iter().flat_map(|b| &b.sources).chain(bases).collect();
+    let mut images: Vec<&String> = builds.iter().flat_map(Build::outside_images).collect();
     images.sort();
     images.dedup();
     images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()

@@ -3,12 +3,11 @@
 //! (registry), its labels and packages (the image pulled by that digest and read like a built
 //! one), and whether the inputs changed since its revision (git).
 
-use crate::model::oci::split_reference;
+use crate::model::oci::{api_name, split_reference};
 use crate::model::packages::Package;
 use crate::model::rebuild::{self, Base, Inputs, Origins, Published, Verdict};
 use crate::plan::{Comparison, DockerCommand};
 use crate::run::inspect::{packages_in, read_files};
-use crate::run::live::registry_path;
 use crate::run::Live;
 use crate::sys::registry::Tag;
 
@@ -42,7 +41,7 @@ impl Live<'_> {
         let registry = self
             .registry
             .ok_or_else(|| anyhow::anyhow!("internal error: a comparison without a registry to ask"))?;
-        let (path, tag) = registry_path(&c.published);
+        let (_, path, tag) = api_name(&c.published);
         let digest = match registry.tag(&path, &tag) {
             Ok(Tag::Absent) => return Ok(None),
             Ok(Tag::Present { digest, .. }) => digest,
@@ -50,15 +49,15 @@ impl Live<'_> {
         };
         // `latest` must hold what the version tag holds: a run that failed half-way, or a hand,
         // may have left it behind, and only publishing again puts it right.
-        let (repository, _, _) = split_reference(&c.published);
-        let (latest_path, _) = registry_path(&format!("{repository}:latest"));
-        let tags_disagree = match registry.tag(&latest_path, "latest") {
+        let tags_disagree = match registry.tag(&path, "latest") {
             Ok(Tag::Present { digest: latest, .. }) if latest == digest => None,
             Ok(Tag::Present { digest: latest, .. }) => {
                 Some(format!("latest holds {latest}, not what {tag} holds ({digest})"))
             }
             Ok(Tag::Absent) => Some(format!("latest is missing beside {tag}")),
-            Err(e) => anyhow::bail!("cannot ask the registry about {repository}:latest: {e}"),
+            Err(e) => {
+                anyhow::bail!("cannot ask the registry about {}:latest: {e}", split_reference(&c.published).0)
+            }
         };
         let pinned = by_digest(&c.published, &digest);
         let mut transcript = String::new();

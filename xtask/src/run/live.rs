@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use anyhow::bail;
 
-use crate::model::oci::{registry_host, split_reference};
+use crate::model::oci::api_name;
 use crate::model::packages::Package;
 use crate::model::rebuild::{Origins, Verdict};
 use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
@@ -137,7 +137,7 @@ impl World for Live<'_> {
         }
         transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
         self.docker.run(&t.tag)?;
-        let (path, tag) = registry_path(&t.reference);
+        let (_, path, tag) = api_name(&t.reference);
         let sent = match &t.retag_of {
             // The registry gives this tag the manifest it holds under the earlier one.
             Some(source) => {
@@ -240,16 +240,6 @@ fn unsent(t: &Target, error: anyhow::Error, stopped: bool) -> anyhow::Error {
         )),
         (false, _) => error,
     }
-}
-
-/// The repository path and tag of `reference` as the registry's API names them.
-pub(super) fn registry_path(reference: &str) -> (String, String) {
-    let (repository, tag, _) = split_reference(reference);
-    let path = repository
-        .strip_prefix(&format!("{}/", registry_host(&repository)))
-        .unwrap_or(&repository)
-        .to_string();
-    (path, tag.unwrap_or_else(|| "latest".into()))
 }
 
 /// What a failed build printed, for the error: without terminal colours, and without docker

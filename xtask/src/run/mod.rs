@@ -155,8 +155,8 @@ pub trait World: Sync {
     fn base_digest(&self, reference: &str) -> anyhow::Result<String>;
     /// The hardening rules the built image breaks, and its packages.
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked>;
-    /// Compares a built image (on `base`, holding `packages`) with what is published under
-    /// its version tag.
+    /// Compares a built image (made from `origins`, holding `packages`) with what is published
+    /// under its version tag.
     fn compare(
         &self,
         c: &Comparison,
@@ -314,13 +314,10 @@ fn inspect_built(
     let verdict = match world.compare(c, origins, &checked.packages.packages, plan.force) {
         Ok(verdict) => verdict,
         // Forced, the comparison only informs: what it could not find out stops nothing.
-        Err(e) if plan.force => Verdict {
-            publish: true,
-            why: vec![format!("published (--force); the comparison with {} failed: {e:#}", c.published)],
-            packages: Default::default(),
-            published: None,
-            since: None,
-        },
+        Err(e) if plan.force => Verdict::publish_because(
+            format!("published (--force); the comparison with {} failed: {e:#}", c.published),
+            None,
+        ),
         Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
     };
     let has_children = plan.builds.iter().any(|b| b.needs.contains(&v.image));

@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 
-use crate::model::oci::{registry_host, split_reference};
+use crate::model::oci::api_name;
 use crate::sys::registry::{Registry, Tag, Unanswered};
 
 /// Ensures every unique reference is absent (unique tags are immutable) and that the registry
@@ -36,12 +36,8 @@ pub fn check_unique_tags_free(
 /// Ok when the registry says `reference` does not exist; otherwise an error that says why and
 /// ends with `outcome` (what the run did and did not do).
 pub fn must_be_absent(registry: &Registry, reference: &str, outcome: &str) -> anyhow::Result<()> {
-    let (repository, tag, _) = split_reference(reference);
-    let path = repository
-        .strip_prefix(&format!("{}/", registry_host(&repository)))
-        .unwrap_or(&repository)
-        .to_string();
-    let answer = registry.tag(&path, tag.as_deref().unwrap_or("latest"));
+    let (_, path, tag) = api_name(reference);
+    let answer = registry.tag(&path, &tag);
     judge(registry.host(), reference, answer, outcome)
 }
 

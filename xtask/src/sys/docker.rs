@@ -319,43 +319,29 @@ impl Docker {
     /// engine knows it (it was pulled or pushed), else its image id (a local-only image).
     /// Pulled first when the engine does not have it, as the build would.
     pub fn base_digest(&self, reference: &str, transcript: &mut String) -> anyhow::Result<String> {
-        let inspect = || {
-            self.exec(
-                &["image", "inspect", "--format", "{{.Id}} {{json .RepoDigests}}", reference],
-                Io::Capture(None),
-                self.timeouts.command,
-            )
-        };
-        let mut out = inspect()?;
+        let mut out = self.inspect_id_and(reference, ".RepoDigests")?;
         if !out.success {
             self.pull(&DockerCommand::new(["pull", reference]), transcript)
                 .map_err(|e| e.context(format!("{reference}, the base of a build, is not on this engine")))?;
-            out = inspect()?;
+            out = self.inspect_id_and(reference, ".RepoDigests")?;
         }
-        if !out.success {
-            bail!("cannot inspect {reference}: {}", out.error_line());
-        }
-        let (id, digests) = out.stdout.trim().split_once(' ').unwrap_or((out.stdout.trim(), "null"));
-        let digests: Vec<String> = serde_json::from_str::<Option<Vec<String>>>(digests)
-            .with_context(|| format!("reading the RepoDigests of {reference}"))?
-            .unwrap_or_default();
-        Ok(crate::model::oci::repo_digest_of(reference, &digests).unwrap_or_else(|| normalize_id(id)))
+        let (id, digests): (String, Vec<String>) = id_and(reference, &out, "RepoDigests")?;
+        Ok(crate::model::oci::repo_digest_of(reference, &digests).unwrap_or(id))
     }
 
     /// The id and labels of a local image.
     pub fn id_and_labels(&self, reference: &str) -> anyhow::Result<(String, BTreeMap<String, String>)> {
-        let out = self.exec(
-            &["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", reference],
+        id_and(reference, &self.inspect_id_and(reference, ".Config.Labels")?, "labels")
+    }
+
+    /// `image inspect` of `reference` for its id and `field` as JSON.
+    fn inspect_id_and(&self, reference: &str, field: &str) -> anyhow::Result<Finished> {
+        let format = format!("{{{{.Id}}}} {{{{json {field}}}}}");
+        self.exec(
+            &["image", "inspect", "--format", &format, reference],
             Io::Capture(None),
             self.timeouts.command,
-        )?;
-        if !out.success {
-            bail!("cannot inspect {reference}: {}", out.error_line());
-        }
-        let (id, labels) = out.stdout.trim().split_once(' ').unwrap_or((out.stdout.trim(), "null"));
-        let labels: Option<BTreeMap<String, String>> =
-            serde_json::from_str(labels).with_context(|| format!("reading the labels of {reference}"))?;
-        Ok((normalize_id(id), labels.unwrap_or_default()))
+        )
     }
 
     /// How the engine reaches `host`: TLS, or (for registries its settings call insecure) TLS
@@ -469,6 +455,21 @@ pub fn push_digest(line: &str) -> Option<String> {
 
 /// `sha256:<hex>` whether the CLI said it with or without the algorithm (podman's ids come
 /// bare from some commands).
+/// The id and the JSON field of what `inspect_id_and` printed (JSON `null` as the default).
+fn id_and<T: serde::de::DeserializeOwned + Default>(
+    reference: &str,
+    out: &Finished,
+    what: &str,
+) -> anyhow::Result<(String, T)> {
+    if !out.success {
+        bail!("cannot inspect {reference}: {}", out.error_line());
+    }
+    let (id, json) = out.stdout.trim().split_once(' ').unwrap_or((out.stdout.trim(), "null"));
+    let value: Option<T> =
+        serde_json::from_str(json).with_context(|| format!("reading the {what} of {reference}"))?;
+    Ok((normalize_id(id), value.unwrap_or_default()))
+}
+
 pub fn normalize_id(id: &str) -> String {
     let id = id.trim();
     if id.contains(':') || id.is_empty() {

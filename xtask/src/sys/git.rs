@@ -89,17 +89,13 @@ fn names(out: String) -> Vec<PathBuf> {
     out.split('\0').filter(|n| !n.is_empty()).map(PathBuf::from).collect()
 }
 
-/// Files changed since the merge base of `reference` and HEAD: committed, uncommitted and new
-/// (untracked, not ignored) files, so that a laptop's work in progress counts too.
-pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
+/// The merge base of `reference` and HEAD, and the files changed since it: committed,
+/// uncommitted and new (untracked, not ignored) files, so that a laptop's work in progress
+/// counts too.
+pub fn changed_since(root: &Path, reference: &str) -> anyhow::Result<(String, Vec<PathBuf>)> {
     let base = merge_base(root, reference)?;
-    // Without rename detection, so that a moved file counts at its old path as well as its new
-    // one (an image that copied the old path is affected).
-    let mut files = names(git(root, &["diff", "--name-only", "--no-renames", "-z", base.trim()])?);
-    files.extend(names(git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?));
-    files.sort();
-    files.dedup();
-    Ok(files)
+    let files = changed_from(root, &base, &[])?;
+    Ok((base, files))
 }
 
 #[cfg(test)]
@@ -130,7 +126,7 @@ mod tests {
         let feature = run(d.path(), &["rev-parse", "HEAD"]);
         run(d.path(), &["checkout", "-q", "main"]);
         assert_eq!(changed_from(d.path(), &feature, &[]).unwrap(), [PathBuf::from("Dockerfile")]);
-        assert!(changed_since(d.path(), &feature).unwrap().is_empty(), "the merge base sees nothing");
+        assert!(changed_since(d.path(), &feature).unwrap().1.is_empty(), "the merge base sees nothing");
         let head = run(d.path(), &["rev-parse", "HEAD"]);
         assert!(changed_from(d.path(), &head, &[]).unwrap().is_empty());
         d.write("new.txt", "x");

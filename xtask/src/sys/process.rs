@@ -64,6 +64,12 @@ pub enum Io<'a> {
     Stream,
 }
 
+/// Whether `program` is found on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
 /// Starts `program` with `args`, waits for it, and stops it on a timeout or an interrupt.
 /// `install_hint` completes "cannot run `program`: not found." when it is missing. Err only
 /// when it could not start or a signal stopped it; a timeout is a `Finished` with `timed_out`.

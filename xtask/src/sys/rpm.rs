@@ -23,7 +23,7 @@ pub fn read(
     let Some((database, bytes)) = files.iter().find(|(p, _)| RPM_DATABASES.contains(&p.as_str())) else {
         return Ok(None);
     };
-    if on_path("rpm") {
+    if process::on_path("rpm") {
         let packages = with_host_rpm(database, bytes)?;
         return Ok(Some((
             packages,
@@ -91,10 +91,4 @@ impl Drop for Removed {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
 }
