@@ -160,11 +160,7 @@ fn dispatched_with_force(env: &crate::sys::env::Env) -> anyhow::Result<bool> {
     if env.get("GITHUB_EVENT_NAME") != Some("workflow_dispatch") {
         return Ok(false);
     }
-    let Some(path) = env.get("GITHUB_EVENT_PATH") else { return Ok(false) };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read the workflow event {path}"))?;
-    let event: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("the workflow event {path} is not JSON"))?;
+    let Some(event) = workflow_event(env)? else { return Ok(false) };
     // The event carries a boolean input as a boolean or, in older payloads, as "true".
     Ok(matches!(&event["inputs"]["force"], serde_json::Value::Bool(true))
         || event["inputs"]["force"].as_str() == Some("true"))
@@ -263,11 +259,7 @@ fn read_only_pull_request(env: &crate::sys::env::Env) -> anyhow::Result<Option<S
             "this pull request comes from Dependabot, whose workflow token may only read".into(),
         ));
     }
-    let Some(path) = env.get("GITHUB_EVENT_PATH") else { return Ok(None) };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read the workflow event {path}"))?;
-    let event: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("the workflow event {path} is not JSON"))?;
+    let Some(event) = workflow_event(env)? else { return Ok(None) };
     let pull = &event["pull_request"];
     let head = pull["head"]["repo"]["full_name"].as_str();
     let base = pull["base"]["repo"]["full_name"].as_str();
@@ -277,6 +269,16 @@ fn read_only_pull_request(env: &crate::sys::env::Env) -> anyhow::Result<Option<S
         }
         _ => None,
     })
+}
+
+/// The event that started the workflow ($GITHUB_EVENT_PATH), when there is one.
+fn workflow_event(env: &crate::sys::env::Env) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(path) = env.get("GITHUB_EVENT_PATH") else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the workflow event {path}"))?;
+    let event =
+        serde_json::from_str(&text).with_context(|| format!("the workflow event {path} is not JSON"))?;
+    Ok(Some(event))
 }
 
 /// `docker login` with the workflow token, when the job has one.
