@@ -112,8 +112,10 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "build",
-        help: "Build images (all when none are named) and what they depend on, in dependency order, with \
-               local-only tags that are never pushed; then check each against its hardening rules.",
+        help: "Build images (all when none are named) and what they depend on, in dependency order, and \
+               check each against its hardening rules as it is built. Each image that passed gets its \
+               local-only tag (never pushed), also when others failed; the run then exits 1 naming each \
+               failure. An image that breaks a rule is kept as <registry>/IMAGE:rejected, one per image.",
         args: &[IMAGES, CHANGED_SINCE, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, SBOM_DIR, DRY_RUN],
     },
     Command {

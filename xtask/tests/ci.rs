@@ -53,7 +53,7 @@ fn ci_pr_logs_in_pushes_only_the_test_package_and_logs_out() {
         "{summary}"
     );
     // Every run-private name is gone at the end, after the second plan built on the first's.
-    let removed = commands.iter().filter(|c| c.starts_with("image rm --no-prune ")).count();
+    let removed = commands.iter().filter(|c| c.starts_with("image rm ")).count();
     assert_eq!(removed, 3, "{commands:#?}");
 }
 

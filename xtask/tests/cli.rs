@@ -58,7 +58,7 @@ fn publish_builds_all_then_tags_pushes_and_reads_back_unique_version_latest() {
         commands.contains(&format!("tag {reg}/base:run-{token} {reg}/base:v1.0.0_42.2")),
         "{commands:#?}"
     );
-    assert!(commands.contains(&format!("image rm --no-prune {reg}/child:run-{token}")), "{commands:#?}");
+    assert!(commands.contains(&format!("image rm {reg}/child:run-{token}")), "{commands:#?}");
     // The unique tag was asked about before the builds, again right before its push, and after
     // it (its manifest, read back, is what the other two tags are given).
     assert_eq!(f.registry.manifest_requests("v1.0.0_42.2"), 2 * (1 + 1 + 1), "{:#?}", f.registry.requests());
@@ -255,7 +255,7 @@ fn dry_run_prints_exactly_the_steps_and_runs_none() {
         "# registry 127.0.0.1:5000: PUT /v2/x/base/manifests/latest (the manifest of v1.0.0_3: the same digest)"
     );
     assert!(
-        lines[15].starts_with(&format!("{program} image rm --no-prune 127.0.0.1:5000/x/base:run-")),
+        lines[15].starts_with(&format!("{program} image rm 127.0.0.1:5000/x/base:run-")),
         "{}",
         lines[15]
     );

@@ -11,7 +11,7 @@ fn fixture(dir: &TempDir, registry: &Registry, prefix: &str) -> std::path::PathB
     let child_parent = [names[0].as_str()];
     fixture_inventory(
         dir,
-        &format!("{}/x", registry.host()),
+        &registry.ns(),
         busybox_base(),
         &[(&names[0], &[], true), (&names[1], &child_parent, true), (&names[2], &[], false)],
     )
@@ -26,13 +26,13 @@ fn publish_leaves_exactly_three_tags_with_one_digest_per_pushed_image() {
     let dir = TempDir::new("e2e");
     let inv = fixture(&dir, &registry, "pub");
     let out = run(xtask()
-        .args(["publish", "--build-id", "7", "--registry", &format!("{}/x", registry.host()), "--inventory"])
+        .args(["publish", "--build-id", "7", "--registry", &registry.ns(), "--inventory"])
         .arg(&inv)
         .env("GITHUB_SHA", "0123abc"))
     .ok();
 
     for name in ["pub-base", "pub-child"] {
-        let repo = format!("x/{name}");
+        let repo = registry.repo(name);
         assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_7"], "{name}");
         let digests: Vec<String> =
             ["v1.0.0_7", "v1.0.0", "latest"].iter().map(|t| registry.digest(&repo, t)).collect();
@@ -44,12 +44,12 @@ fn publish_leaves_exactly_three_tags_with_one_digest_per_pushed_image() {
         assert_eq!(labels["org.opencontainers.image.title"], name);
         assert_eq!(labels["org.opencontainers.image.revision"], "0123abc");
     }
-    assert!(registry.tags("x/pub-quiet").is_empty(), "push = false images are never pushed");
-    assert!(registry.tags("x/test").is_empty(), "publish does not push the test package");
+    assert!(registry.tags(&registry.repo("pub-quiet")).is_empty(), "push = false images are never pushed");
+    assert!(registry.tags(&registry.repo("test")).is_empty(), "publish does not push the test package");
     assert!(out.stdout.contains("pub-quiet: built and tagged, not pushed (push = false)"), "{}", out.stdout);
 
     // The child was built FROM the parent built in this run.
-    let child = format!("{}/x/pub-child:v1.0.0_7", registry.host());
+    let child = format!("{}/pub-child:v1.0.0_7", registry.ns());
     let cat = std::process::Command::new(docker_cli())
         .args(["run", "--rm", &child, "cat", "/pub-base.txt"])
         .output()
@@ -71,11 +71,14 @@ fn build_makes_local_images_and_pushes_nothing() {
     let dir = TempDir::new("e2e");
     let inv = fixture(&dir, &registry, "loc");
     run(xtask().args(["build", "loc-child", "--inventory"]).arg(&inv)).ok();
-    let reference = format!("{}/x/loc-child:local-v1.0.0", registry.host());
+    let reference = format!("{}/loc-child:local-v1.0.0", registry.ns());
     let inspect =
         std::process::Command::new(docker_cli()).args(["image", "inspect", &reference]).output().unwrap();
     assert!(inspect.status.success(), "{reference} was not built");
-    assert!(registry.tags("x/loc-base").is_empty() && registry.tags("x/loc-child").is_empty());
+    assert!(
+        registry.tags(&registry.repo("loc-base")).is_empty()
+            && registry.tags(&registry.repo("loc-child")).is_empty()
+    );
 }
 
 #[test]
@@ -120,7 +123,7 @@ fn login_then_publish_to_a_registry_with_auth() {
     publish.args(["publish", "auth-base", "--build-id", "1", "--inventory"]).arg(&inv);
     with_config(&mut publish);
     run(&mut publish).ok();
-    assert_eq!(registry.tags("x/auth-base"), ["latest", "v1.0.0", "v1.0.0_1"]);
+    assert_eq!(registry.tags(&registry.repo("auth-base")), ["latest", "v1.0.0", "v1.0.0_1"]);
 }
 
 /// ci-main and ci-pr as GitHub Actions runs them, against a registry that wants a login.
@@ -156,9 +159,9 @@ fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {
     // A pull request pushes the test package only.
     let out = actions(&["ci-pr"], "pull_request").ok();
     assert!(!out.all().contains("workflow-token"));
-    assert_eq!(registry.tags("x/test"), ["do_not_use"]);
+    assert_eq!(registry.tags(&registry.repo("test")), ["do_not_use"]);
     for name in ["ci-base", "ci-child", "ci-quiet"] {
-        assert!(registry.tags(&format!("x/{name}")).is_empty(), "ci-pr pushed {name}");
+        assert!(registry.tags(&registry.repo(name)).is_empty(), "ci-pr pushed {name}");
     }
 
     // Main publishes; summary, outputs and registry name the same digests.
@@ -171,7 +174,7 @@ fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {
     assert_eq!(published.as_array().unwrap().len(), 2, "{published}");
     for entry in published.as_array().unwrap() {
         let name = entry["image"].as_str().unwrap();
-        let repo = format!("x/{name}");
+        let repo = registry.repo(name);
         assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_31.1"]);
         let digest = registry.digest(&repo, "v1.0.0_31.1");
         assert_eq!(entry["digest"], digest.as_str());
@@ -181,7 +184,7 @@ fn ci_main_and_ci_pr_in_actions_agree_with_the_registry() {
         assert_eq!(labels["org.opencontainers.image.source"], "https://github.example/team/base-images");
         assert_eq!(labels["org.opencontainers.image.revision"], "c0ffee");
     }
-    assert!(registry.tags("x/ci-quiet").is_empty());
+    assert!(registry.tags(&registry.repo("ci-quiet")).is_empty());
     // Logged out at the end: the job's credentials are gone from the config.
     let stored = std::fs::read_to_string(config.path().join("config.json")).unwrap_or_default();
     assert!(stored.contains("auths") && !stored.contains(&registry.host()), "{stored}");
@@ -244,9 +247,9 @@ fn a_registry_back_within_the_retry_window_gets_everything() {
         "outage: {} retries logged before the registry came back",
         out.stderr.matches("; retry ").count()
     );
-    assert_eq!(registry.tags("x/flaky-base"), ["latest", "v1.0.0", "v1.0.0_9"]);
-    let digest = registry.digest("x/flaky-base", "v1.0.0_9");
-    assert_eq!(registry.digest("x/flaky-base", "latest"), digest);
+    assert_eq!(registry.tags(&registry.repo("flaky-base")), ["latest", "v1.0.0", "v1.0.0_9"]);
+    let digest = registry.digest(&registry.repo("flaky-base"), "v1.0.0_9");
+    assert_eq!(registry.digest(&registry.repo("flaky-base"), "latest"), digest);
 }
 
 #[test]
@@ -261,7 +264,7 @@ fn a_registry_that_stays_down_fails_with_the_retry_count_and_no_stray_latest() {
     assert!(out.stderr.contains("after 2 retries"), "{}", out.stderr);
     assert!(out.stderr.contains("not fully pushed: down-base"), "{}", out.stderr);
     registry.restart();
-    let tags = registry.tags("x/down-base");
+    let tags = registry.tags(&registry.repo("down-base"));
     assert!(
         !tags.contains(&"latest".to_string()) || tags.len() == 3,
         "latest without its pinned tags: {tags:?}"
@@ -285,7 +288,7 @@ fn buildkit_builds_on_the_real_engine() {
     let out = run(xtask().args(["build", "bk-child", "--inventory"]).arg(&inv).env("DOCKER", &client)).ok();
     assert!(!out.stderr.contains("legacy builder"), "{client} offers no BuildKit:\n{}", out.stderr);
     assert!(out.stdout.contains("--progress=plain"), "{}", out.stdout);
-    let child = format!("{}/x/bk-child:local-v1.0.0", registry.host());
+    let child = format!("{}/bk-child:local-v1.0.0", registry.ns());
     let cat = std::process::Command::new(&client)
         .args(["run", "--rm", &child, "cat", "/bk-base.txt"])
         .output()
@@ -314,6 +317,6 @@ fn one_failed_build_of_three_leaves_the_registry_untouched() {
     assert!(out.stderr.contains("build of fail-quiet"), "{}", out.stderr);
     assert!(out.stderr.contains("Nothing was pushed. Built: fail-base, fail-child"), "{}", out.stderr);
     for name in ["fail-base", "fail-child", "fail-quiet"] {
-        assert!(registry.tags(&format!("x/{name}")).is_empty(), "{name} reached the registry");
+        assert!(registry.tags(&registry.repo(name)).is_empty(), "{name} reached the registry");
     }
 }

@@ -8,7 +8,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{docker_cli, import_rootfs, require_engine, require_program, run, xtask, Registry, TempDir};
+use support::{
+    docker_cli, import_rootfs, require_engine, require_program, run, xtask, OwnNames, Registry, TempDir,
+};
 
 /// An apk database of musl and openssl at `openssl`, in the format apk writes.
 fn apk_database(openssl: &str) -> String {
@@ -93,7 +95,7 @@ fn ci_main(dir: &TempDir, inventory: &Path, event: &str, number: &str, sha: &str
 }
 
 fn unique_tags(registry: &Registry, name: &str) -> Vec<String> {
-    registry.tags(&format!("x/{name}")).into_iter().filter(|t| t.starts_with("v1.0.0_")).collect()
+    registry.tags(&registry.repo(name)).into_iter().filter(|t| t.starts_with("v1.0.0_")).collect()
 }
 
 #[test]
@@ -102,7 +104,7 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
         return;
     }
     let registry = Registry::start();
-    let host = registry.host();
+    let host = registry.ns();
     let dir = TempDir::new("rebuild");
     let (moving_base, steady_base) =
         (format!("{host}/upstream/moving:1"), format!("{host}/upstream/steady:1"));
@@ -120,7 +122,7 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
         ],
     );
     docker(&["push", &steady_base]);
-    let inv = inventory(&dir, &format!("{host}/x"), &moving_base, &steady_base);
+    let inv = inventory(&dir, &host, &moving_base, &steady_base);
     let head = git(dir.path(), &["rev-parse", "HEAD"]);
     let sboms = dir.path().join("sbom");
 
@@ -136,17 +138,16 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
         assert!(first.stdout.contains(&format!("{name}: published: first publish")), "{}", first.stdout);
     }
     let labels =
-        |name: &str, tag: &str| registry.config(&format!("x/{name}"), tag)["config"]["Labels"].clone();
+        |name: &str, tag: &str| registry.config(&registry.repo(name), tag)["config"]["Labels"].clone();
     let moving_labels = labels("moving", "v1.0.0_1");
-    let base_digest_1 = registry.digest("upstream/moving", "1");
+    let base_digest_1 = registry.digest(&registry.repo("upstream/moving"), "1");
     assert_eq!(moving_labels["org.opencontainers.image.base.name"], moving_base.as_str());
     assert_eq!(moving_labels["org.opencontainers.image.base.digest"], base_digest_1.as_str());
     assert_eq!(moving_labels["org.opencontainers.image.revision"], head.as_str());
     assert_eq!(moving_labels["org.opencontainers.image.ref.name"], "v1.0.0_1");
-    let moving_id =
-        docker(&["image", "inspect", "--format", "{{.Id}}", &format!("{host}/x/moving:v1.0.0_1")]);
+    let moving_id = docker(&["image", "inspect", "--format", "{{.Id}}", &format!("{host}/moving:v1.0.0_1")]);
     let kid_labels = labels("moving-kid", "v1.0.0_1");
-    assert_eq!(kid_labels["org.opencontainers.image.base.name"], format!("{host}/x/moving:v1.0.0").as_str());
+    assert_eq!(kid_labels["org.opencontainers.image.base.name"], format!("{host}/moving:v1.0.0").as_str());
     assert_eq!(kid_labels["org.opencontainers.image.base.digest"], moving_id.as_str());
 
     // Every SBOM validates with an independent validator, and describes the published digest.
@@ -173,7 +174,7 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
     };
     for name in ["moving", "moving-kid", "steady", "steady-kid"] {
         let doc = sbom(name);
-        let digest = registry.digest(&format!("x/{name}"), "v1.0.0_1");
+        let digest = registry.digest(&registry.repo(name), "v1.0.0_1");
         assert_eq!(
             doc["packages"][0]["checksums"][0]["checksumValue"],
             digest.trim_start_matches("sha256:"),
@@ -191,7 +192,7 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
     //    republishes moving and what is built on it, and leaves steady and its kid alone.
     import_rootfs(&docker_cli(), &moving_base, &[("lib/apk/db/installed", &apk_database("3.1.4-r5"))]);
     docker(&["push", &moving_base]);
-    let base_digest_2 = registry.digest("upstream/moving", "1");
+    let base_digest_2 = registry.digest(&registry.repo("upstream/moving"), "1");
     assert_ne!(base_digest_1, base_digest_2);
     let second = ci_main(&dir, &inv, "schedule", "2", &head).ok();
     assert_eq!(unique_tags(&registry, "moving"), ["v1.0.0_1", "v1.0.0_2.1"]);
@@ -205,7 +206,7 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
         "{summary}"
     );
     assert!(summary.contains("- packages: openssl 3.1.4-r1 -> 3.1.4-r5\n"), "{summary}");
-    let steady_digest = registry.digest("x/steady", "v1.0.0");
+    let steady_digest = registry.digest(&registry.repo("steady"), "v1.0.0");
     assert!(summary.contains(&format!("- unchanged since v1.0.0_1 ({steady_digest})")), "{summary}");
     assert!(
         second.stdout.contains("steady is unchanged: what is built on it builds on the published steady"),
@@ -224,12 +225,12 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
     // 3. Nothing moved: a scheduled run over the same fixture pushes nothing, and says so per image.
     let tags_before: Vec<Vec<String>> = ["moving", "moving-kid", "steady", "steady-kid"]
         .iter()
-        .map(|n| registry.tags(&format!("x/{n}")))
+        .map(|n| registry.tags(&registry.repo(n)))
         .collect();
     ci_main(&dir, &inv, "schedule", "3", &head).ok();
     let summary = std::fs::read_to_string(dir.path().join("summary-3.md")).unwrap();
     for (name, before) in ["moving", "moving-kid", "steady", "steady-kid"].iter().zip(&tags_before) {
-        assert_eq!(&registry.tags(&format!("x/{name}")), before, "{name} was pushed");
+        assert_eq!(&registry.tags(&registry.repo(name)), before, "{name} was pushed");
         let section = summary.split(&format!("#### {name}\n")).nth(1).unwrap_or_else(|| panic!("{summary}"));
         assert!(section.starts_with("- unchanged since v1.0.0_"), "{name}: {summary}");
     }
@@ -273,8 +274,9 @@ fn packages_reads_an_rpm_database_with_this_machines_rpm() {
     }
     let sqlite = std::fs::read(db.join("rpmdb.sqlite")).unwrap();
     // The database is binary; the rootfs writer takes text, so it goes in by a file of its own.
-    let image = "xtask-test/rpmdb:1";
-    import_rootfs(&docker_cli(), image, &[("etc/os-release", "ID=\"rhel\"\n")]);
+    let names = OwnNames::new();
+    let (image, with_rpmdb) = (format!("{}:1", names.image("rpmdb")), format!("{}:2", names.image("rpmdb")));
+    import_rootfs(&docker_cli(), &image, &[("etc/os-release", "ID=\"rhel\"\n")]);
     let with_db =
         dir.write("Dockerfile", &format!("FROM {image}\nCOPY rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite\n"));
     std::fs::write(dir.path().join("rpmdb.sqlite"), sqlite).unwrap();
@@ -282,20 +284,22 @@ fn packages_reads_an_rpm_database_with_this_machines_rpm() {
         "build",
         "-q",
         "-t",
-        "xtask-test/rpmdb:2",
+        &with_rpmdb,
         "-f",
         with_db.to_str().unwrap(),
         dir.path().to_str().unwrap(),
     ]);
-    dir.write("Dockerfile-ubi", "FROM xtask-test/rpmdb:2\n");
+    dir.write("Dockerfile-ubi", &format!("FROM {with_rpmdb}\n"));
     let inv = dir.write(
         "images.toml",
-        "registry = \"127.0.0.1:9/x\"\n[images.ubi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-ubi\"\n",
+        &format!(
+            "registry = \"127.0.0.1:9/{}\"\n[images.ubi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-ubi\"\n",
+            names.token()
+        ),
     );
-    let out = run(xtask()
-        .args(["packages", "ubi", "--reference", "xtask-test/rpmdb:2", "--json", "--inventory"])
-        .arg(&inv))
-    .ok();
+    let out =
+        run(xtask().args(["packages", "ubi", "--reference", &with_rpmdb, "--json", "--inventory"]).arg(&inv))
+            .ok();
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let found = &json["packages"][0];
     assert_eq!(json["distro"], "rhel");
@@ -317,17 +321,18 @@ fn podman_skips_what_did_not_change() {
     {
         return;
     }
-    let registry = Registry::start();
-    let host = registry.host();
+    let mut registry = Registry::start();
+    registry.names.also_podman();
+    let host = registry.ns();
     let dir = TempDir::new("rebuild-podman");
-    let upstream = "xtask-test/rebuild-upstream:1";
+    let upstream = &format!("{host}/upstream/podman:1");
     import_rootfs("podman", upstream, &[("lib/apk/db/installed", &apk_database("3.3.2-r0"))]);
     dir.write("Dockerfile-pbase", &format!("FROM {upstream}\nRUN echo base > /base.txt\n"));
     dir.write("Dockerfile-pkid", "ARG PBASE_IMAGE\nFROM ${PBASE_IMAGE}\nRUN echo kid > /kid.txt\n");
     let inv = dir.write(
         "images.toml",
         &format!(
-            "registry = \"{host}/x\"\n[images.pbase]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-pbase\"\n\
+            "registry = \"{host}\"\n[images.pbase]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-pbase\"\n\
              [images.pkid]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-pkid\"\ndepends_on = [\"pbase\"]\n"
         ),
     );
@@ -335,8 +340,10 @@ fn podman_skips_what_did_not_change() {
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["add", "."]);
     git(dir.path(), &["commit", "-q", "-m", "fixture"]);
-    let conf =
-        dir.write("registries.conf", &format!("[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"));
+    let conf = dir.write(
+        "registries.conf",
+        &format!("[[registry]]\nlocation = \"{}\"\ninsecure = true\n", registry.host()),
+    );
     let sboms = dir.path().join("sbom");
     dir.write("auth.json", "{}");
     let publish = |id: &str| {
@@ -353,7 +360,7 @@ fn podman_skips_what_did_not_change() {
     let out = publish("2").ok();
     for name in ["pbase", "pkid"] {
         assert_eq!(unique_tags(&registry, name), ["v1.0.0_1"], "{name}:\n{}", out.all());
-        let digest = registry.digest(&format!("x/{name}"), "v1.0.0");
+        let digest = registry.digest(&registry.repo(name), "v1.0.0");
         assert!(
             out.stdout.contains(&format!("{name}: not pushed: unchanged since v1.0.0_1 ({digest})")),
             "{}",
@@ -378,7 +385,7 @@ fn a_moved_build_stage_image_publishes_again() {
         return;
     }
     let registry = Registry::start();
-    let host = registry.host();
+    let host = registry.ns();
     let dir = TempDir::new("rebuild-stage");
     let (base, tool) = (format!("{host}/upstream/base:1"), format!("{host}/upstream/tool:1"));
     import_rootfs(&docker_cli(), &base, &[("lib/apk/db/installed", &apk_database("3.3.2-r0"))]);
@@ -391,7 +398,9 @@ fn a_moved_build_stage_image_publishes_again() {
     );
     let inv = dir.write(
         "images.toml",
-        &format!("registry = \"{host}/x\"\n[images.multi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-multi\"\n"),
+        &format!(
+            "registry = \"{host}\"\n[images.multi]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-multi\"\n"
+        ),
     );
     dir.write(".gitignore", "sbom/\n");
     git(dir.path(), &["init", "-q"]);
@@ -400,17 +409,17 @@ fn a_moved_build_stage_image_publishes_again() {
     let publish =
         |id: &str| run(xtask().args(["publish", "--pull", "--build-id", id, "--inventory"]).arg(&inv)).ok();
     publish("1");
-    let before = registry.digest("upstream/tool", "1");
+    let before = registry.digest(&registry.repo("upstream/tool"), "1");
     import_rootfs(&docker_cli(), &tool, &[("tool", "tool v2 (patched)\n")]);
     docker(&["push", &tool]);
-    let after = registry.digest("upstream/tool", "1");
+    let after = registry.digest(&registry.repo("upstream/tool"), "1");
     let out = publish("2");
     assert!(
         out.stdout.contains(&format!("multi: published: build image moved: {tool} {before} -> {after}")),
         "{}",
         out.stdout
     );
-    let labels = registry.config("x/multi", "v1.0.0_2")["config"]["Labels"].clone();
+    let labels = registry.config(&registry.repo("multi"), "v1.0.0_2")["config"]["Labels"].clone();
     assert_eq!(labels["gov.cfpb.images.build-sources"], format!("{tool}@{after}").as_str());
     let out = publish("3");
     assert!(out.stdout.contains("multi: not pushed: unchanged since v1.0.0_2"), "{}", out.stdout);

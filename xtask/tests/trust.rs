@@ -12,13 +12,13 @@ use support::{
     require_engine, require_program, run, xtask, Registry, Run, TempDir,
 };
 
-/// base, child (built on base) and quiet (push = false) under `registry`/x, each prefixed.
-fn fixture(dir: &TempDir, registry: &str, prefix: &str, base: &str) -> PathBuf {
+/// base, child (built on base) and quiet (push = false) under `namespace`, each prefixed.
+fn fixture(dir: &TempDir, namespace: &str, prefix: &str, base: &str) -> PathBuf {
     let names = [format!("{prefix}-base"), format!("{prefix}-child"), format!("{prefix}-quiet")];
     let parent = [names[0].as_str()];
     fixture_inventory(
         dir,
-        &format!("{registry}/x"),
+        namespace,
         base,
         &[(&names[0], &[], true), (&names[1], &parent, true), (&names[2], &[], false)],
     )
@@ -61,21 +61,21 @@ fn republishing_a_build_id_is_refused_and_changes_nothing_whatever_the_registry_
     }
     for name in ["127.0.0.1".to_string(), loopback_name()] {
         let registry = Registry::start();
-        let host = registry.host_named(&name);
+        let host = registry.ns_named(&name);
         let dir = TempDir::new("trust");
         let inv = fixture(&dir, &host, "named", busybox_base());
         run(&mut publish(&inv, "5", &["named-base"])).ok();
-        let before = registry.digest("x/named-base", "v1.0.0_5");
+        let before = registry.digest(&registry.repo("named-base"), "v1.0.0_5");
         // Change the image so a rebuild would make a new digest.
         append(&dir.path().join("Dockerfile-named-base"), "RUN echo changed > /changed\n");
         let out = run(&mut publish(&inv, "5", &["named-base"])).fails();
-        assert!(
-            out.stderr.contains(&format!("{host}/x/named-base:v1.0.0_5 already exists")),
-            "{}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(&format!("{host}/named-base:v1.0.0_5 already exists")), "{}", out.stderr);
         for tag in ["v1.0.0_5", "v1.0.0", "latest"] {
-            assert_eq!(registry.digest("x/named-base", tag), before, "{tag} moved (registry called {name})");
+            assert_eq!(
+                registry.digest(&registry.repo("named-base"), tag),
+                before,
+                "{tag} moved (registry called {name})"
+            );
         }
     }
 }
@@ -109,7 +109,7 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
         let registry = Registry::start();
         let dir = TempDir::new("trust");
         let prefix = format!("from{n}");
-        let inv = fixture(&dir, &registry.host(), &prefix, busybox_base());
+        let inv = fixture(&dir, &registry.ns(), &prefix, busybox_base());
         for (tag, round) in [("latest", "one"), ("v1.0.0", "two")] {
             std::fs::write(
                 dir.path().join(format!("Dockerfile-{prefix}-base")),
@@ -121,9 +121,9 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
             std::fs::write(
                 dir.path().join(format!("Dockerfile-{prefix}-child")),
                 format!(
-                    "FROM {r}/x/{prefix}-base:{tag}\nCOPY --from={r}/x/{prefix}-base:{tag} /marker /copied\n\
+                    "FROM {r}/{prefix}-base:{tag}\nCOPY --from={r}/{prefix}-base:{tag} /marker /copied\n\
                      COPY . /context/\nRUN echo child >> /marker\n",
-                    r = registry.host()
+                    r = registry.ns()
                 ),
             )
             .unwrap();
@@ -147,7 +147,7 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
                 "{}",
                 out.stdout
             );
-            let child = format!("{}/x/{prefix}-child:v1.0.0_{round}", registry.host());
+            let child = format!("{}/{prefix}-child:v1.0.0_{round}", registry.ns());
             // Built on the base of this run, not on last round's in the store and the registry.
             assert_eq!(marker(&client, &child), format!("{round}\nchild"), "{builder}, FROM ...:{tag}");
             let cat = |path: &str| {
@@ -176,10 +176,10 @@ fn a_parent_the_run_cannot_build_on_is_refused_before_any_build() {
     }
     let registry = Registry::start();
     let dir = TempDir::new("trust");
-    let inv = fixture(&dir, &registry.host(), "refuse", busybox_base());
+    let inv = fixture(&dir, &registry.ns(), "refuse", busybox_base());
     let child = dir.path().join("Dockerfile-refuse-child");
     for (dockerfile, expected) in [
-        (format!("FROM {}/x/refuse-base:v0.9.0\n", registry.host()), "which this run does not produce"),
+        (format!("FROM {}/refuse-base:v0.9.0\n", registry.ns()), "which this run does not produce"),
         (
             format!("ARG REFUSE_BASE_IMAGE\nFROM {}\n", busybox_base()),
             "declares ARG REFUSE_BASE_IMAGE but no FROM builds on it",
@@ -192,7 +192,7 @@ fn a_parent_the_run_cannot_build_on_is_refused_before_any_build() {
             assert!(!out.stdout.contains("==> build"), "{args:?} built something:\n{}", out.stdout);
         }
     }
-    assert!(registry.tags("x/refuse-base").is_empty());
+    assert!(registry.tags(&registry.repo("refuse-base")).is_empty());
 }
 
 /// Case 4: a build id such as a GitHub run number 1429 holds "429"; it must not read as a rate
@@ -204,12 +204,12 @@ fn a_build_id_holding_429_publishes_without_a_retry() {
     }
     let registry = Registry::start();
     let dir = TempDir::new("trust");
-    let inv = fixture(&dir, &registry.host(), "rate", busybox_base());
+    let inv = fixture(&dir, &registry.ns(), "rate", busybox_base());
     let start = std::time::Instant::now();
     let out = run(&mut publish(&inv, "1429.1", &[])).ok();
     assert!(!out.all().contains("retry"), "{}", out.all());
     eprintln!("publish with build id 1429.1: {:.1}s", start.elapsed().as_secs_f64());
-    assert_eq!(registry.tags("x/rate-base"), ["latest", "v1.0.0", "v1.0.0_1429.1"]);
+    assert_eq!(registry.tags(&registry.repo("rate-base")), ["latest", "v1.0.0", "v1.0.0_1429.1"]);
 }
 
 /// Case 5: two publishes of the same images with different content, started together on one
@@ -225,7 +225,7 @@ fn two_publishes_on_one_engine_push_their_own_images() {
         .into_iter()
         .map(|id| {
             let dir = TempDir::new("trust-twin");
-            let inv = fixture(&dir, &registry.host(), "twin", busybox_base());
+            let inv = fixture(&dir, &registry.ns(), "twin", busybox_base());
             append(&dir.path().join("Dockerfile-twin-base"), &format!("RUN echo run{id} > /marker\n"));
             append(&dir.path().join("Dockerfile-twin-child"), &format!("RUN echo child{id} >> /marker\n"));
             (dir, inv, id)
@@ -242,15 +242,15 @@ fn two_publishes_on_one_engine_push_their_own_images() {
         })
         .collect();
     let outs: Vec<Run> = started.into_iter().map(|c| Run::of(c.wait_with_output().unwrap()).ok()).collect();
-    let host = registry.host();
+    let host = registry.ns();
     for ((_, _, id), out) in runs.iter().zip(&outs) {
-        let base = format!("{host}/x/twin-base:v1.0.0_{id}");
-        let child = format!("{host}/x/twin-child:v1.0.0_{id}");
+        let base = format!("{host}/twin-base:v1.0.0_{id}");
+        let child = format!("{host}/twin-child:v1.0.0_{id}");
         assert_eq!(marker(&docker_cli(), &base), format!("run{id}"));
         assert_eq!(marker(&docker_cli(), &child), format!("run{id}\nchild{id}"));
         assert_eq!(
             reported(out, &base),
-            Some(registry.digest("x/twin-base", &format!("v1.0.0_{id}"))),
+            Some(registry.digest(&registry.repo("twin-base"), &format!("v1.0.0_{id}"))),
             "{}",
             out.stdout
         );
@@ -258,10 +258,10 @@ fn two_publishes_on_one_engine_push_their_own_images() {
     // The moving tags hold one run's image: the same digest as that run's unique tag.
     for image in ["twin-base", "twin-child"] {
         for tag in ["v1.0.0", "latest"] {
-            let held = registry.digest(&format!("x/{image}"), tag);
+            let held = registry.digest(&registry.repo(image), tag);
             let owner = ["1", "2"]
                 .iter()
-                .find(|id| registry.digest(&format!("x/{image}"), &format!("v1.0.0_{id}")) == held);
+                .find(|id| registry.digest(&registry.repo(image), &format!("v1.0.0_{id}")) == held);
             assert!(owner.is_some(), "{image}:{tag} holds {held}, which no run pushed as its unique tag");
         }
     }
@@ -295,7 +295,7 @@ fn two_publishes_on_one_engine_push_their_own_images() {
         loser.stderr
     );
     let id = runs[winners[0]].2;
-    assert_eq!(marker(&docker_cli(), &format!("{host}/x/twin-base:v1.0.0_7")), format!("run{id}"));
+    assert_eq!(marker(&docker_cli(), &format!("{host}/twin-base:v1.0.0_7")), format!("run{id}"));
 }
 
 /// Case 7: podman as $DOCKER: login, publish with digests read back, verify, and a rerun of a
@@ -306,9 +306,10 @@ fn podman_publishes_reads_back_and_refuses_a_rerun() {
     if !require_program("podman", "the podman end-to-end test") {
         return;
     }
-    let registry = Registry::start_with_auth("pod", "pod-pa55");
+    let mut registry = Registry::start_with_auth("pod", "pod-pa55");
+    registry.names.also_podman();
     let dir = TempDir::new("trust-podman");
-    let inv = fixture(&dir, &registry.host(), "pod", podman_busybox_base());
+    let inv = fixture(&dir, &registry.ns(), "pod", podman_busybox_base());
     append(&inv, "\n[verify]\nabsent = [\"/bin/su\"]\n");
     let conf = dir.write(
         "registries.conf",
@@ -347,7 +348,7 @@ fn podman_publishes_reads_back_and_refuses_a_rerun() {
     let out = run(&mut podman(&["publish", "--build-id", "1"])).ok();
     assert!(out.stdout.contains("meets its hardening rules"), "{}", out.stdout);
     for image in ["pod-base", "pod-child"] {
-        let repo = format!("x/{image}");
+        let repo = registry.repo(image);
         assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_1"]);
         let digest = registry.digest(&repo, "v1.0.0_1");
         for tag in ["v1.0.0_1", "v1.0.0", "latest"] {
@@ -369,7 +370,7 @@ fn a_failed_legacy_build_leaves_no_container() {
     }
     let registry = Registry::start();
     let dir = TempDir::new("trust");
-    let inv = fixture(&dir, &registry.host(), "leftover", busybox_base());
+    let inv = fixture(&dir, &registry.ns(), "leftover", busybox_base());
     let marker = format!("xtask-leftover-{}", std::process::id());
     append(&dir.path().join("Dockerfile-leftover-base"), &format!("RUN echo {marker} && false\n"));
     let out = run(xtask().args(["build", "leftover-base", "--inventory"]).arg(&inv)).fails();
@@ -395,7 +396,7 @@ fn buildx_builds_on_a_named_builder_and_refuses_platforms_it_cannot_make() {
     }
     let registry = Registry::start();
     let dir = TempDir::new("trust");
-    let inv = fixture(&dir, &registry.host(), "bx", busybox_base());
+    let inv = fixture(&dir, &registry.ns(), "bx", busybox_base());
     let build = |extra: &[&str]| {
         let mut cmd = xtask();
         cmd.args(["build", "bx-child", "--inventory"])
@@ -406,7 +407,7 @@ fn buildx_builds_on_a_named_builder_and_refuses_platforms_it_cannot_make() {
     };
     let out = build(&["--builder", "default"]).ok();
     assert!(out.stdout.contains(" buildx build --builder default --load "), "{}", out.stdout);
-    let child = format!("{}/x/bx-child:local-v1.0.0", registry.host());
+    let child = format!("{}/bx-child:local-v1.0.0", registry.ns());
     let cat =
         Command::new(docker_cli()).args(["run", "--rm", &child, "cat", "/bx-base.txt"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "bx-base");

@@ -4,7 +4,14 @@
 
 mod support;
 
-use support::{busybox_base, require_engine, run, xtask, Registry, TempDir};
+use support::{busybox_base, docker_cli, require_engine, run, xtask, OwnNames, Registry, TempDir};
+
+fn image_exists(reference: &str) -> bool {
+    std::process::Command::new(docker_cli())
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
 
 const RULES: &str = r#"
 [verify]
@@ -74,12 +81,15 @@ fn verify_passes_a_hardened_image_and_names_each_broken_rule() {
     if !require_engine() {
         return;
     }
+    let names = OwnNames::new();
+    let registry = format!("127.0.0.1:9/{}", names.token());
     let dir = TempDir::new("verify");
     let mut images = vec![("v-good", "")];
     images.extend(BROKEN.iter().map(|(name, breaking, _)| (*name, *breaking)));
-    let inv = inventory(&dir, "127.0.0.1:9/verify", &images);
+    let inv = inventory(&dir, &registry, &images);
 
-    // build verifies every image after building them all, and reports every failure at once.
+    // build checks every image as it is built and reports every failure at once; the image
+    // that passed gets its local tag, as a developer iterating on one Dockerfile expects.
     let out = run(xtask().args(["build", "--inventory"]).arg(&inv)).fails();
     assert!(out.stderr.contains("the hardening baseline is not met"), "{}", out.stderr);
     for (name, _, expected) in BROKEN {
@@ -88,14 +98,24 @@ fn verify_passes_a_hardened_image_and_names_each_broken_rule() {
             "{name}: expected `{expected}` in:\n{}",
             out.stderr
         );
+        // Each rejected image is kept under one name per image, for a look.
+        let kept = format!("{registry}/{name}:rejected");
+        assert!(out.stderr.contains(&format!("kept as {kept}")), "{}", out.stderr);
+        assert!(image_exists(&kept), "{kept} was not kept");
+        assert!(!image_exists(&format!("{registry}/{name}:local-v1.0.0")), "{name} was tagged");
     }
-    assert!(!out.stderr.contains("v-good:"), "{}", out.stderr);
+    assert!(!out.stderr.contains("  v-good: "), "{}", out.stderr);
+    let good = format!("{registry}/v-good:local-v1.0.0");
+    assert!(out.stderr.contains(&format!("Tagged what passed: {good}")), "{}", out.stderr);
+    assert!(image_exists(&good), "{good} was not tagged");
 
-    // verify on its own: the good image passes, each broken one fails with exactly its rule.
+    // verify on its own: the good image passes, each broken one (read where it was kept) fails
+    // with exactly its rule.
     let out = run(xtask().args(["verify", "v-good", "--inventory"]).arg(&inv)).ok();
     assert!(out.stdout.contains("meets its hardening rules"), "{}", out.stdout);
     for (name, _, expected) in BROKEN {
-        let out = run(xtask().args(["verify", name, "--inventory"]).arg(&inv)).fails();
+        let kept = format!("{registry}/{name}:rejected");
+        let out = run(xtask().args(["verify", name, "--reference", &kept, "--inventory"]).arg(&inv)).fails();
         assert!(out.stderr.contains("breaks 1 hardening rule(s)"), "{name}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{name}: {}", out.stderr);
     }
@@ -108,12 +128,14 @@ fn an_image_failing_verify_is_never_pushed() {
     }
     let registry = Registry::start();
     let dir = TempDir::new("verify");
-    let inv =
-        inventory(&dir, &format!("{}/x", registry.host()), &[("p-good", ""), ("p-setuid", BROKEN[0].1)]);
+    let inv = inventory(&dir, &registry.ns(), &[("p-good", ""), ("p-setuid", BROKEN[0].1)]);
     let out = run(xtask().args(["publish", "--build-id", "1", "--inventory"]).arg(&inv)).fails();
     assert!(out.stderr.contains("p-setuid: no-setuid: /bin/busybox"), "{}", out.stderr);
     assert!(out.stderr.contains("Nothing was pushed. Built: p-good"), "{}", out.stderr);
-    assert!(registry.tags("x/p-good").is_empty() && registry.tags("x/p-setuid").is_empty());
+    assert!(
+        registry.tags(&registry.repo("p-good")).is_empty()
+            && registry.tags(&registry.repo("p-setuid")).is_empty()
+    );
 }
 
 #[test]
@@ -121,13 +143,14 @@ fn verify_without_rules_or_build_says_what_to_do() {
     if !require_engine() {
         return;
     }
+    let names = OwnNames::new();
     let dir = TempDir::new("verify");
-    let inv = inventory(&dir, "127.0.0.1:9/verify", &[("v-unbuilt", "")]);
-    let out = run(xtask()
-        .args(["verify", "v-unbuilt", "--reference", "xtask-test/never-built:1", "--inventory"])
-        .arg(&inv))
-    .fails();
-    assert!(out.stderr.contains("cannot inspect xtask-test/never-built:1"), "{}", out.stderr);
+    let inv = inventory(&dir, &format!("127.0.0.1:9/{}", names.token()), &[("v-unbuilt", "")]);
+    let never_built = format!("{}:1", names.image("never-built"));
+    let out =
+        run(xtask().args(["verify", "v-unbuilt", "--reference", &never_built, "--inventory"]).arg(&inv))
+            .fails();
+    assert!(out.stderr.contains(&format!("cannot inspect {never_built}")), "{}", out.stderr);
     let text = std::fs::read_to_string(&inv).unwrap().replace(RULES, "");
     std::fs::write(&inv, text).unwrap();
     let out = run(xtask().args(["verify", "v-unbuilt", "--inventory"]).arg(&inv)).fails();
@@ -149,6 +172,7 @@ fn the_alpine_hardening_script_meets_the_repository_baseline() {
     let end = inventory[start + 1..].find("\n[images.").map_or(inventory.len(), |i| start + 1 + i);
     let baseline = &inventory[start..end];
 
+    let names = OwnNames::new();
     let dir = TempDir::new("harden");
     std::fs::copy(repo.join("harden-alpine.sh"), dir.path().join("harden-alpine.sh")).unwrap();
     dir.write(
@@ -188,7 +212,7 @@ USER sbl
     );
     let inv = dir.write(
         "images.toml",
-        &format!("registry = \"127.0.0.1:9/harden\"\n{baseline}\n[images.hardened]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-hardened\"\n"),
+        &format!("registry = \"127.0.0.1:9/{}\"\n{baseline}\n[images.hardened]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-hardened\"\n", names.token()),
     );
     let out = run(xtask().args(["build", "--inventory"]).arg(&inv)).ok();
     assert!(out.stdout.contains("meets its hardening rules"), "{}", out.stdout);

@@ -330,6 +330,7 @@ fn run(
         read_back: Default::default(),
         inputs_since: in_git.then_some(&since as &InputsSince),
         changes: Default::default(),
+        pulled: Default::default(),
     };
     execute(&world, plans, &ctx.log, exec)
 }

@@ -115,6 +115,13 @@ pub fn local_reference(registry: &str, image: &Image) -> String {
     format!("{}:local-{}", repository(registry, &image.name), version_tag(image))
 }
 
+/// Where a build that breaks its hardening rules is kept for a look: one name per image, so
+/// the next rejected build replaces it and a long-lived engine keeps at most one per image.
+/// Publishing never produces this tag.
+pub fn rejected_reference(registry: &str, image: &str) -> String {
+    format!("{}:rejected", repository(registry, image))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

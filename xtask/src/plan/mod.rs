@@ -179,6 +179,19 @@ pub struct Verification {
     pub reference: String,
     /// None when the inventory has no rules for it: its files are still read for its packages.
     pub spec: Option<hardening::Spec>,
+    /// The name the build is kept under when it breaks a rule (`tags::rejected_reference`).
+    pub kept_as: String,
+}
+
+impl Verification {
+    /// Keeps a build that broke its rules under `kept_as`: the one kept before goes first,
+    /// with the layers only it used, then the run's name is copied there.
+    pub fn keep(&self) -> [DockerCommand; 2] {
+        [
+            DockerCommand::new(["image", "rm", self.kept_as.as_str()]),
+            DockerCommand::new(["tag", self.reference.as_str(), self.kept_as.as_str()]),
+        ]
+    }
 }
 
 /// What one built image becomes once every build and check passed: its tags, in order, each
@@ -241,6 +254,11 @@ impl Plan {
         }
     }
 
+    /// Whether any of its targets goes to a registry (a local build pushes nothing).
+    pub fn pushes(&self) -> bool {
+        self.publications.iter().flat_map(|p| &p.targets).any(|t| t.push.is_some())
+    }
+
     /// One line per step, exactly as it would run: docker commands as typed, and the steps that
     /// are not docker commands (registry questions, Dockerfile copies, verifications) as
     /// comment lines in their place.
@@ -282,6 +300,9 @@ impl Plan {
                     "# verify {} ({}): image inspect, create, export, rm; then {rules}its packages\n",
                     v.image, v.reference
                 ));
+                if v.spec.is_some() {
+                    out.push_str(&format!("# if it breaks a rule: kept as {} for a look\n", v.kept_as));
+                }
             }
             for c in self.comparisons.iter().filter(|c| c.image == b.image) {
                 let what = if self.force {
@@ -560,6 +581,7 @@ fn builds(
             image: image.name.clone(),
             reference: reference.clone(),
             spec: image.verify.clone(),
+            kept_as: tags::rejected_reference(inputs.registry, &image.name),
         });
         let links = inputs.lineage.get(&image.name);
         let base = links.and_then(|l| l.base.clone());
@@ -601,19 +623,16 @@ fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
     images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()
 }
 
-/// Removing every run-private name once the run is over. `--no-prune` keeps the untagged
-/// layers beneath, which are the legacy builder's cache.
+/// Removing every run-private name once the run is over. An image that kept another tag (a
+/// published or local one) only loses the name. One that did not (unchanged, or a run that
+/// failed) goes with the untagged layers only it used: the legacy builder commits every
+/// `--label` as a layer of its own, and the `created` label differs on every run, so kept
+/// layers would pile up on a long-lived runner, one chain per image per run.
 fn cleanup(inputs: &Inputs<'_>) -> Vec<DockerCommand> {
     inputs
         .images
         .iter()
-        .map(|image| {
-            let reference = inputs.run.reference(inputs.registry, &image.name);
-            match inputs.options.builder {
-                Builder::Podman => DockerCommand::new(["image", "rm", &reference]),
-                _ => DockerCommand::new(["image", "rm", "--no-prune", &reference]),
-            }
-        })
+        .map(|image| DockerCommand::new(["image", "rm", &inputs.run.reference(inputs.registry, &image.name)]))
         .collect()
 }
 
@@ -881,8 +900,8 @@ dockerfile = "Dockerfile-other"
                  # verify mid (reg.example/ns/mid:run-t0): image inspect, create, export, rm; then its packages\n\
                  docker tag reg.example/ns/base:run-t0 reg.example/ns/base:local-v1.0.0\n\
                  docker tag reg.example/ns/mid:run-t0 reg.example/ns/mid:local-v2.0.0\n\
-                 docker image rm --no-prune reg.example/ns/base:run-t0\n\
-                 docker image rm --no-prune reg.example/ns/mid:run-t0\n"
+                 docker image rm reg.example/ns/base:run-t0\n\
+                 docker image rm reg.example/ns/mid:run-t0\n"
             )
         );
     }

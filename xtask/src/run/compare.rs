@@ -60,20 +60,29 @@ impl Live<'_> {
             }
         };
         let pinned = by_digest(&c.published, &digest);
-        let mut transcript = String::new();
-        let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
-        self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
-            self.log.passthrough(&transcript)
-        });
-        // The registry holds it, but this engine cannot have it (another platform, say): what
-        // cannot be read counts as a change; it must not stop every later run.
-        if let Err(e) = pulled {
-            if crate::sys::interrupt::requested() {
-                return Err(e);
+        // An engine that holds it already (an earlier pull, a self-hosted runner) is asked as
+        // it is; what this run pulls, it removes again once it is no longer needed (`release`).
+        let labels = match self.docker.id_and_labels(&pinned) {
+            Ok((_, labels)) => labels,
+            Err(_) => {
+                let mut transcript = String::new();
+                let pulled =
+                    self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
+                self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
+                    self.log.passthrough(&transcript)
+                });
+                // The registry holds it, but this engine cannot have it (another platform, say):
+                // what cannot be read counts as a change; it must not stop every later run.
+                if let Err(e) = pulled {
+                    if crate::sys::interrupt::requested() {
+                        return Err(e);
+                    }
+                    return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
+                }
+                self.pulled.lock().unwrap_or_else(|p| p.into_inner()).insert(c.image.clone(), pinned.clone());
+                self.docker.id_and_labels(&pinned)?.1
             }
-            return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
-        }
-        let (_, labels) = self.docker.id_and_labels(&pinned)?;
+        };
         let (_, files) = read_files(self.docker, &pinned, &[])?;
         // A database this tool cannot read (damaged, or read more strictly since) makes the
         // comparison unable to tell, which publishes; it must not stop every later run.
@@ -112,6 +121,17 @@ impl Live<'_> {
                 None => Inputs::Unchanged,
             },
             Err(e) => Inputs::Unknown(e),
+        }
+    }
+
+    /// Removes the published image of `c` if this run pulled it: the run's own name for it (an
+    /// adopted parent) keeps it until the run ends, and nothing else needs it.
+    pub(super) fn release_published(&self, c: &Comparison) {
+        let pulled = self.pulled.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.image);
+        if let Some(pinned) = pulled {
+            if let Err(e) = self.docker.run(&DockerCommand::new(["image", "rm", pinned.as_str()])) {
+                self.log.warning(&format!("could not remove {pinned}, pulled to compare {}: {e:#}", c.image));
+            }
         }
     }
 

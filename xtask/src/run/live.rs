@@ -31,6 +31,8 @@ pub struct Live<'a> {
     pub inputs_since: Option<&'a InputsSince<'a>>,
     /// Its answers, per revision.
     pub changes: Mutex<HashMap<String, Result<ChangedImages, String>>>,
+    /// The published images this run pulled to compare with, by image: removed once compared.
+    pub pulled: Mutex<HashMap<String, String>>,
 }
 
 impl Live<'_> {
@@ -105,6 +107,10 @@ impl World for Live<'_> {
 
     fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String> {
         self.adopt_published(c, digest, run_reference)
+    }
+
+    fn release(&self, c: &Comparison) {
+        self.release_published(c)
     }
 
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {

@@ -3,6 +3,11 @@
 //! the same name at the same time. The lock files are advisory locks in one folder per machine:
 //! `$XTASK_LOCK_DIR`, else `/tmp/xtask-locks` whatever `$TMPDIR` says, so that runs with
 //! different temporary folders still meet.
+//!
+//! The holder removes its lock file before it lets go, so the folder holds only the locks in
+//! use, not one file per reference ever pushed. A waiter that then gets the lock of a file no
+//! longer in the folder starts again with the file now there (or a new one), so two runs never
+//! hold the same reference's lock through two different files.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -12,9 +17,19 @@ use anyhow::Context;
 
 use crate::sys::interrupt::{self, Interrupted};
 
-/// Held while alive.
+/// Held while alive; its file leaves the folder when it is dropped.
 pub struct ReferenceLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for ReferenceLock {
+    fn drop(&mut self) {
+        // Still held: whoever opened this file meanwhile finds it gone once they get the lock,
+        // and starts again. Another user's file in the shared folder may not be ours to remove.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
 }
 
 /// The folder of the lock files.
@@ -37,32 +52,47 @@ pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::R
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o1777));
     }
-    // A lock needs only a file to hold: another user's lock file is opened for reading.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(&path)
-    }
-    .or_else(|_| File::open(&path))
-    .with_context(|| {
-        format!("cannot open the lock file {} (XTASK_LOCK_DIR names another folder)", path.display())
-    })?;
     let mut waiting = Some(waiting);
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(ReferenceLock { _file: file }),
-            Err(TryLockError::WouldBlock) => {
-                if let Some(say) = waiting.take() {
-                    say();
+        // A lock needs only a file to hold: another user's lock file is opened for reading.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(&path)
+        }
+        .or_else(|_| File::open(&path))
+        .with_context(|| {
+            format!("cannot open the lock file {} (XTASK_LOCK_DIR names another folder)", path.display())
+        })?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    if let Some(say) = waiting.take() {
+                        say();
+                    }
+                    if interrupt::requested() {
+                        return Err(Interrupted.into());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                if interrupt::requested() {
-                    return Err(Interrupted.into());
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()))
                 }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
+        if same_file(&file, &path) {
+            return Ok(ReferenceLock { file, path });
+        }
+        // The holder before removed this file as it let go: the lock lives on in the folder's.
+    }
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -100,9 +130,40 @@ mod tests {
             second.join().unwrap().unwrap();
         });
         assert!(waited.load(Ordering::SeqCst));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a lock let go leaves no file behind");
         assert_ne!(file_name("a/b:c"), file_name("a_b_c"), "distinct references never share a lock");
         let long = format!("{}:{}", "r/".repeat(100), "t".repeat(128));
         assert!(file_name(&long).len() <= 120, "{}", file_name(&long));
         assert_ne!(file_name(&long), file_name(&long.replace("tt", "tu")));
+    }
+}
+
+#[cfg(test)]
+mod contention {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Many holders, each removing its file as it lets go: never two inside at once, and the
+    /// folder is empty at the end.
+    #[test]
+    fn removed_lock_files_never_let_two_holders_in() {
+        let dir = crate::testdir::TestDir::new("locks-race");
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        let _held = lock(dir.path(), "race/ref:v1", || {}).unwrap();
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two holders of one reference's lock at once");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -53,8 +53,10 @@ pub struct Report {
     /// The id of the image each build made.
     pub ids: BTreeMap<String, String>,
     pub pushed: Vec<Pushed>,
-    /// Images whose build is kept under its run-private name for inspection (it failed its checks).
+    /// Images whose build broke its hardening rules; it is kept under its `kept_as` name.
     pub kept: Vec<String>,
+    /// Images built and checked, ready to be tagged.
+    pub passed: Vec<String>,
     /// What each built image holds.
     pub packages: BTreeMap<String, Found>,
     /// What each build started from and took files from.
@@ -167,6 +169,8 @@ pub trait World: Sync {
     /// Gives `run_reference` the published image `digest` of `c` (pulled by `compare`), so
     /// that children build on it; returns its image id.
     fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String>;
+    /// Lets go of what `compare` fetched for `c` (the published image it pulled).
+    fn release(&self, c: &Comparison);
     /// Makes one target of a publication from the image with `id`: tag, and push and read back
     /// when it is pushed. Output goes to `transcript`.
     fn publish(
@@ -196,29 +200,55 @@ pub fn execute(
             world.check_absent(&plan.must_be_absent, options.jobs)?;
             pull_all(world, plan, log)?;
             resolve_bases(world, plan, &mut report)?;
-            build_all(world, plan, log, options, &mut report)?;
-            publish_all(world, plan, log, options.jobs, &mut report)
+            match build_all(world, plan, log, options, &mut report) {
+                Ok(()) => publish_all(world, plan, log, options.jobs, &mut report),
+                // A plan that pushes nothing (a local build) still tags what passed, as a
+                // developer iterating on one Dockerfile expects; publishing stays all-or-nothing.
+                Err(e) if !plan.pushes() && !report.passed.is_empty() && !interrupt::requested() => {
+                    let tagged = publish_all(world, plan, log, options.jobs, &mut report);
+                    let references: Vec<&str> = plan
+                        .publications
+                        .iter()
+                        .filter(|p| report.passed.contains(&p.image))
+                        .flat_map(|p| p.targets.iter().map(|t| t.reference.as_str()))
+                        .collect();
+                    match tagged {
+                        Ok(()) => bail!("{e:#}\nTagged what passed: {}", references.join(" ")),
+                        Err(t) => bail!("{e:#}\nTagging what passed failed too: {t:#}"),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         })();
         reports.push(report);
         if result.is_err() {
             break;
         }
     }
-    // Every name this run gave goes, except those of images kept for a look.
+    // Every name this run gave goes; an image kept for a look is first copied to its one
+    // kept name, which replaces the one an earlier run kept.
     let mut built: Vec<&str> = plans
         .iter()
         .zip(&reports)
-        .flat_map(|(plan, report)| {
-            plan.builds
-                .iter()
-                .filter(|b| report.ids.contains_key(&b.image) && !report.kept.contains(&b.image))
-        })
+        .flat_map(|(plan, report)| plan.builds.iter().filter(|b| report.ids.contains_key(&b.image)))
         .map(|b| b.reference.as_str())
         .collect();
     if interrupt::requested() && !built.is_empty() {
         // Every command would be stopped at once; say what is left instead.
         log.warning(&format!("interrupted: this run's names are left behind: {}", built.join(" ")));
         built.clear();
+    }
+    let kept = plans
+        .iter()
+        .zip(&reports)
+        .flat_map(|(plan, report)| plan.verifications.iter().filter(|v| report.kept.contains(&v.image)));
+    for v in kept.filter(|v| built.contains(&v.reference.as_str())) {
+        let [forget, copy] = v.keep();
+        // The first time there is nothing to forget.
+        let _ = world.clean_up(&forget);
+        if let Err(e) = world.clean_up(&copy) {
+            log.warning(&format!("could not keep {} as {}: {e:#}", v.image, v.kept_as));
+        }
     }
     let cleanup: Vec<&DockerCommand> = plans
         .iter()
@@ -311,20 +341,26 @@ fn inspect_built(
     let (Some(c), true) = (comparison, checked.violations.is_empty()) else {
         return Ok(Inspected { checked, verdict: None, adopted: None });
     };
-    let verdict = match world.compare(c, origins, &checked.packages.packages, plan.force) {
-        Ok(verdict) => verdict,
-        // Forced, the comparison only informs: what it could not find out stops nothing.
-        Err(e) if plan.force => Verdict::publish_because(
-            format!("published (--force); the comparison with {} failed: {e:#}", c.published),
-            None,
-        ),
-        Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
-    };
-    let has_children = plan.builds.iter().any(|b| b.needs.contains(&v.image));
-    let adopted = match (&verdict.published, verdict.publish, has_children) {
-        (Some(digest), false, true) => Some(world.adopt(c, digest, &v.reference)?),
-        _ => None,
-    };
+    let judged = (|| {
+        let verdict = match world.compare(c, origins, &checked.packages.packages, plan.force) {
+            Ok(verdict) => verdict,
+            // Forced, the comparison only informs: what it could not find out stops nothing.
+            Err(e) if plan.force => Verdict::publish_because(
+                format!("published (--force); the comparison with {} failed: {e:#}", c.published),
+                None,
+            ),
+            Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
+        };
+        let has_children = plan.builds.iter().any(|b| b.needs.contains(&v.image));
+        let adopted = match (&verdict.published, verdict.publish, has_children) {
+            (Some(digest), false, true) => Some(world.adopt(c, digest, &v.reference)?),
+            _ => None,
+        };
+        Ok((verdict, adopted))
+    })();
+    // Whatever the outcome, the published image pulled for it is not kept.
+    world.release(c);
+    let (verdict, adopted) = judged?;
     Ok(Inspected { checked, verdict: Some(verdict), adopted })
 }
 
@@ -524,6 +560,8 @@ fn build_all(
     });
     progress.clear();
     interrupted |= interrupt::requested();
+    report.passed =
+        steps.iter().zip(&state).filter(|(_, s)| **s == State::Built).map(|(b, _)| b.image.clone()).collect();
     build_result(plan, &state, interrupted)
 }
 
@@ -607,7 +645,9 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
     });
     let rejected = each(&|b, s| match s {
         State::Rejected(list) => {
-            Some(format!("{list}\n  (kept as {} for a look: `docker run -it {}`)", b.reference, b.reference))
+            let kept =
+                plan.verifications.iter().find(|v| v.image == b.image).map_or(&b.reference, |v| &v.kept_as);
+            Some(format!("{list}\n  (kept as {kept} for a look: `docker run -it {kept}`)"))
         }
         _ => None,
     });
@@ -688,9 +728,13 @@ fn publish_all(
         done.elapsed = start.elapsed();
         done
     };
-    // An image found unchanged is not published again: the registry already holds it.
-    let publications: Vec<&Publication> =
-        plan.publications.iter().filter(|p| !report.unchanged(&p.image)).collect();
+    // An image found unchanged is not published again: the registry already holds it. Only
+    // what passed is tagged (all of it, unless a local build failed in part).
+    let publications: Vec<&Publication> = plan
+        .publications
+        .iter()
+        .filter(|p| !report.unchanged(&p.image) && report.passed.contains(&p.image))
+        .collect();
     // A child goes out only after the parents it was built on are fully out, so its published
     // tags never stand on a parent the registry does not hold.
     let parents_of = |image: &str| -> Vec<&str> {
@@ -946,6 +990,10 @@ mod tests {
             Ok(format!("sha256:id-of-published-{}", c.image))
         }
 
+        fn release(&self, c: &Comparison) {
+            self.note(format!("release {}", c.image));
+        }
+
         fn build(&self, build: &Build, _: bool) -> anyhow::Result<Built> {
             self.note(format!("build {}", build.image));
             if let Some(label) =
@@ -1018,7 +1066,8 @@ mod tests {
         }
 
         fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
-            self.note(format!("rm {}", command.args.last().unwrap()));
+            let verb = if command.args[0] == "tag" { "keep" } else { "rm" };
+            self.note(format!("{verb} {}", command.args.last().unwrap()));
             Ok(())
         }
     }
@@ -1123,6 +1172,7 @@ mod tests {
                 image: image.to_string(),
                 reference: format!("r/{image}:run-1"),
                 spec: Default::default(),
+                kept_as: format!("r/{image}:rejected"),
             })
             .collect();
         plan
@@ -1139,13 +1189,49 @@ mod tests {
         assert_eq!(world.started(), ["a", "c"]);
         assert!(
             message.starts_with(
-                "the hardening baseline is not met:\n  a: absent: /bin/su: present\n  (kept as r/a:run-1"
+                "the hardening baseline is not met:\n  a: absent: /bin/su: present\n  (kept as r/a:rejected"
             ),
             "{message}"
         );
         assert!(message.ends_with("Nothing was pushed. Built: c. Not built: b (needs a)"), "{message}");
         assert_eq!(report.kept, ["a"]);
         assert!(!world.events().iter().any(|e| e.starts_with("tag ")));
+        // The one kept name replaces an earlier run's; every run name goes.
+        let cleaned: Vec<String> =
+            world.events().into_iter().filter(|e| e.starts_with("rm ") || e.starts_with("keep ")).collect();
+        assert_eq!(cleaned, ["rm r/a:rejected", "keep r/a:rejected", "rm r/a:run-1", "rm r/c:run-1"]);
+    }
+
+    /// A local build (a plan that pushes nothing) tags what passed and reports the rest;
+    /// nothing is tagged on an image that failed, nor on what is built on it.
+    #[test]
+    fn a_local_build_tags_what_passed_and_reports_the_rest() {
+        let world = Script { failing_check: Some("a"), failing: vec!["d"], ..Default::default() };
+        let plan = checked(
+            plan(&[("a", &[]), ("b", &["a"]), ("c", &[]), ("d", &[]), ("e", &["c"])], false),
+            &["a", "b", "c", "d", "e"],
+        );
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::KeepGoing);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(message.contains("build of d failed"), "{message}");
+        assert!(message.contains("a: absent: /bin/su: present"), "{message}");
+        assert!(message.contains("Built: c, e. Not built: b (needs a)"), "{message}");
+        assert!(message.ends_with("\nTagged what passed: r/c:1 r/c:latest r/e:1 r/e:latest"), "{message}");
+        let tagged: Vec<String> = world.events().into_iter().filter(|e| e.starts_with("tag ")).collect();
+        assert_eq!(tagged, ["tag r/c:1", "tag r/c:latest", "tag r/e:1", "tag r/e:latest"]);
+        assert_eq!(report.passed, ["c", "e"]);
+    }
+
+    /// Publishing stays all-or-nothing: a failed check tags nothing, even what passed.
+    #[test]
+    fn a_failed_check_tags_nothing_when_the_plan_pushes() {
+        let world = Script { failing_check: Some("a"), ..Default::default() };
+        let plan = checked(plan(&[("a", &[]), ("c", &[])], true), &["a", "c"]);
+        let (report, result) = run(&world, &plan, 1, OnBuildFailure::Stop);
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(message.ends_with("Nothing was pushed. Built: c"), "{message}");
+        assert!(!world.events().iter().any(|e| e.starts_with("tag ") || e.starts_with("push ")));
+        assert!(report.pushed.is_empty());
     }
 
     /// A plan that compares `images` with their published images before pushing them.

@@ -6,10 +6,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
+mod names;
 mod testdir;
+pub use names::OwnNames;
 pub use testdir::TestDir as TempDir;
 
 /// The built `xtask` binary with a clean environment: no GitHub Actions variables, no tokens,
@@ -729,22 +730,44 @@ pub fn require_engine() -> bool {
 
 /// A local base image made from the host's static busybox, since nothing can be pulled.
 pub fn busybox_base() -> &'static str {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| import_busybox(&docker_cli()));
-    BUSYBOX
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| shared_base(&docker_cli()))
 }
 
 /// The busybox base in podman's own image store (it does not share the docker engine's).
 pub fn podman_busybox_base() -> &'static str {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| import_busybox("podman"));
-    BUSYBOX
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| shared_base("podman"))
 }
 
-const BUSYBOX: &str = "xtask-test/busybox:base";
+/// The one image the tests share: named by a digest of what goes into it, so that a binary's
+/// setup makes it once per engine and every later run reuses exactly that (an image under the
+/// name holds these very files), and the engine does not gain a base per run.
+fn shared_base(client: &str) -> String {
+    let busybox = std::fs::read(busybox_path()).unwrap();
+    let digest = fnv(&busybox) ^ fnv(APPLETS.join(" ").as_bytes());
+    let reference = format!("xtask-test/busybox:{digest:016x}");
+    let present = Command::new(client)
+        .args(["image", "inspect", "--format", "{{.Id}}", &reference])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        import_rootfs(client, &reference, &[]);
+    }
+    reference
+}
 
-fn import_busybox(client: &str) {
-    import_rootfs(client, BUSYBOX, &[]);
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+const APPLETS: [&str; 8] = ["sh", "echo", "cat", "ls", "id", "find", "stat", "sleep"];
+
+fn busybox_path() -> &'static str {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("the end-to-end tests need a static busybox (Debian: apt-get install busybox-static)")
 }
 
 /// Imports, as `reference`, a root file system of the host's static busybox plus `files`
@@ -754,12 +777,8 @@ pub fn import_rootfs(client: &str, reference: &str, files: &[(&str, &str)]) {
     let dir = TempDir::new("rootfs");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the end-to-end tests need a static busybox (Debian: apt-get install busybox-static)");
-    std::fs::copy(busybox, bin.join("busybox")).unwrap();
-    for applet in ["sh", "echo", "cat", "ls", "id", "find", "stat", "sleep"] {
+    std::fs::copy(busybox_path(), bin.join("busybox")).unwrap();
+    for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
     for (path, contents) in files {
@@ -852,6 +871,9 @@ pub struct Registry {
     container: Option<String>,
     _dir: TempDir,
     pub auth: Option<(String, String)>,
+    /// The namespace every test image pushed here lives under, removed from the engine when
+    /// the registry is dropped.
+    pub names: OwnNames,
 }
 
 impl Registry {
@@ -922,7 +944,7 @@ impl Registry {
             }
         };
         let child = launch(&command, &dir.path().join("log"));
-        let registry = Registry { port, child, command, container, _dir: dir, auth };
+        let registry = Registry { port, child, command, container, _dir: dir, auth, names: OwnNames::new() };
         registry.wait_ready();
         registry
     }
@@ -962,6 +984,21 @@ impl Registry {
     /// The registry under another name for this machine, e.g. `loopback_name()`.
     pub fn host_named(&self, name: &str) -> String {
         format!("{name}:{}", self.port)
+    }
+
+    /// `127.0.0.1:<port>/<token>`: the registry and namespace a test's images go under.
+    pub fn ns(&self) -> String {
+        format!("{}/{}", self.host(), self.names.token())
+    }
+
+    /// The same namespace with the registry reached under another name.
+    pub fn ns_named(&self, name: &str) -> String {
+        format!("{}/{}", self.host_named(name), self.names.token())
+    }
+
+    /// `<token>/<name>`: the repository of image `name` in the namespace, as the API names it.
+    pub fn repo(&self, name: &str) -> String {
+        format!("{}/{name}", self.names.token())
     }
 
     /// The tags of `repository`, sorted; empty when the repository does not exist.
