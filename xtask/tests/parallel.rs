@@ -41,6 +41,27 @@ fn builds_use_buildkit_whenever_the_client_offers_it() {
         "{line}"
     );
 
+    // DOCKER_BUILDKIT=0 asks for the legacy builder, as it does of docker, also where buildx
+    // is installed (GitHub's runners have it system-wide).
+    let out = f.run(&["build", "base", "--dry-run"], &[("FAKE_BUILDX", "1"), ("DOCKER_BUILDKIT", "0")]).ok();
+    let line = build_line(&out.stdout, "Dockerfile-base");
+    assert!(line.starts_with(&format!("DOCKER_BUILDKIT=0 {docker} build --force-rm --file")), "{line}");
+    for (value, builder, expected) in [
+        (
+            "false",
+            "remote",
+            "--builder remote needs BuildKit, and DOCKER_BUILDKIT=0 asks for the legacy builder",
+        ),
+        ("--no", "", "DOCKER_BUILDKIT is `--no`: docker reads it as a boolean (0 or 1)"),
+    ] {
+        let mut args = vec!["build", "base"];
+        if !builder.is_empty() {
+            args.extend(["--builder", builder]);
+        }
+        let out = f.run(&args, &[("FAKE_BUILDX", "1"), ("DOCKER_BUILDKIT", value)]).fails();
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+    }
+
     // --builder without buildx is an error that says what is missing.
     let out = f.run(&["build", "base", "--builder", "remote"], &[]).fails();
     assert!(out.stderr.contains("--builder remote needs docker buildx"), "{}", out.stderr);

@@ -88,22 +88,22 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
     if !require_engine() {
         return;
     }
-    // Every way the tool builds: the legacy builder (a client without buildx), BuildKit through
-    // buildx (the same client with the plugin in a DOCKER_CONFIG of its own), and the built-in
+    // Every way the tool builds: the legacy builder (DOCKER_BUILDKIT=0, as a user whose client
+    // has buildx asks for it; a client without buildx gets it anyway), BuildKit through buildx
+    // (the plugin in a DOCKER_CONFIG of its own, where the client lacks it), and the built-in
     // BuildKit of Debian's docker.io client (DOCKER_BUILDKIT=1).
     let buildx = TempDir::new("buildx-config");
-    let mut ways: Vec<(String, Option<&Path>, &str)> = Vec::new();
-    if !has_buildx(&docker_cli(), None) {
-        ways.push((docker_cli(), None, "legacy builder"));
-    }
+    let mut ways: Vec<(String, Option<&Path>, &str)> = vec![(docker_cli(), None, "legacy builder")];
     if add_buildx(buildx.path()) {
         ways.push((docker_cli(), Some(buildx.path()), "BuildKit (docker buildx)"));
     }
-    if Path::new("/usr/bin/docker").exists() {
-        ways.push(("/usr/bin/docker".to_string(), None, "BuildKit (DOCKER_BUILDKIT=1)"));
+    // A client from before docker 23 without buildx (Debian 12's docker.io) has BuildKit built in.
+    let old_client = "/usr/bin/docker";
+    if Path::new(old_client).exists() && !has_buildx(old_client, None) {
+        ways.push((old_client.to_string(), None, "BuildKit (DOCKER_BUILDKIT=1)"));
     }
     if std::env::var("CI").is_ok() {
-        assert_eq!(ways.len(), 3, "CI must try every builder; it has {ways:?}");
+        assert!(ways.len() >= 2, "CI must try the legacy builder and buildx; it has {ways:?}");
     }
     for (n, (client, config, builder)) in ways.into_iter().enumerate() {
         let registry = Registry::start();
@@ -131,6 +131,9 @@ fn a_child_whose_from_names_its_parent_builds_on_this_runs_parent() {
             dir.write("secret.txt", "not for the image\n");
             let mut cmd = publish(&inv, round, &[&format!("{prefix}-child"), "--jobs", "1"]);
             cmd.env("DOCKER", &client);
+            if builder == "legacy builder" {
+                cmd.env("DOCKER_BUILDKIT", "0");
+            }
             if let Some(config) = config {
                 cmd.env("DOCKER_CONFIG", config);
             }
@@ -373,7 +376,9 @@ fn a_failed_legacy_build_leaves_no_container() {
     let inv = fixture(&dir, &registry.ns(), "leftover", busybox_base());
     let marker = format!("xtask-leftover-{}", std::process::id());
     append(&dir.path().join("Dockerfile-leftover-base"), &format!("RUN echo {marker} && false\n"));
-    let out = run(xtask().args(["build", "leftover-base", "--inventory"]).arg(&inv)).fails();
+    let out =
+        run(xtask().args(["build", "leftover-base", "--inventory"]).arg(&inv).env("DOCKER_BUILDKIT", "0"))
+            .fails();
     assert!(out.stderr.contains("returned a non-zero code: 1"), "{}", out.stderr);
     let ps = Command::new(docker_cli())
         .args(["ps", "--all", "--no-trunc", "--format", "{{.Command}}"])

@@ -87,6 +87,13 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
     let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
     let mut runs = 0;
     for (n, line) in &lines {
+        if let Some(label) = line.trim().strip_prefix("runs-on:") {
+            if label.trim().trim_matches(['"', '\'']).ends_with("-latest") {
+                problems.push(format!(
+                    "{file}:{n}: `runs-on:{label}` moves to a new runner image under the workflow: pin one (ubuntu-24.04)"
+                ));
+            }
+        }
         if line.contains("write-all") {
             problems.push(format!(
                 "{file}:{n}: `write-all` grants every permission: grant only what the job needs"
@@ -135,6 +142,11 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
         if !text.contains(needle) {
             problems.push(format!("{file}: `{needle}` is missing: {why}"));
         }
+    }
+    if !lines.iter().any(|(_, l)| l.trim_start().starts_with("RUSTUP_TOOLCHAIN:")) {
+        problems.push(format!(
+            "{file}: no `RUSTUP_TOOLCHAIN:` in `env:`; pin the Rust toolchain so a new release cannot change what passes"
+        ));
     }
     if !lines.iter().any(|(_, l)| l.starts_with("permissions:")) {
         problems.push(format!(
@@ -237,5 +249,9 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("use `pull_request`")), "{p:?}");
         let p = problems(tool, &good.replace("  push:\n", "  release:\n"));
         assert!(p.iter().any(|p| p.contains("lacks the `push` trigger")), "{p:?}");
+        let p = problems(tool, &good.replace("runs-on: ubuntu-24.04", "runs-on: 'ubuntu-latest'"));
+        assert!(p.iter().any(|p| p.contains("moves to a new runner image under the workflow")), "{p:?}");
+        let p = problems(tool, &good.replace("  RUSTUP_TOOLCHAIN: \"1.95.0\"\n", ""));
+        assert!(p.iter().any(|p| p.contains("pin the Rust toolchain")), "{p:?}");
     }
 }

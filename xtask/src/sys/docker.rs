@@ -81,6 +81,9 @@ pub struct Docker {
     pub timeouts: Timeouts,
     pub backoff: Backoff,
     log: Log,
+    /// `DOCKER_BUILDKIT=0`: the legacy builder is asked for, as docker itself reads it, also
+    /// where buildx is installed.
+    buildkit_off: bool,
 }
 
 const INSTALL_DOCKER: &str = "Install the Docker CLI, or set $DOCKER to the client to use";
@@ -111,6 +114,7 @@ impl Docker {
             timeouts: Timeouts::from_env(env)?,
             backoff: Backoff::from_env(env)?,
             log: Log::new(env),
+            buildkit_off: buildkit_off(env)?,
         })
     }
 
@@ -161,6 +165,12 @@ impl Docker {
                 );
             }
             return Ok(Builder::Podman);
+        }
+        if self.buildkit_off {
+            if let Some(name) = name {
+                bail!("--builder {name} needs BuildKit, and DOCKER_BUILDKIT=0 asks for the legacy builder");
+            }
+            return Ok(Builder::Legacy);
         }
         let buildx = self.exec(&["buildx", "version"], Io::Capture(None), self.timeouts.command)?;
         if buildx.success {
@@ -423,6 +433,17 @@ impl Docker {
         let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
         let out = process::run(&self.program, &args, io, timeout, INSTALL_DOCKER)?;
         Ok(out)
+    }
+}
+
+/// Whether `DOCKER_BUILDKIT` turns BuildKit off. The values are docker's own (Go's boolean
+/// spellings); any other is an error, as it is for docker.
+fn buildkit_off(env: &Env) -> anyhow::Result<bool> {
+    match env.get("DOCKER_BUILDKIT") {
+        None => Ok(false),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(true),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(false),
+        Some(other) => bail!("DOCKER_BUILDKIT is `{other}`: docker reads it as a boolean (0 or 1)"),
     }
 }
 
