@@ -79,7 +79,7 @@ const SBOM_DIR: Arg = opt(
 const FORCE: Arg = opt(
     "--force",
     None,
-    "Publish every image, also those whose inputs, base and packages equal what is published.",
+    "Publish every image, also those whose files and configuration equal what is published.",
 );
 const REFERENCE: Arg = opt(
     "--reference",

@@ -415,7 +415,9 @@ fn a_moved_build_stage_image_publishes_again() {
     let after = registry.digest(&registry.repo("upstream/tool"), "1");
     let out = publish("2");
     assert!(
-        out.stdout.contains(&format!("multi: published: build image moved: {tool} {before} -> {after}")),
+        out.stdout.contains(&format!(
+            "multi: published: content: /tool; build image moved: {tool} {before} -> {after}"
+        )),
         "{}",
         out.stdout
     );
@@ -424,4 +426,112 @@ fn a_moved_build_stage_image_publishes_again() {
     let out = publish("3");
     assert!(out.stdout.contains("multi: not pushed: unchanged since v1.0.0_2"), "{}", out.stdout);
     assert_eq!(unique_tags(&registry, "multi"), ["v1.0.0_1", "v1.0.0_2"]);
+}
+
+/// What was built decides "unchanged", not rules about inputs: a symlinked file and a symlinked
+/// folder (Docker copies their targets), and a RUN whose output differs on every build, all
+/// publish when what they put in the image changes; a weekly `--no-cache` rebuild of an image
+/// that adds a user (whose /etc/shadow records the day of the build) comes out unchanged.
+#[test]
+fn unchanged_is_decided_by_the_files_and_configuration_built() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("rebuild-content");
+    let base = support::busybox_base();
+    dir.write("linktarget.txt", "l2\n");
+    std::os::unix::fs::symlink("linktarget.txt", dir.path().join("onlylink.txt")).unwrap();
+    dir.write("shared/conf/app.conf", "level=2\n");
+    std::os::unix::fs::symlink("shared/conf", dir.path().join("conf")).unwrap();
+    dir.write("Dockerfile-linked", &format!("FROM {base}\nCOPY onlylink.txt /\nCOPY conf/ /etc/app/\n"));
+    dir.write(
+        "Dockerfile-noisy",
+        &format!("FROM {base}\nRUN cat /proc/sys/kernel/random/uuid > /build-id\n"),
+    );
+    // The day of the last password change is the build's; here a value of its own per build.
+    dir.write(
+        "Dockerfile-users",
+        &format!(
+            "FROM {base}\nRUN echo 'sbl:x:1000:1000::/home/sbl:/sbin/nologin' >> /etc/passwd \
+             && echo \"sbl:!:$(busybox cut -c1-5 /proc/sys/kernel/random/uuid):0:99999:7:::\" >> /etc/shadow\n"
+        ),
+    );
+    let mut toml = format!("registry = \"{}\"\n", registry.ns());
+    for name in ["linked", "noisy", "users"] {
+        toml.push_str(&format!(
+            "\n[images.{name}]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-{name}\"\n"
+        ));
+    }
+    let inv = dir.write("images.toml", &toml);
+    dir.write(".gitignore", "sbom/\n");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    let publish = |id: &str, extra: &[&str]| {
+        run(xtask().args(["publish", "--build-id", id]).args(extra).arg("--inventory").arg(&inv)).ok()
+    };
+    publish("1", &[]);
+
+    // The weekly rebuild: every step runs again.
+    let out = publish("2", &["--no-cache"]);
+    assert!(out.stdout.contains("noisy: published: content: /build-id"), "{}", out.stdout);
+    for name in ["linked", "users"] {
+        assert!(
+            out.stdout.contains(&format!("{name}: not pushed: unchanged since v1.0.0_1")),
+            "{name}:\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(unique_tags(&registry, "users"), ["v1.0.0_1"]);
+    assert_eq!(unique_tags(&registry, "noisy"), ["v1.0.0_1", "v1.0.0_2"]);
+
+    // Only the targets of the links change: the input rules see no COPY source change, the
+    // image does.
+    dir.write("linktarget.txt", "l3-CHANGED\n");
+    dir.write("shared/conf/app.conf", "level=3\n");
+    git(dir.path(), &["commit", "-q", "-a", "-m", "targets"]);
+    let out = publish("3", &[]);
+    assert!(
+        out.stdout.contains("linked: published: content: /etc/app/app.conf, /onlylink.txt"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("users: not pushed: unchanged since v1.0.0_1"), "{}", out.stdout);
+    let (_, held) = registry_file(&registry, "linked", "v1.0.0", "onlylink.txt");
+    assert_eq!(held, "l3-CHANGED\n");
+}
+
+/// The content of `file` in the image the registry holds as `name:tag`, read from its layers
+/// with curl and tar rather than through the tool: (the layer it was in, the content).
+fn registry_file(registry: &Registry, name: &str, tag: &str, file: &str) -> (String, String) {
+    let base = format!("http://{}/v2/{}", registry.host(), registry.repo(name));
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-fsSL", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+            .arg(format!("{base}/{path}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&curl(&format!("manifests/{tag}"))).unwrap();
+    for layer in manifest["layers"].as_array().unwrap().iter().rev() {
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = curl(&format!("blobs/{digest}"));
+        let mut tar = Command::new("tar")
+            .args(["-xzO", file])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        tar.stdin.take().unwrap().write_all(&blob).unwrap();
+        let out = tar.wait_with_output().unwrap();
+        if out.status.success() {
+            return (digest.to_string(), String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+    panic!("{file} is in no layer of {name}:{tag}");
 }

@@ -229,6 +229,10 @@ fn two_publishes_on_one_engine_push_their_own_images() {
         .map(|id| {
             let dir = TempDir::new("trust-twin");
             let inv = fixture(&dir, &registry.ns(), "twin", busybox_base());
+            // Without the push = false image: the two runs would take its local tags from each
+            // other, and the engine would keep the image left without one.
+            let text = std::fs::read_to_string(&inv).unwrap();
+            std::fs::write(&inv, text.split("\n[images.twin-quiet]").next().unwrap()).unwrap();
             append(&dir.path().join("Dockerfile-twin-base"), &format!("RUN echo run{id} > /marker\n"));
             append(&dir.path().join("Dockerfile-twin-child"), &format!("RUN echo child{id} >> /marker\n"));
             (dir, inv, id)
@@ -270,11 +274,12 @@ fn two_publishes_on_one_engine_push_their_own_images() {
     }
 
     // The same build id from two checkouts: one publishes, the other is refused, and the unique
-    // tag holds the image of the one that published.
+    // tag holds the image of the one that published. Forced: one checkout's images equal what
+    // the moving tags hold, and would otherwise not be pushed at all.
     let started: Vec<_> = runs
         .iter()
         .map(|(_, inv, _)| {
-            publish(inv, "7", &[])
+            publish(inv, "7", &["--force"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -1,6 +1,7 @@
 //! What the tool knows about images, with no side effects: the inventory and its rules, tags,
 //! OCI names, labels, the hardening rules, and the rules the workflows must follow.
 
+pub mod filesystem;
 pub mod hardening;
 pub mod inventory;
 pub mod labels;

@@ -1,13 +1,15 @@
 //! Whether a rebuilt image differs from the one published under its version tag, and why, in
 //! one line per reason. Pure: the facts come from the run (run/compare.rs).
 //!
-//! An image is unchanged when its inputs (the same rules as --changed-since) did not change
-//! since the published image's revision, its base is the same image (same digest), and its
-//! package set is the same. Anything that cannot be told counts as a change: publishing again
-//! is always safe, skipping wrongly is not.
+//! What was built decides: an image is unchanged only when its files and configuration equal
+//! the published image's (model/filesystem.rs), and the published tags agree. No rule about
+//! inputs sees everything a build can fetch, so its inputs (the rules of --changed-since), its
+//! base and its packages only explain a change. Anything that cannot be told counts as a
+//! change: publishing again is always safe, skipping wrongly is not.
 
 use serde::Serialize;
 
+use crate::model::filesystem::Content;
 use crate::model::packages::{Diff, Package};
 
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -64,6 +66,8 @@ pub struct Published {
     pub sources: Option<Vec<Base>>,
     /// Its packages, or why they could not be read (a database this tool cannot read).
     pub packages: Result<Vec<Package>, String>,
+    /// Its files and configuration.
+    pub content: Content,
     /// Why the image itself could not be read (the engine cannot pull it), when it could not:
     /// nothing else is known of it then.
     pub unreadable: Option<String>,
@@ -82,6 +86,7 @@ impl Published {
             base: None,
             sources: None,
             packages: Ok(Vec::new()),
+            content: Content::default(),
             unreadable: Some(why),
             tags_disagree: None,
         }
@@ -127,12 +132,13 @@ impl Verdict {
     }
 }
 
-/// The verdict on an image rebuilt from `origins` with `packages`, against what is published under
-/// `version_tag`. `force` publishes whatever the comparison says.
+/// The verdict on an image rebuilt from `origins`, holding `packages` and `content`, against what
+/// is published under `version_tag`. `force` publishes whatever the comparison says.
 pub fn judge(
     version_tag: &str,
     origins: &Origins,
     packages: &[Package],
+    content: &Content,
     published: Option<&Published>,
     inputs: &Inputs,
     force: bool,
@@ -143,16 +149,51 @@ pub fn judge(
             None,
         );
     };
-    let mut why = Vec::new();
     if let Some(reason) = &published.unreadable {
         return Verdict::publish_because(
             format!("the published image cannot be read to compare ({reason})"),
             Some(published.digest.clone()),
         );
     }
+    // What decides.
+    let mut why = content.differences(&published.content);
     if let Some(reason) = &published.tags_disagree {
         why.push(format!("tags: {reason}"));
     }
+    let changed = !why.is_empty();
+    // What explains.
+    let (explanations, diff) = explain(origins, packages, published, inputs);
+    let since = published
+        .unique_tag
+        .clone()
+        .unwrap_or_else(|| version_tag.rsplit(':').next().unwrap_or(version_tag).to_string());
+    if changed {
+        why.extend(explanations);
+    } else {
+        why.push(format!("unchanged since {since} ({}): the same files and configuration", published.digest));
+        why.extend(explanations.into_iter().map(|e| format!("{e}, yet the image built is the same")));
+        if force {
+            why.push("published anyway (--force)".into());
+        }
+    }
+    Verdict {
+        publish: changed || force,
+        why,
+        packages: diff,
+        published: Some(published.digest.clone()),
+        since: Some(since),
+    }
+}
+
+/// Why an image may have changed, one line each: its inputs, its base, its build images, its
+/// packages; and how its packages moved.
+fn explain(
+    origins: &Origins,
+    packages: &[Package],
+    published: &Published,
+    inputs: &Inputs,
+) -> (Vec<String>, Diff) {
+    let mut why = Vec::new();
     match inputs {
         Inputs::Unchanged => {}
         Inputs::Changed(reason) => why.push(format!("inputs changed: {reason}")),
@@ -210,29 +251,13 @@ pub fn judge(
     if !diff.is_empty() {
         why.push(format!("packages: {}", diff.summary()));
     }
-    let changed = !why.is_empty();
-    let since = published
-        .unique_tag
-        .clone()
-        .unwrap_or_else(|| version_tag.rsplit(':').next().unwrap_or(version_tag).to_string());
-    if !changed {
-        why.push(format!("unchanged since {since} ({})", published.digest));
-    }
-    if force && !changed {
-        why.push("published anyway (--force)".into());
-    }
-    Verdict {
-        publish: changed || force,
-        why,
-        packages: diff,
-        published: Some(published.digest.clone()),
-        since: Some(since),
-    }
+    (why, diff)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::filesystem::Node;
     use crate::model::packages::Ecosystem;
 
     fn apk(name: &str, version: &str) -> Package {
@@ -263,40 +288,100 @@ mod tests {
             base: Some(base(base_digest)),
             sources: Some(Vec::new()),
             packages: Ok(packages),
+            content: content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "1")]),
             unreadable: None,
             tags_disagree: None,
         }
     }
 
+    fn content(files: &[(&str, &str)]) -> Content {
+        let node = |digest: &str| Node {
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            digest: digest.into(),
+            link: String::new(),
+        };
+        Content {
+            files: files.iter().map(|(p, d)| (p.to_string(), node(d))).collect(),
+            config: Default::default(),
+        }
+    }
+
+    /// judge with the published image's content `then` and the built one's `now`.
+    fn verdict(
+        p: &Published,
+        now: &Content,
+        origins: &Origins,
+        packages: &[Package],
+        inputs: &Inputs,
+    ) -> Verdict {
+        judge("r/alpine:v3.23.0", origins, packages, now, Some(p), inputs, false)
+    }
+
     #[test]
-    fn the_same_inputs_base_and_packages_are_not_published_again() {
+    fn the_same_files_and_configuration_are_not_published_again() {
         let packages = vec![apk("musl", "1.2.5-r10")];
         let p = published(packages.clone(), "sha256:aaa");
-        let v = judge("r/alpine:v3.23.0", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        let v = verdict(&p, &p.content, &on("sha256:aaa"), &packages, &Inputs::Unchanged);
         assert!(!v.publish);
-        assert_eq!(v.why, ["unchanged since v3.23.0_7 (sha256:pub)"]);
-        let forced =
-            judge("r/alpine:v3.23.0", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, true);
+        assert_eq!(v.why, ["unchanged since v3.23.0_7 (sha256:pub): the same files and configuration"]);
+        let forced = judge(
+            "r/alpine:v3.23.0",
+            &on("sha256:aaa"),
+            &packages,
+            &p.content,
+            Some(&p),
+            &Inputs::Unchanged,
+            true,
+        );
         assert!(forced.publish);
         assert_eq!(forced.why[1], "published anyway (--force)");
+    }
+
+    /// What the input rules cannot see (a symlink's target, a download) still publishes; what
+    /// they see but leaves the image as it was (a comment) does not.
+    #[test]
+    fn the_built_image_decides_and_the_inputs_only_explain() {
+        let packages = vec![apk("musl", "1")];
+        let p = published(packages.clone(), "sha256:aaa");
+        let moved =
+            content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "1"), ("/onlylink.txt", "l3")]);
+        let v = verdict(&p, &moved, &on("sha256:aaa"), &packages, &Inputs::Unchanged);
+        assert!(v.publish);
+        assert_eq!(v.why, ["content: /onlylink.txt"]);
+        let v = verdict(
+            &p,
+            &p.content,
+            &on("sha256:aaa"),
+            &packages,
+            &Inputs::Changed("images/Dockerfile-a changed".into()),
+        );
+        assert!(!v.publish, "{:?}", v.why);
+        assert_eq!(v.why[1], "inputs changed: images/Dockerfile-a changed, yet the image built is the same");
     }
 
     #[test]
     fn each_change_is_one_line() {
         let p = published(vec![apk("openssl", "3.1.4-r1"), apk("zlib", "1")], "sha256:aaa");
         let now = vec![apk("openssl", "3.1.4-r5"), apk("zlib", "1"), apk("curl", "8")];
-        let v = judge(
-            "r/alpine:v3.23.0",
+        let mut built = content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "2")]);
+        built.config.user = "sbl".into();
+        let v = verdict(
+            &p,
+            &built,
             &on("sha256:bbb"),
             &now,
-            Some(&p),
             &Inputs::Changed("images/Dockerfile-alpine changed".into()),
-            false,
         );
         assert!(v.publish);
         assert_eq!(
             v.why,
             [
+                "content: /lib/apk/db/installed",
+                "config: user",
                 "inputs changed: images/Dockerfile-alpine changed",
                 "base moved: alpine:3.23 sha256:aaa -> sha256:bbb",
                 "packages: openssl 3.1.4-r1 -> 3.1.4-r5 (+1 more)",
@@ -305,20 +390,27 @@ mod tests {
     }
 
     #[test]
-    fn published_packages_that_cannot_be_read_count_as_a_change() {
+    fn published_packages_that_cannot_be_read_only_explain() {
         let packages = vec![apk("musl", "1")];
         let mut p = published(packages.clone(), "sha256:aaa");
         p.packages = Err("/lib/apk/db/installed: truncated".into());
-        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        let changed = content(&[("/etc/os-release", "2"), ("/lib/apk/db/installed", "1")]);
+        let v = verdict(&p, &changed, &on("sha256:aaa"), &packages, &Inputs::Unchanged);
         assert!(v.publish);
-        assert_eq!(v.why, ["packages: cannot read the published image's (/lib/apk/db/installed: truncated)"]);
+        assert_eq!(
+            v.why,
+            [
+                "content: /etc/os-release",
+                "packages: cannot read the published image's (/lib/apk/db/installed: truncated)"
+            ]
+        );
     }
 
     #[test]
     fn a_published_image_that_cannot_be_read_or_whose_tags_disagree_is_published_again() {
         let packages = vec![apk("musl", "1")];
         let p = Published::unreadable("sha256:pub", "no matching manifest for linux/amd64".into());
-        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        let v = verdict(&p, &Content::default(), &on("sha256:aaa"), &packages, &Inputs::Unchanged);
         assert!(v.publish);
         assert_eq!(
             v.why,
@@ -326,7 +418,7 @@ mod tests {
         );
         let mut p = published(packages.clone(), "sha256:aaa");
         p.tags_disagree = Some("latest holds sha256:old, not v1's sha256:pub".into());
-        let v = judge("r/a:v1", &on("sha256:aaa"), &packages, Some(&p), &Inputs::Unchanged, false);
+        let v = verdict(&p, &p.content, &on("sha256:aaa"), &packages, &Inputs::Unchanged);
         assert!(v.publish);
         assert_eq!(v.why, ["tags: latest holds sha256:old, not v1's sha256:pub"]);
     }
@@ -336,54 +428,58 @@ mod tests {
         let packages = vec![apk("musl", "1")];
         let p = published(packages.clone(), "sha256:aaa");
         let renamed = Base { name: "localhost:5000/alpine:3.23".into(), digest: "sha256:aaa".into() };
-        let v = judge(
-            "r/a:v1",
-            &Origins { base: Some(renamed), sources: Vec::new() },
-            &packages,
-            Some(&p),
-            &Inputs::Unchanged,
-            false,
-        );
-        assert!(!v.publish, "{:?}", v.why);
+        let origins = Origins { base: Some(renamed), sources: Vec::new() };
+        let v = verdict(&p, &p.content, &origins, &packages, &Inputs::Unchanged);
+        assert_eq!(v.why.len(), 1, "{:?}", v.why);
     }
 
     #[test]
-    fn a_moved_build_stage_image_is_a_change() {
+    fn a_moved_build_stage_image_explains_a_change() {
         let packages = vec![apk("musl", "1")];
         let mut p = published(packages.clone(), "sha256:aaa");
         p.sources = Some(parse_sources("golang:1.22@sha256:g1 tool:1@sha256:t1"));
         let mut now = on("sha256:aaa");
         now.sources = parse_sources("golang:1.22@sha256:g2 tool:1@sha256:t1");
         assert_eq!(now.sources_label(), "golang:1.22@sha256:g2 tool:1@sha256:t1");
-        let v = judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false);
+        let rebuilt = content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "1"), ("/tool", "v2")]);
+        let v = verdict(&p, &rebuilt, &now, &packages, &Inputs::Unchanged);
         assert!(v.publish);
-        assert_eq!(v.why, ["build image moved: golang:1.22 sha256:g1 -> sha256:g2"]);
-        now.sources = parse_sources("golang:1.22@sha256:g1 tool:1@sha256:t1");
-        assert!(!judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false).publish);
+        assert_eq!(v.why, ["content: /tool", "build image moved: golang:1.22 sha256:g1 -> sha256:g2"]);
         p.sources = None;
-        let v = judge("r/a:v1", &now, &packages, Some(&p), &Inputs::Unchanged, false);
-        assert_eq!(v.why, ["build images: the published image does not record them"]);
+        let v = verdict(&p, &rebuilt, &now, &packages, &Inputs::Unchanged);
+        assert_eq!(v.why[1], "build images: the published image does not record them");
     }
 
     #[test]
-    fn what_cannot_be_told_counts_as_a_change() {
+    fn a_first_publish_and_what_cannot_be_told() {
         let packages = vec![apk("musl", "1")];
         let mut p = published(packages.clone(), "sha256:aaa");
         p.base = None;
-        let v = judge(
-            "r/a:v1",
+        let v = verdict(
+            &p,
+            &content(&[("/etc/os-release", "9"), ("/lib/apk/db/installed", "1")]),
             &on("sha256:aaa"),
             &packages,
-            Some(&p),
             &Inputs::Unknown("no revision label".into()),
-            false,
         );
         assert!(v.publish);
         assert_eq!(
             v.why,
-            ["inputs: cannot tell (no revision label)", "base: the published image does not record its base"]
+            [
+                "content: /etc/os-release",
+                "inputs: cannot tell (no revision label)",
+                "base: the published image does not record its base"
+            ]
         );
-        let first = judge("r/a:v1", &Origins::default(), &packages, None, &Inputs::Unchanged, false);
+        let first = judge(
+            "r/a:v1",
+            &Origins::default(),
+            &packages,
+            &Content::default(),
+            None,
+            &Inputs::Unchanged,
+            false,
+        );
         assert!(first.publish);
         assert_eq!(first.why, ["first publish: nothing is published as r/a:v1"]);
     }

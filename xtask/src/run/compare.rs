@@ -1,14 +1,14 @@
 //! What is published under an image's version tag, asked of the registry and the engine for
 //! the comparison of a rebuilt image with it (model/rebuild.rs judges): its manifest digest
-//! (registry), its labels and packages (the image pulled by that digest and read like a built
-//! one), and whether the inputs changed since its revision (git).
+//! (registry), its files, configuration, labels and packages (the image pulled by that digest
+//! and read like a built one), and whether the inputs changed since its revision (git).
 
+use crate::model::filesystem::Content;
 use crate::model::oci::{api_name, split_reference};
-use crate::model::packages::Package;
 use crate::model::rebuild::{self, Base, Inputs, Origins, Published, Verdict};
 use crate::plan::{Comparison, DockerCommand};
-use crate::run::inspect::{packages_in, read_files};
-use crate::run::Live;
+use crate::run::inspect::{packages_in, read_files, tree};
+use crate::run::{Checked, Live};
 use crate::sys::registry::Tag;
 
 /// The images whose inputs changed since a revision, each with the reason.
@@ -23,7 +23,7 @@ impl Live<'_> {
         &self,
         c: &Comparison,
         origins: &Origins,
-        packages: &[Package],
+        built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict> {
         let published = self.published(c)?;
@@ -32,7 +32,16 @@ impl Live<'_> {
             Some(None) => Inputs::Unknown(format!("the published image has no {} label", rebuild::REVISION)),
             Some(Some(revision)) => self.inputs_since(&c.image, revision),
         };
-        Ok(rebuild::judge(&c.published, origins, packages, published.as_ref(), &inputs, force))
+        let packages = &built.packages.packages;
+        Ok(rebuild::judge(
+            &c.published,
+            origins,
+            packages,
+            &built.content,
+            published.as_ref(),
+            &inputs,
+            force,
+        ))
     }
 
     /// The published image under `c.published`, pulled by its digest and read; None when the
@@ -62,28 +71,24 @@ impl Live<'_> {
         let pinned = by_digest(&c.published, &digest);
         // An engine that holds it already (an earlier pull, a self-hosted runner) is asked as
         // it is; what this run pulls, it removes again once it is no longer needed (`release`).
-        let labels = match self.docker.id_and_labels(&pinned) {
-            Ok((_, labels)) => labels,
-            Err(_) => {
-                let mut transcript = String::new();
-                let pulled =
-                    self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
-                self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
-                    self.log.passthrough(&transcript)
-                });
-                // The registry holds it, but this engine cannot have it (another platform, say):
-                // what cannot be read counts as a change; it must not stop every later run.
-                if let Err(e) = pulled {
-                    if crate::sys::interrupt::requested() {
-                        return Err(e);
-                    }
-                    return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
+        if self.docker.id_and_labels(&pinned).is_err() {
+            let mut transcript = String::new();
+            let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
+            self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
+                self.log.passthrough(&transcript)
+            });
+            // The registry holds it, but this engine cannot have it (another platform, say):
+            // what cannot be read counts as a change; it must not stop every later run.
+            if let Err(e) = pulled {
+                if crate::sys::interrupt::requested() {
+                    return Err(e);
                 }
-                self.pulled.lock().unwrap_or_else(|p| p.into_inner()).insert(c.image.clone(), pinned.clone());
-                self.docker.id_and_labels(&pinned)?.1
+                return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
             }
-        };
-        let (_, files) = read_files(self.docker, &pinned, &[])?;
+            self.pulled.lock().unwrap_or_else(|p| p.into_inner()).insert(c.image.clone(), pinned.clone());
+        }
+        let (config, files) = read_files(self.docker, &pinned, &[])?;
+        let labels = config.labels.clone().unwrap_or_default();
         // A database this tool cannot read (damaged, or read more strictly since) makes the
         // comparison unable to tell, which publishes; it must not stop every later run.
         let packages = packages_in(self.docker, &pinned, &files)
@@ -101,6 +106,7 @@ impl Live<'_> {
             base,
             sources: label(rebuild::SOURCES).map(|l| rebuild::parse_sources(&l)),
             packages,
+            content: Content { files: tree(&files), config },
             unreadable: None,
             tags_disagree,
         }))
@@ -143,8 +149,18 @@ impl Live<'_> {
         run_reference: &str,
     ) -> anyhow::Result<String> {
         let pinned = by_digest(&c.published, digest);
+        let built = self.docker.id_and_labels(run_reference)?.0;
         self.docker.run(&DockerCommand::new(["tag", pinned.as_str(), run_reference]))?;
-        Ok(self.docker.id_and_labels(run_reference)?.0)
+        let adopted = self.docker.id_and_labels(run_reference)?.0;
+        // The image this run built lost its only name to the published one: it goes now, with
+        // the layers only it used, rather than staying in the engine without a name.
+        if built != adopted {
+            if let Err(e) = self.docker.run(&DockerCommand::new(["image", "rm", built.as_str()])) {
+                self.log
+                    .warning(&format!("could not remove {built}, the unchanged build of {}: {e:#}", c.image));
+            }
+        }
+        Ok(adopted)
     }
 }
 

@@ -1,29 +1,53 @@
 //! Reads a built image's files once (`docker create` and `docker export`; it never runs) for
-//! both of what the run needs of them: the hardening rules it breaks and the packages it holds.
+//! all of what the run needs of them: the hardening rules it breaks, the packages it holds,
+//! and what it is, to compare with the published image.
 
+use crate::model::filesystem::{Config, Content, Node, Tree};
 use crate::model::hardening::Spec;
 use crate::model::packages::{self, Found};
 use crate::run::Checked;
 use crate::sys::docker::Docker;
-use crate::sys::export::Listing;
+use crate::sys::export::{Kind, Listing};
 use crate::sys::rpm;
 
-/// The rules of `spec` that `reference` breaks, and its packages.
+/// The rules of `spec` that `reference` breaks, its packages, and what it holds.
 pub fn inspect(docker: &Docker, reference: &str, spec: Option<&Spec>) -> anyhow::Result<Checked> {
     let rules_read = spec.map(Spec::files_to_read).unwrap_or_default();
-    let (user, files) = read_files(docker, reference, &rules_read)?;
-    let violations = spec.map(|s| s.check(&user, &files)).unwrap_or_default();
+    let (config, files) = read_files(docker, reference, &rules_read)?;
+    let violations = spec.map(|s| s.check(&config.user, &files)).unwrap_or_default();
     let (packages, notes) = packages_in(docker, reference, &files)?;
-    Ok(Checked { violations, files: files.entries.len(), packages, notes })
+    let content = Content { files: tree(&files), config };
+    Ok(Checked { violations, files: files.entries.len(), packages, notes, content })
 }
 
-/// The configured user of `reference` and its files, keeping the contents of the package
+/// The configuration of `reference` and its files, keeping the contents of the package
 /// databases (and of what may be hard-linked to them) and of `also`.
-pub fn read_files(docker: &Docker, reference: &str, also: &[String]) -> anyhow::Result<(String, Listing)> {
+pub fn read_files(docker: &Docker, reference: &str, also: &[String]) -> anyhow::Result<(Config, Listing)> {
     let keep = |path: &str| {
         packages::wanted(path) || packages::may_be_linked_to(path) || also.iter().any(|k| k == path)
     };
     docker.image_files(reference, &keep)
+}
+
+/// The entries of `listing` as compared: a hard link is the file it links to.
+pub fn tree(listing: &Listing) -> Tree {
+    listing
+        .entries
+        .iter()
+        .map(|e| {
+            let kind = match e.kind {
+                Kind::File | Kind::Hardlink => 'f',
+                Kind::Dir => 'd',
+                Kind::Symlink => 'l',
+                Kind::Other => 'o',
+            };
+            let link = if e.kind == Kind::Symlink { e.link.clone() } else { String::new() };
+            let size = if kind == 'f' { e.size } else { 0 };
+            let node =
+                Node { kind, mode: e.mode, uid: e.uid, gid: e.gid, size, digest: e.digest.clone(), link };
+            (e.path.clone(), node)
+        })
+        .collect()
 }
 
 /// The packages in the files of `reference`, and how an RPM database was read.

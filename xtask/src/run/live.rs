@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use anyhow::bail;
 
 use crate::model::oci::api_name;
-use crate::model::packages::Package;
 use crate::model::rebuild::{Origins, Verdict};
 use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
 use crate::run::compare::{ChangedImages, InputsSince};
@@ -99,10 +98,10 @@ impl World for Live<'_> {
         &self,
         c: &Comparison,
         origins: &Origins,
-        packages: &[Package],
+        built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict> {
-        self.compare_with_published(c, origins, packages, force)
+        self.compare_with_published(c, origins, built, force)
     }
 
     fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String> {

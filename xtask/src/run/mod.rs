@@ -30,8 +30,9 @@ pub use compare::InputsSince;
 pub use live::Live;
 use progress::Progress;
 
+use crate::model::filesystem::Content;
 use crate::model::hardening::Violation;
-use crate::model::packages::{Found, Package};
+use crate::model::packages::Found;
 use crate::model::rebuild::{Base, Origins, Verdict};
 use crate::plan::{
     order, BaseSource, Build, Comparison, DockerCommand, Plan, Publication, Target, Verification,
@@ -132,6 +133,8 @@ pub struct Checked {
     /// How many files of the image were looked at.
     pub files: usize,
     pub packages: Found,
+    /// Its files and configuration, for the comparison with the published image.
+    pub content: Content,
     /// How the packages were read, where it is worth saying (an RPM database).
     pub notes: Vec<String>,
 }
@@ -157,13 +160,13 @@ pub trait World: Sync {
     fn base_digest(&self, reference: &str) -> anyhow::Result<String>;
     /// The hardening rules the built image breaks, and its packages.
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked>;
-    /// Compares a built image (made from `origins`, holding `packages`) with what is published
+    /// Compares a built image (made from `origins`, checked as `built`) with what is published
     /// under its version tag.
     fn compare(
         &self,
         c: &Comparison,
         origins: &Origins,
-        packages: &[Package],
+        built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict>;
     /// Gives `run_reference` the published image `digest` of `c` (pulled by `compare`), so
@@ -292,7 +295,7 @@ enum Event {
     /// Build `index` of the plan ended.
     Built { index: usize, elapsed: Duration, outcome: anyhow::Result<Built> },
     /// The check (and comparison) of build `index` ended.
-    Checked { index: usize, elapsed: Duration, outcome: anyhow::Result<Inspected> },
+    Checked { index: usize, elapsed: Duration, outcome: anyhow::Result<Box<Inspected>> },
 }
 
 /// What the scheduler learns of a built image after its build.
@@ -342,7 +345,7 @@ fn inspect_built(
         return Ok(Inspected { checked, verdict: None, adopted: None });
     };
     let judged = (|| {
-        let verdict = match world.compare(c, origins, &checked.packages.packages, plan.force) {
+        let verdict = match world.compare(c, origins, &checked, plan.force) {
             Ok(verdict) => verdict,
             // Forced, the comparison only informs: what it could not find out stops nothing.
             Err(e) if plan.force => Verdict::publish_because(
@@ -481,7 +484,7 @@ fn build_all(
                                     scope.spawn(move || {
                                         let start = Instant::now();
                                         let outcome = guard(&format!("the check of {}", v.image), || {
-                                            inspect_built(world, plan, v, &origins)
+                                            inspect_built(world, plan, v, &origins).map(Box::new)
                                         });
                                         let _ = tx.send(Event::Checked {
                                             index,
@@ -513,7 +516,8 @@ fn build_all(
                     let image = &steps[index].image;
                     report.add_time(image, elapsed);
                     let failure = match outcome {
-                        Ok(Inspected { checked, verdict, adopted }) if checked.violations.is_empty() => {
+                        Ok(inspected) if inspected.checked.violations.is_empty() => {
+                            let Inspected { checked, verdict, adopted } = *inspected;
                             if plan.verifications.iter().any(|v| v.image == *image && v.spec.is_some()) {
                                 log.info(&checked.passed(&steps[index].reference));
                             }
@@ -534,7 +538,8 @@ fn build_all(
                             state[index] = State::Built;
                             None
                         }
-                        Ok(Inspected { checked, .. }) => {
+                        Ok(inspected) => {
+                            let checked = inspected.checked;
                             report.kept.push(image.clone());
                             let list: Vec<String> =
                                 checked.violations.iter().map(|x| format!("  {image}: {x}")).collect();
@@ -967,13 +972,7 @@ mod tests {
             Ok(format!("sha256:{reference}"))
         }
 
-        fn compare(
-            &self,
-            c: &Comparison,
-            _: &Origins,
-            _: &[Package],
-            force: bool,
-        ) -> anyhow::Result<Verdict> {
+        fn compare(&self, c: &Comparison, _: &Origins, _: &Checked, force: bool) -> anyhow::Result<Verdict> {
             self.note(format!("compare {}", c.image));
             let same = self.unchanged.contains(&c.image.as_str());
             Ok(Verdict {
@@ -1040,7 +1039,13 @@ mod tests {
             } else {
                 Vec::new()
             };
-            Ok(Checked { violations, files: 1, packages: Found::default(), notes: Vec::new() })
+            Ok(Checked {
+                violations,
+                files: 1,
+                packages: Found::default(),
+                notes: Vec::new(),
+                content: Content::default(),
+            })
         }
 
         fn publish(

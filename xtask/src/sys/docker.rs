@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::model::filesystem::Config;
 use crate::plan::{Builder, DockerCommand};
 use crate::sys::env::Env;
 use crate::sys::export::{self, Listing};
@@ -283,21 +284,22 @@ impl Docker {
         self.run(&DockerCommand::new(["logout", host])).map(|_| ())
     }
 
-    /// The user an image is configured to run as, and its files (from a container that is
-    /// created, exported and removed, never started), keeping the contents of `keep`'s files.
+    /// The configuration an image starts containers with, and its files (from a container that
+    /// is created, exported and removed, never started), keeping the contents of `keep`'s files.
     pub fn image_files(
         &self,
         reference: &str,
         keep: &(dyn Fn(&str) -> bool + Sync),
-    ) -> anyhow::Result<(String, Listing)> {
+    ) -> anyhow::Result<(Config, Listing)> {
         let inspect = self.exec(
-            &["image", "inspect", "--format", "{{.Config.User}}", reference],
+            &["image", "inspect", "--format", "{{json .Config}}", reference],
             Io::Capture(None),
             self.timeouts.command,
         )?;
         if !inspect.success {
             bail!("cannot inspect {reference}: {}", inspect.error_line());
         }
+        let config = Config::parse(&inspect.stdout).with_context(|| format!("inspecting {reference}"))?;
         // The entrypoint is never run; it only spares images without CMD a create error.
         let create = ["create", "--entrypoint", "/xtask-verify-never-runs", reference];
         let created = self.exec(&create, Io::Capture(None), self.timeouts.command)?;
@@ -317,7 +319,7 @@ impl Docker {
                 false => bail!("cannot export the files of {reference}: {}", exported.error_line()),
             });
         let _ = self.exec(&["rm", "--force", &container], Io::Capture(None), self.timeouts.command);
-        Ok((inspect.stdout.trim().to_string(), listing?))
+        Ok((config, listing?))
     }
 
     /// Runs a short command and returns what it printed, whether it succeeded or not.

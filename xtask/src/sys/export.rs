@@ -1,10 +1,14 @@
 //! Reads a tar stream (what `docker export` writes) into a list of entries, keeping the bytes
-//! of the few files a caller asks for. The archive format is the `tar` crate's business (USTAR,
-//! PAX and GNU long names included); this module only says what the hardening rules need.
+//! of the few files a caller asks for, and the SHA-256 of every file's content. The archive
+//! format is the `tar` crate's business (USTAR, PAX and GNU long names included); this module
+//! only says what the hardening rules and the comparison of two images need.
 
 use std::io::Read;
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::model::filesystem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -23,6 +27,12 @@ pub struct Entry {
     /// Permission bits including setuid (04000), setgid (02000) and sticky (01000).
     pub mode: u32,
     pub link: String,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    /// The SHA-256 of a file's content, hex (a hard link's is its target's); for the few files
+    /// `filesystem::volatile` names, of the content as `filesystem::normalised` gives it.
+    pub digest: String,
 }
 
 /// Entries of the archive, and the contents of the regular files `keep` selected (at most
@@ -64,28 +74,60 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
             _ => Kind::Other,
         };
         let mode = header.mode().context("a file of the image has a bad mode")? & 0o7777;
+        let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         let path = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
         let link =
             entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
-        if kind == Kind::File && keep(&path) {
-            if entry.size() > limit {
-                listing.too_large.push((path.clone(), entry.size()));
-            } else {
+        let mut size = entry.size();
+        let mut digest = String::new();
+        if kind == Kind::File {
+            let kept = keep(&path) && size <= limit;
+            if keep(&path) && !kept {
+                listing.too_large.push((path.clone(), size));
+            }
+            if kept || filesystem::volatile(&path) {
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).with_context(|| format!("reading {path} from the image"))?;
-                listing.contents.push((path.clone(), data));
+                digest = hex(&Sha256::digest(filesystem::normalised(&path, &data)));
+                if kept {
+                    listing.contents.push((path.clone(), data));
+                }
+            } else {
+                digest = digest_of(&mut entry).with_context(|| format!("reading {path} from the image"))?;
             }
         }
-        // A hard link's data is its target's, which came earlier in the archive: a file kept
-        // under the target's name is kept under this one too.
-        if kind == Kind::Hardlink && keep(&path) {
-            if let Some(data) = listing.content(&normalise(&link)).map(<[u8]>::to_vec) {
-                listing.contents.push((path.clone(), data));
+        if kind == Kind::Hardlink {
+            let target = normalise(&link);
+            // A hard link's data is its target's, which came earlier in the archive: a file
+            // kept under the target's name is kept under this one too.
+            if keep(&path) {
+                if let Some(data) = listing.content(&target).map(<[u8]>::to_vec) {
+                    listing.contents.push((path.clone(), data));
+                }
+            }
+            if let Some(linked) = listing.entries.iter().rev().find(|e| e.path == target) {
+                (size, digest) = (linked.size, linked.digest.clone());
             }
         }
-        listing.entries.push(Entry { path, kind, mode, link });
+        listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest });
     }
     Ok(listing)
+}
+
+/// The SHA-256 of what `input` reads to its end, hex.
+fn digest_of(input: &mut impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        match input.read(&mut buffer)? {
+            0 => return Ok(hex(&hasher.finalize())),
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn normalise(name: &str) -> String {
