@@ -248,3 +248,48 @@ fn changed_since_outside_git_or_with_names_is_a_clear_error() {
     );
     assert!(built(&f).is_empty());
 }
+
+/// Inputs are what Docker copies: a COPY of a symlink counts its target's changes, a COPY
+/// through a linked folder counts the folder's, and a wildcard with a character class reaches
+/// what Docker's matching reaches.
+#[test]
+fn symlinked_files_and_folders_count_through_their_targets() {
+    let f = repository();
+    for (name, copy) in [
+        ("base", "COPY onlylink.txt /\n"),
+        ("child", "COPY conf/app.conf /etc/app/\n"),
+        ("quiet", "COPY notes[0-9].txt /\n"),
+    ] {
+        let dockerfile = f.dir.path().join(format!("Dockerfile-{name}"));
+        std::fs::write(&dockerfile, std::fs::read_to_string(&dockerfile).unwrap() + copy).unwrap();
+    }
+    f.dir.write("linktarget.txt", "l2\n");
+    std::os::unix::fs::symlink("linktarget.txt", f.dir.path().join("onlylink.txt")).unwrap();
+    f.dir.write("shared/conf/app.conf", "level=2\n");
+    std::os::unix::fs::symlink("shared/conf", f.dir.path().join("conf")).unwrap();
+    f.dir.write("notes1.txt", "one\n");
+    f.dir.write("notesx.txt", "not matched\n");
+    git(f.dir.path(), &["add", "-A"]);
+    git(f.dir.path(), &["commit", "-q", "-m", "links"]);
+
+    f.dir.write("linktarget.txt", "l3-CHANGED\n");
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    assert!(out.stdout.contains("linktarget.txt changed"), "{}", out.stdout);
+    assert!(!out.stdout.contains("quiet"), "{}", out.stdout);
+    git(f.dir.path(), &["checkout", "-q", "--", "."]);
+
+    f.dir.write("shared/conf/app.conf", "level=3\n");
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    let child = out.stdout.lines().find(|l| l.starts_with("child ")).unwrap_or_default();
+    assert!(child.contains("shared/conf/app.conf changed"), "{}", out.stdout);
+    let base = out.stdout.lines().find(|l| l.starts_with("base ")).unwrap_or_default();
+    assert!(base.contains("unchanged, built first"), "base is only built first:\n{}", out.stdout);
+    git(f.dir.path(), &["checkout", "-q", "--", "."]);
+
+    f.dir.write("notesx.txt", "still not matched\n");
+    let out = f.run(&["list", "--changed-since", "HEAD", "--json"], &[]).ok();
+    assert_eq!(out.stdout.trim(), "[]", "{}", out.stdout);
+    f.dir.write("notes1.txt", "changed\n");
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    assert!(out.stdout.contains("notes1.txt changed"), "{}", out.stdout);
+}

@@ -681,3 +681,23 @@ fn an_image_built_from_uncommitted_changes_gets_no_revision_label() {
     assert!(!out.stderr.contains("uncommitted"), "{}", out.stderr);
     assert!(f.docker.calls_of("build")[before..].iter().all(|b| b.contains(&revision)));
 }
+
+/// Package names, versions and licenses are the image's text: a name that carries a newline and
+/// a workflow command stays one line of the `packages` table, and in GitHub Actions neither the
+/// log nor the job summary lets it start a line of its own.
+#[test]
+fn text_from_an_image_cannot_steer_the_output() {
+    let f = Fixture::new("cli");
+    let evil =
+        r#"{"name":"dep\n::error title=X::pwned","version":"1.0.0\n::add-mask::x","license":"MIT|<b>`x`"}"#;
+    let env = [("FAKE_NPM_PACKAGE", evil)];
+    f.run(&["build", "base"], &env).ok();
+    let out = f.run(&["packages", "base"], &env).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one package a line:\n{}", out.stdout);
+    assert_eq!(lines[1], "npm    dep\\n::error title=X::pwned 1.0.0\\n::add-mask::x MIT|<b>`x`");
+
+    // In GitHub Actions, the same table: the name cannot start a line, so no workflow command.
+    let out = f.run(&["packages", "base"], &[env[0], ("GITHUB_ACTIONS", "true")]).ok();
+    assert!(!out.all().lines().any(|l| l.trim_start().starts_with("::error")), "{}", out.all());
+}

@@ -320,3 +320,30 @@ fn one_failed_build_of_three_leaves_the_registry_untouched() {
         assert!(registry.tags(&registry.repo(name)).is_empty(), "{name} reached the registry");
     }
 }
+
+/// An image name with a `/` (a valid OCI path) works end to end: built, checked, pushed under
+/// that path, and its SBOM written (in a folder of that name) naming the digest the registry
+/// holds.
+#[test]
+fn an_image_name_with_a_slash_publishes_and_gets_its_sbom() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("e2e");
+    dir.write("Dockerfile-team", &format!("FROM {}\nRUN echo team > /team.txt\n", busybox_base()));
+    let inv = dir.write(
+        "images.toml",
+        &format!("registry = \"{}\"\n[images.\"team/base\"]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-team\"\n", registry.ns()),
+    );
+    let sboms = dir.path().join("sbom");
+    run(xtask().args(["publish", "--build-id", "4", "--sbom-dir"]).arg(&sboms).arg("--inventory").arg(&inv))
+        .ok();
+    let repo = registry.repo("team/base");
+    assert_eq!(registry.tags(&repo), ["latest", "v1.0.0", "v1.0.0_4"]);
+    let digest = registry.digest(&repo, "v1.0.0_4");
+    let sbom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sboms.join("team/base.spdx.json")).unwrap()).unwrap();
+    assert_eq!(sbom["name"], format!("{}/team/base@{digest}", registry.ns()).as_str());
+    support::validate_sboms(&sboms);
+}

@@ -535,3 +535,112 @@ fn registry_file(registry: &Registry, name: &str, tag: &str, file: &str) -> (Str
     }
     panic!("{file} is in no layer of {name}:{tag}");
 }
+
+/// A package whose name carries a newline and a workflow command, in an image rebuilt with a
+/// new version of it: ci-main in GitHub Actions names the change, and neither its log nor its
+/// job summary lets the name start a line of its own or break the Markdown.
+#[test]
+fn a_package_name_cannot_steer_the_log_or_the_summary() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("rebuild-evil");
+    let base = support::busybox_base();
+    let package = |version: &str| {
+        format!(r#"{{"name":"dep\n::error title=X::pwned","version":"{version}","license":"MIT|<b>`x`"}}"#)
+    };
+    dir.write("package.json", &package("1.0.0"));
+    dir.write(
+        "Dockerfile-evil",
+        &format!("FROM {base}\nCOPY package.json /app/node_modules/dep/package.json\n"),
+    );
+    let inv = dir.write(
+        "images.toml",
+        &format!(
+            "registry = \"{}\"\n[images.evil]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-evil\"\n",
+            registry.ns()
+        ),
+    );
+    dir.write(".gitignore", "sbom/\nsummary-*\noutput-*\nevent.json\n");
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    ci_main(&dir, &inv, "push", "1", &head).ok();
+    dir.write("package.json", &package("2.0.0"));
+    git(dir.path(), &["commit", "-q", "-a", "-m", "bump"]);
+    let head = git(dir.path(), &["rev-parse", "HEAD"]);
+    let out = ci_main(&dir, &inv, "push", "2", &head).ok();
+    assert!(
+        out.stdout.contains(r"packages: dep\n::error title=X::pwned (npm) 1.0.0 -> 2.0.0"),
+        "{}",
+        out.stdout
+    );
+    // Outside a stop-commands block no line may start a workflow command the tool did not write.
+    let mut stopped: Option<String> = None;
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        if let Some(token) = line.strip_prefix("::stop-commands::") {
+            stopped = Some(format!("::{token}::"));
+        } else if stopped.as_deref() == Some(line) {
+            stopped = None;
+        } else {
+            let command = line.trim_start().starts_with("::error title=X");
+            assert!(stopped.is_some() || !command, "a workflow command from the image: {line}");
+        }
+    }
+    let md = std::fs::read_to_string(dir.path().join("summary-2.md")).unwrap();
+    let changed = md.split("### What changed").nth(1).unwrap_or_default();
+    assert!(changed.contains(r"dep\n::error title=X::pwned (npm) 1.0.0 -> 2.0.0"), "{md}");
+    assert!(!changed.lines().any(|l| l.trim_start().starts_with("::")), "{md}");
+    assert!(!md.contains("<b>"), "{md}");
+}
+
+/// The package inventory reads the file system as the image has it: an apk database reached
+/// through a merged /usr (`/lib -> usr/lib`), an npm manifest hard-linked from a package
+/// manager's store; and an Alpine image without an apk database is said, not listed empty.
+#[test]
+fn packages_are_read_where_the_image_has_them() {
+    if !require_engine() {
+        return;
+    }
+    let names = OwnNames::new();
+    let dir = TempDir::new("packages-fs");
+    let base = support::busybox_base();
+    dir.write(
+        "Dockerfile",
+        &format!(
+            "FROM {base}\n\
+             RUN busybox mkdir -p /etc /usr/lib/apk/db /store/v3/ab /app/node_modules/ms \
+             && echo ID=alpine > /etc/os-release \
+             && printf 'P:musl\\nV:1.2.5-r10\\nA:x86_64\\nL:MIT\\no:musl\\n\\n' > /usr/lib/apk/db/installed \
+             && busybox ln -s usr/lib /lib \
+             && echo '{{\"name\":\"ms\",\"version\":\"2.1.3\",\"license\":\" \"}}' > /store/v3/ab/cdef \
+             && busybox ln /store/v3/ab/cdef /app/node_modules/ms/package.json\n"
+        ),
+    );
+    let image = format!("{}:1", names.image("packages-fs"));
+    docker(&["build", "-q", "-t", &image, dir.path().to_str().unwrap()]);
+    let inv = dir.write(
+        "images.toml",
+        &format!(
+            "registry = \"127.0.0.1:9/{}\"\n[images.fs]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile\"\n",
+            names.token()
+        ),
+    );
+    let out = run(xtask().args(["packages", "fs", "--reference", &image, "--inventory"]).arg(&inv)).ok();
+    assert!(out.stdout.contains("apk    musl 1.2.5-r10 MIT"), "{}", out.stdout);
+    assert!(out.stdout.contains("npm    ms"), "{}", out.stdout);
+
+    // The same Alpine image without its database: said, not 0 packages in silence.
+    let bare = format!("{}:2", names.image("packages-fs"));
+    dir.write("Dockerfile", &format!("FROM {image}\nRUN busybox rm -rf /usr/lib/apk\n"));
+    docker(&["build", "-q", "-t", &bare, dir.path().to_str().unwrap()]);
+    let out = run(xtask().args(["packages", "fs", "--reference", &bare, "--inventory"]).arg(&inv)).ok();
+    assert!(
+        out.stderr
+            .contains("its os-release says alpine, but it holds no apk database (/lib/apk/db/installed)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -39,9 +39,16 @@ impl flags::Check {
     }
 }
 
-/// The workflows of the repository holding the inventory (`<inventory folder>/../.github/workflows`).
+/// The workflows of the repository holding the inventory: `.github/workflows` at the root of
+/// its git repository, else beside the inventory's folder (`images/../.github`), named as an
+/// absolute path either way.
 fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
-    let folder = inventory.folder().join("..").join(".github").join("workflows");
+    let folder = crate::sys::git::repository_root(inventory.folder())
+        .unwrap_or_else(|_| inventory.folder().join(".."))
+        .join(".github")
+        .join("workflows");
+    let folder = std::path::absolute(&folder).unwrap_or(folder);
+    let folder = normalised(&folder);
     if !folder.is_dir() {
         ctx.log.info(&format!("no workflows at {}: not checked", folder.display()));
         return Vec::new();
@@ -76,4 +83,19 @@ pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `path` without `.` and `..` components (a lexical clean-up: the folder may not exist).
+fn normalised(path: &std::path::Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

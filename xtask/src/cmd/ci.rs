@@ -10,6 +10,7 @@ use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
 use crate::model::tags::{published_references, repository, BuildId};
+use crate::model::text;
 use crate::plan::{self, DockerCommand, Plan};
 use crate::run::{ExecOptions, Pushed, Report};
 use crate::sys::docker::{login_args, Secret};
@@ -177,7 +178,7 @@ fn what_changed(images: &[&Image], report: &Report) -> String {
         let Some(verdict) = report.verdicts.get(&image.name) else { continue };
         md.push_str(&format!("\n#### {}\n", image.name));
         for line in &verdict.why {
-            md.push_str(&format!("- {line}\n"));
+            md.push_str(&format!("- {}\n", text::markdown(line)));
         }
         // The why line names the first package change; the rest are listed when there are more.
         let diff = &verdict.packages;
@@ -185,7 +186,7 @@ fn what_changed(images: &[&Image], report: &Report) -> String {
             let mut all: Vec<String> = diff.upgraded.clone();
             all.extend(diff.added.iter().map(|a| format!("added {a}")));
             all.extend(diff.removed.iter().map(|r| format!("removed {r}")));
-            let shown: Vec<String> = all.iter().take(20).map(|l| format!("`{l}`")).collect();
+            let shown: Vec<String> = all.iter().take(20).map(|l| text::markdown(l)).collect();
             md.push_str(&format!("- package changes: {}", shown.join(", ")));
             if all.len() > 20 {
                 md.push_str(&format!(" and {} more", all.len() - 20));
@@ -369,12 +370,12 @@ fn finish(
             row.image,
             tags.join("<br>"),
             row.digest.as_deref().map_or("-".to_string(), |d| format!("`{d}`")),
-            row.status,
+            text::markdown(&row.status),
             row.seconds.map_or("-".to_string(), |s| format!("{s:.1}")),
         ));
     }
     if let Err(e) = &result {
-        md.push_str(&format!("\n**Failed:** {}\n", format!("{e:#}").replace('\n', " ")));
+        md.push_str(&format!("\n**Failed:** {}\n", text::markdown(&format!("{e:#}").replace('\n', " "))));
     }
     md.push_str(more);
     match gha::append_summary(&ctx.env, &md) {

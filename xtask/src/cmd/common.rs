@@ -82,6 +82,48 @@ pub(super) fn changed_from_revision(
     Ok(changes::select(inventory, &layout, &changed, &how))
 }
 
+/// What the symbolic links among `sources` lead to, inside `context`: Docker copies a linked
+/// file's or folder's target (also where a link is a folder on the way, `conf/app.conf` with
+/// `conf -> shared/conf`), so a change to the target is a change to the image. A wildcard
+/// source is matched against the context's entries first (a few levels deep, as written).
+fn link_targets(context: &Path, sources: &[String]) -> Vec<String> {
+    let Ok(root) = context.canonicalize() else { return Vec::new() };
+    let mut targets = Vec::new();
+    let mut follow = |relative: &str| {
+        let Ok(real) = root.join(relative).canonicalize() else { return };
+        if let Ok(inside) = real.strip_prefix(&root) {
+            let inside = inside.to_string_lossy().into_owned();
+            if inside != relative.trim_start_matches("./").trim_end_matches('/') && !targets.contains(&inside)
+            {
+                targets.push(inside);
+            }
+        }
+    };
+    for source in sources {
+        if !source.contains(['*', '?', '[', '\\']) {
+            follow(source);
+            continue;
+        }
+        // Only as deep as the pattern reaches, and never into a linked folder.
+        let depth = source.split('/').count();
+        let mut stack = vec![(root.clone(), String::new(), 1)];
+        while let Some((folder, prefix, level)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+            for entry in entries.flatten().take(10_000) {
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if changes::glob(source.trim_start_matches("./"), &name) {
+                    follow(&name);
+                }
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && level < depth {
+                    stack.push((entry.path(), format!("{name}/"), level + 1));
+                }
+            }
+        }
+    }
+    targets
+}
+
 /// The repository root and where every image's inputs are, relative to it.
 fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Layout)> {
     let root = git::repository_root(inventory.folder())?;
@@ -112,11 +154,13 @@ fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Lay
             .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
         let own_ignore = plan::ignore_file(&image.dockerfile);
         let context_ignore = image.context.join(".dockerignore");
+        let mut sources = Dockerfile::parse(&text).context_sources(&image.build_args);
+        sources.extend(link_targets(&image.context, &sources));
         images.push(changes::ImageInputs {
             name: image.name.clone(),
             files: vec![relative(&image.dockerfile), relative(&own_ignore), relative(&context_ignore)],
             context: relative(&image.context),
-            sources: Dockerfile::parse(&text).context_sources(&image.build_args),
+            sources,
             context_ignore: patterns(&context_ignore).unwrap_or_default(),
             dockerfile_ignore: patterns(&own_ignore),
         });
@@ -264,6 +308,11 @@ pub(super) fn run_or_show(
         (None, Some(dir)) => PathBuf::from(dir),
         (None, None) => default_sbom_dir(),
     };
+    if sbom_dir.as_os_str().is_empty() {
+        let e =
+            anyhow::anyhow!("--sbom-dir is empty: name the folder the SBOMs go to (or leave the option out)");
+        return (Vec::new(), Err(e));
+    }
     if flags.dry_run {
         for plan in plans {
             say_raw!("{}", plan.display(ctx.docker.program()));
@@ -277,8 +326,10 @@ pub(super) fn run_or_show(
         }
         return (Vec::new(), Ok(()));
     }
-    // The SBOM folder must take files before anything builds or is pushed.
-    if let Err(e) = writable(&sbom_dir) {
+    // The SBOM folder must take every file before anything builds or is pushed.
+    let files: Vec<PathBuf> =
+        plans.iter().flat_map(|p| &p.builds).map(|b| sbom_file(&sbom_dir, &b.image)).collect();
+    if let Err(e) = writable(&sbom_dir, &files) {
         return (Vec::new(), Err(e));
     }
     let (reports, result) = run(ctx, inventory, plans, exec);
@@ -363,16 +414,26 @@ fn write_sboms(
                 .unwrap_or_default();
             let repository = crate::model::tags::repository(&inventory.registry, image);
             let version = entry.version.to_string();
+            // Where the image is: by digest in the registry when it is published there, else
+            // under its first local tag.
+            let in_registry = report.digest(image).is_some() || report.unchanged(image);
+            let local = plan.publications.iter().find(|p| &p.image == image).and_then(|p| p.targets.first());
+            let reference = match (in_registry, local) {
+                (false, Some(target)) => target.reference.clone(),
+                _ => format!("{repository}@{digest}"),
+            };
             let subject = sbom::Subject {
                 image,
                 version: &version,
                 repository: &repository,
                 digest: &digest,
+                reference: &reference,
                 created: &created,
                 run: &plan.run.token,
             };
             let document = sbom::document(&subject, found);
             let file = sbom_file(dir, image);
+            // An image named `team/base` has its SBOM in a folder `team` (made by `writable`).
             std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
                 .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
             written += 1;
@@ -385,14 +446,22 @@ fn write_sboms(
     Ok(())
 }
 
-/// Creates `dir` and checks that a file can be written in it.
-fn writable(dir: &Path) -> anyhow::Result<()> {
-    let fail =
-        |e: std::io::Error| anyhow::anyhow!("--sbom-dir: cannot write SBOMs to {}: {e}", dir.display());
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(".xtask-write-check");
-    std::fs::write(&probe, b"").map_err(fail)?;
-    let _ = std::fs::remove_file(probe);
+/// Creates `dir` and the folders of `files` in it, and checks that a file can be written in
+/// each.
+fn writable(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut folders: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    folders.push(dir);
+    folders.sort();
+    folders.dedup();
+    for folder in folders {
+        let fail = |e: std::io::Error| {
+            anyhow::anyhow!("--sbom-dir: cannot write SBOMs to {}: {e}", folder.display())
+        };
+        std::fs::create_dir_all(folder).map_err(fail)?;
+        let probe = folder.join(".xtask-write-check");
+        std::fs::write(&probe, b"").map_err(fail)?;
+        let _ = std::fs::remove_file(probe);
+    }
     Ok(())
 }
 

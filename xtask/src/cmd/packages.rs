@@ -1,6 +1,7 @@
 use crate::cmd::Ctx;
 use crate::flags;
 use crate::model::tags::local_reference;
+use crate::model::text::one_line;
 use crate::run::inspect::inspect;
 
 impl flags::Packages {
@@ -27,18 +28,19 @@ impl flags::Packages {
             say!("{}", serde_json::to_string_pretty(&json)?);
             return Ok(());
         }
-        let width = |f: &dyn Fn(&crate::model::packages::Package) -> usize| {
-            found.packages.iter().map(f).max().unwrap_or(0)
-        };
-        let (name_w, version_w) = (width(&|p| p.name.len()), width(&|p| p.version.len()));
-        for p in &found.packages {
-            say!(
-                "{:<6} {:<name_w$} {:<version_w$} {}",
-                p.ecosystem.to_string(),
-                p.name,
-                p.version,
-                p.license.as_deref().unwrap_or("-")
-            );
+        // One package a line, whatever its database says of it.
+        let rows: Vec<[String; 4]> = found
+            .packages
+            .iter()
+            .map(|p| {
+                let license = p.license.as_deref().unwrap_or("-");
+                [p.ecosystem.to_string(), one_line(&p.name), one_line(&p.version), one_line(license)]
+            })
+            .collect();
+        let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let (name_w, version_w) = (width(1), width(2));
+        for [ecosystem, name, version, license] in &rows {
+            ctx.log.info(&format!("{ecosystem:<6} {name:<name_w$} {version:<version_w$} {license}"));
         }
         ctx.log.note(&format!("{}: {} packages", reference, found.packages.len()));
         Ok(())

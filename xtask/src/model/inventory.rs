@@ -268,8 +268,7 @@ fn locate(text: &str, path: &[&str]) -> Option<usize> {
         lines.iter().position(|line| {
             let l = line.trim();
             let Some(inner) = l.strip_prefix('[').and_then(|l| l.split(']').next()) else { return false };
-            let parts: Vec<&str> = inner.trim_start_matches('[').split('.').map(unquote).collect();
-            parts == table
+            dotted(inner.trim_start_matches('[')) == table
         })
     };
     for split in (0..=path.len()).rev() {
@@ -281,9 +280,33 @@ fn locate(text: &str, path: &[&str]) -> Option<usize> {
             .iter()
             .take_while(|l| !l.trim_start().starts_with('['))
             .position(|l| l.split_once('=').is_some_and(|(k, _)| unquote(k) == *key));
-        return Some(found.map_or(start, |i| start + i + 1));
+        return match (found, table.is_empty()) {
+            (Some(i), _) => Some(start + i + 1),
+            // The table's header is the nearest line; a key written nowhere has none.
+            (None, false) => Some(start),
+            (None, true) => None,
+        };
     }
     None
+}
+
+/// The parts of a dotted TOML key, unquoted: `images."a.b".verify` -> images, a.b, verify.
+fn dotted(key: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in key.char_indices() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            ('.', None) => {
+                parts.push(unquote(&key[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(unquote(&key[start..]));
+    parts
 }
 
 struct Validator<'a> {
@@ -640,6 +663,15 @@ platforms = ["linux/amd64", "linux/arm64/v8"]
             inv.test_package,
             Some(TestPackage { name: "test".into(), tag: "do_not_use".into(), image: "alpine".into() })
         );
+    }
+
+    #[test]
+    fn problems_name_the_real_line_never_line_zero() {
+        assert_eq!(dotted(r#"images."a.b".verify"#), ["images", "a.b", "verify"]);
+        let text = "registry = \"r.io/x\"\n\n[images.\"a.b\"]\nversion = \"1\"\n";
+        assert_eq!(locate(text, &["images", "a.b", "version"]), Some(4));
+        assert_eq!(locate(text, &["images", "a.b", "dockerfile"]), Some(3));
+        assert_eq!(locate(text, &["test_package"]), None);
     }
 
     #[test]

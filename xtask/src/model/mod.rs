@@ -11,4 +11,5 @@ pub mod rebuild;
 pub mod sbom;
 pub mod support;
 pub mod tags;
+pub mod text;
 pub mod workflows;

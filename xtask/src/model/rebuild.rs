@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::model::filesystem::Content;
 use crate::model::packages::{Diff, Package};
+use crate::model::text;
 
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
@@ -176,6 +177,9 @@ pub fn judge(
             why.push("published anyway (--force)".into());
         }
     }
+    // Names, paths and versions in these lines come from the images: one line each, whatever
+    // they hold.
+    let why = why.iter().map(|line| text::one_line(line)).collect();
     Verdict {
         publish: changed || force,
         why,

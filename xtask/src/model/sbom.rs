@@ -20,6 +20,9 @@ pub struct Subject<'a> {
     pub repository: &'a str,
     /// `sha256:<hex>`: the manifest digest when published, else the image id.
     pub digest: &'a str,
+    /// A reference that names the image where it is: `repository@digest` in the registry, or
+    /// its local tag. The document is named after it.
+    pub reference: &'a str,
     /// RFC 3339, seconds.
     pub created: &'a str,
     /// Makes the document namespace unique to this run.
@@ -55,10 +58,11 @@ pub fn document(subject: &Subject<'_>, found: &Found) -> Value {
     })];
     for (n, p) in found.packages.iter().enumerate() {
         let id = format!("SPDXRef-package-{}-{}", n + 1, idstring(&p.name));
-        let declared = match &p.license {
+        // A blank declaration declares nothing.
+        let declared = match p.license.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(text) => {
                 let next = format!("LicenseRef-{}-{}", licences.len() + 1, idstring(text));
-                licences.entry(text.clone()).or_insert(next).clone()
+                licences.entry(text.to_string()).or_insert(next).clone()
             }
             None => "NOASSERTION".to_string(),
         };
@@ -91,7 +95,7 @@ pub fn document(subject: &Subject<'_>, found: &Found) -> Value {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("{}:{}", subject.repository, subject.version),
+        "name": subject.reference,
         "documentNamespace": format!("https://{}/spdx/{}/{}", subject.repository, hex, subject.run),
         "creationInfo": {
             "created": subject.created,
@@ -150,11 +154,13 @@ mod tests {
             version: "3.23.0",
             repository: "ghcr.io/org/alpine",
             digest: &digest,
+            reference: "ghcr.io/org/alpine:local-v3.23.0",
             created: "2026-11-29T00:00:00Z",
             run: "abc",
         };
         let doc = document(&subject, &found);
         assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        assert_eq!(doc["name"], "ghcr.io/org/alpine:local-v3.23.0");
         assert_eq!(doc["packages"][0]["checksums"][0]["checksumValue"], "ab".repeat(32));
         assert_eq!(doc["packages"].as_array().unwrap().len(), 5);
         assert_eq!(
@@ -165,6 +171,10 @@ mod tests {
         assert_eq!(doc["packages"][3]["licenseDeclared"], "NOASSERTION");
         assert_eq!(doc["hasExtractedLicensingInfos"].as_array().unwrap().len(), 2);
         assert_eq!(doc["relationships"].as_array().unwrap().len(), 5);
+        let blank = Found { distro: String::new(), packages: vec![package("blank", Some("  "))] };
+        let doc = document(&subject, &blank);
+        assert_eq!(doc["packages"][1]["licenseDeclared"], "NOASSERTION");
+        assert!(doc["hasExtractedLicensingInfos"].as_array().is_none_or(|l| l.is_empty()));
         assert_eq!(idstring("OpenSSL and ASL 2.0"), "OpenSSL-and-ASL-2.0");
         assert_eq!(idstring("()"), "x");
     }

@@ -47,17 +47,33 @@ pub fn message(image: &str, ends: &SupportEnds, now: SystemTime) -> Option<(Supp
     let text = match &status {
         Support::Fine => return None,
         Support::EndsSoon { days } => format!(
-            "images.{image}.base_support_ends: support for its base ends on {} (in {days} days): move it to a \
+            "images.{image}.base_support_ends: support for its base ends on {} ({}): move it to a \
              supported release and update base_support_ends",
-            ends.date
+            ends.date,
+            match days {
+                0 => "today".to_string(),
+                _ => format!("in {}", count_days(*days)),
+            }
         ),
         Support::Ended { days } => format!(
-            "images.{image}.base_support_ends: support for its base ended on {} ({days} days ago): it gets no \
+            "images.{image}.base_support_ends: support for its base ended on {} ({}): it gets no \
              more fixes; move it to a supported release before publishing it again",
-            ends.date
+            ends.date,
+            match days {
+                0 => "today".to_string(),
+                _ => format!("{} ago", count_days(*days)),
+            }
         ),
     };
     Some((status, text))
+}
+
+/// `1 day`, `2 days`.
+fn count_days(days: u64) -> String {
+    match days {
+        1 => "1 day".to_string(),
+        n => format!("{n} days"),
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +98,11 @@ mod tests {
             "{text}"
         );
         assert!(message("alpine", &ends, day("2026-11-29")).is_none());
+        let said = |date: &str| message("alpine", &ends, day(date)).unwrap().1;
+        assert!(said("2027-11-01").contains("ended on 2027-11-01 (today)"), "{}", said("2027-11-01"));
+        assert!(said("2027-11-02").contains("(1 day ago)"), "{}", said("2027-11-02"));
+        assert!(said("2027-10-31").contains("(in 1 day)"), "{}", said("2027-10-31"));
+        assert!(said("2027-11-11").contains("(10 days ago)"));
     }
 
     #[test]

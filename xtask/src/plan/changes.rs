@@ -17,8 +17,8 @@ pub enum Reason {
     Everything(String),
     /// The image's own entry in the inventory changed (the file is named).
     Entry(String),
-    /// The image's own Dockerfile or a context file it copies changed.
-    Input(String),
+    /// The image's own Dockerfile or context files it copies changed (every one, in order).
+    Input(Vec<String>),
     /// An image it is built on is selected.
     Parent(String),
 }
@@ -28,7 +28,7 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Everything(file) => write!(f, "{file} changed, so every image is rebuilt"),
             Reason::Entry(file) => write!(f, "its entry in {file} changed"),
-            Reason::Input(file) => write!(f, "{file} changed"),
+            Reason::Input(files) => write!(f, "{} changed", crate::model::filesystem::first_few(files, 3)),
             Reason::Parent(parent) => write!(f, "built on {parent}, which is rebuilt"),
         }
     }
@@ -99,6 +99,8 @@ pub fn inventory_change(before: Option<&str>, now: &str) -> InventoryChange {
             NOT_BUILD_INPUTS.iter().for_each(|k| {
                 t.remove(*k);
             });
+            // A default written out builds the same image as the default left out.
+            t.retain(|key, value| !is_default(key, value));
             t
         })
     };
@@ -107,6 +109,17 @@ pub fn inventory_change(before: Option<&str>, now: &str) -> InventoryChange {
     match changed.is_empty() {
         true => InventoryChange::None,
         false => InventoryChange::Entries(changed),
+    }
+}
+
+/// Whether `value` is what the inventory assumes for `key` when an entry leaves it out.
+fn is_default(key: &str, value: &toml::Value) -> bool {
+    match (key, value) {
+        ("push", toml::Value::Boolean(push)) => *push,
+        ("context", toml::Value::String(context)) => matches!(context.as_str(), "." | "./"),
+        ("depends_on" | "platforms", toml::Value::Array(items)) => items.is_empty(),
+        ("build_args" | "verify", toml::Value::Table(table)) => table.is_empty(),
+        _ => false,
     }
 }
 
@@ -133,16 +146,20 @@ pub fn select(
     }
     let is_selected = |selected: &[(String, Reason)], name: &str| selected.iter().any(|(n, _)| n == name);
     for image in &layout.images {
-        let hit = changed.iter().find(|file| {
-            if image.files.contains(file) {
-                return true;
-            }
-            let Ok(inside) = file.strip_prefix(&image.context) else { return false };
-            let inside = inside.to_string_lossy();
-            !image.ignores(&inside) && image.sources.iter().any(|source| reaches(source, &inside))
-        });
-        if let (Some(file), false) = (hit, selected.iter().any(|(n, _)| *n == image.name)) {
-            selected.push((image.name.clone(), Reason::Input(printable(file))));
+        let hits: Vec<String> = changed
+            .iter()
+            .filter(|file| {
+                if image.files.contains(file) {
+                    return true;
+                }
+                let Ok(inside) = file.strip_prefix(&image.context) else { return false };
+                let inside = inside.to_string_lossy();
+                !image.ignores(&inside) && image.sources.iter().any(|source| reaches(source, &inside))
+            })
+            .map(|file| printable(file))
+            .collect();
+        if !hits.is_empty() && !selected.iter().any(|(n, _)| *n == image.name) {
+            selected.push((image.name.clone(), Reason::Input(hits)));
         }
     }
     // Everything built on a selected image is selected too, transitively.
@@ -221,23 +238,63 @@ pub fn dockerignore_patterns(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }
 
-/// Glob matching with `*` (within one path segment), `?`, and `**` (any number of segments).
-fn glob(pattern: &str, path: &str) -> bool {
+/// Glob matching as Docker's COPY and .dockerignore do it: `*` (within one path segment), `?`,
+/// character classes (`[a-z]`, `[^0-9]`, with `\` escapes inside), `\` escaping the next
+/// character, and `**` (any number of segments). A malformed class matches nothing, where
+/// Docker refuses the pattern.
+pub fn glob(pattern: &str, path: &str) -> bool {
     fn segments(p: &[&str], s: &[&str]) -> bool {
         match p.split_first() {
             None => s.is_empty(),
             Some((&"**", rest)) => (0..=s.len()).any(|i| segments(rest, &s[i..])),
             Some((first, rest)) => {
-                !s.is_empty() && chars(first.as_bytes(), s[0].as_bytes()) && segments(rest, &s[1..])
+                let (p, c): (Vec<char>, Vec<char>) =
+                    (first.chars().collect(), s.first().map_or(Vec::new(), |s| s.chars().collect()));
+                !s.is_empty() && chars(&p, &c) && segments(rest, &s[1..])
             }
         }
     }
-    fn chars(p: &[u8], s: &[u8]) -> bool {
+    fn chars(p: &[char], s: &[char]) -> bool {
         match p.split_first() {
             None => s.is_empty(),
-            Some((b'*', rest)) => (0..=s.len()).any(|i| chars(rest, &s[i..])),
-            Some((b'?', rest)) => !s.is_empty() && chars(rest, &s[1..]),
+            Some(('*', rest)) => (0..=s.len()).any(|i| chars(rest, &s[i..])),
+            Some(('?', rest)) => !s.is_empty() && chars(rest, &s[1..]),
+            Some(('[', rest)) => match (class(rest), s.first()) {
+                (Some((matches, after)), Some(c)) => matches(*c) && chars(after, &s[1..]),
+                _ => false,
+            },
+            Some(('\\', [escaped, rest @ ..])) => s.first() == Some(escaped) && chars(rest, &s[1..]),
             Some((c, rest)) => s.first() == Some(c) && chars(rest, &s[1..]),
+        }
+    }
+    /// The class starting after `[`: whether a character is in it, and what follows its `]`.
+    #[allow(clippy::type_complexity)]
+    fn class(p: &[char]) -> Option<(Box<dyn Fn(char) -> bool + '_>, &[char])> {
+        let (negated, mut rest) = match p.first() {
+            Some('^') => (true, &p[1..]),
+            _ => (false, p),
+        };
+        let mut ranges: Vec<(char, char)> = Vec::new();
+        let mut first = true;
+        loop {
+            let (lo, after) = match rest {
+                [']', after @ ..] if !first => {
+                    let matches =
+                        move |c: char| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != negated;
+                    return Some((Box::new(matches), after));
+                }
+                ['\\', c, after @ ..] => (*c, after),
+                [c, after @ ..] => (*c, after),
+                [] => return None,
+            };
+            first = false;
+            let (hi, after) = match after {
+                ['-', '\\', c, after @ ..] => (*c, after),
+                ['-', c, after @ ..] if *c != ']' => (*c, after),
+                _ => (lo, after),
+            };
+            ranges.push((lo, hi));
+            rest = after;
         }
     }
     let p: Vec<&str> = pattern.split('/').collect();
@@ -262,6 +319,15 @@ mod tests {
         assert_eq!(inventory_change(Some(before), &added), InventoryChange::Entries(vec!["c".into()]));
         let registry = before.replace("\"r\"", "\"r2\"");
         assert_eq!(inventory_change(Some(before), &registry), InventoryChange::Everything);
+        // Defaults written out build the same images.
+        let spelled = before.replacen(
+            "version = \"1.0.0\"\n",
+            "version = \"1.0.0\"\npush = true\ncontext = \".\"\ndepends_on = []\nbuild_args = {}\nplatforms = []\n",
+            1,
+        );
+        assert_eq!(inventory_change(Some(before), &spelled), InventoryChange::None);
+        let quiet = before.replacen("version = \"1.0.0\"\n", "version = \"1.0.0\"\npush = false\n", 1);
+        assert_eq!(inventory_change(Some(before), &quiet), InventoryChange::Entries(vec!["a".into()]));
         assert_eq!(inventory_change(None, before), InventoryChange::Everything);
         assert_eq!(inventory_change(Some("not = [toml"), before), InventoryChange::Everything);
     }
@@ -278,6 +344,27 @@ mod tests {
         assert!(!reaches("conf/*.yml", "conf/a.json"));
         assert!(reaches("c?nf", "conf/x"));
         assert!(!reaches("conf", "confx/a"));
+    }
+
+    /// Character classes and escapes as Docker's COPY and .dockerignore match them.
+    #[test]
+    fn classes_and_escapes() {
+        assert!(glob("conf/app[0-9].conf", "conf/app7.conf"));
+        assert!(!glob("conf/app[0-9].conf", "conf/appx.conf"));
+        assert!(glob("conf/app[^0-9].conf", "conf/appx.conf"));
+        assert!(!glob("conf/app[^0-9].conf", "conf/app7.conf"));
+        assert!(
+            glob("[a-cx]*.txt", "b-notes.txt")
+                && glob("[a-cx]*.txt", "x.txt")
+                && !glob("[a-cx]*.txt", "d.txt")
+        );
+        assert!(glob("weird\\*name", "weird*name") && !glob("weird\\*name", "weirdXname"));
+        assert!(glob("q\\?", "q?") && !glob("q\\?", "qx"));
+        assert!(glob("[\\]]x", "]x"));
+        assert!(glob("données/[é]t[é]", "données/été"));
+        assert!(!glob("conf/[unclosed", "conf/u"), "a malformed class matches nothing");
+        assert!(dockerignored(&dockerignore_patterns("secret[0-9].key\n"), "secret1.key"));
+        assert!(reaches("conf/app[0-9].conf", "conf/app1.conf"));
     }
 
     #[test]
@@ -333,7 +420,7 @@ mod tests {
         };
         // A leaf's Dockerfile: that image alone.
         let s = pick(&["images/Dockerfile-other"]);
-        assert_eq!(s, [("other".to_string(), Reason::Input("images/Dockerfile-other".into()))]);
+        assert_eq!(s, [("other".to_string(), Reason::Input(vec!["images/Dockerfile-other".into()]))]);
         // A file the base copies: the base and what is built on it.
         let s = pick(&["images/harden.sh"]);
         assert_eq!(names(&s), ["base", "mid"]);
@@ -358,6 +445,9 @@ mod tests {
         // A file name that would start a workflow command is shown spelled out.
         let s = pick(&["images/conf/evil\n::error::x"]);
         assert_eq!(s[0].1.to_string(), "images/conf/evil\\n::error::x changed");
+        // Every changed input is listed, the first few by name.
+        let s = pick(&["images/conf/a", "images/conf/b", "images/conf/c", "images/conf/d"]);
+        assert_eq!(s[0].1.to_string(), "images/conf/a, images/conf/b, images/conf/c (+1 more) changed");
     }
 
     /// BuildKit and podman read the Dockerfile's own .dockerignore, the legacy builder the

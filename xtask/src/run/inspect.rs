@@ -13,9 +13,11 @@ use crate::sys::rpm;
 /// The rules of `spec` that `reference` breaks, its packages, and what it holds.
 pub fn inspect(docker: &Docker, reference: &str, spec: Option<&Spec>) -> anyhow::Result<Checked> {
     let rules_read = spec.map(Spec::files_to_read).unwrap_or_default();
-    let (config, files) = read_files(docker, reference, &rules_read)?;
+    let (config, files) =
+        read_files(docker, reference, &rules_read).map_err(|e| e.context("its files could not be read"))?;
     let violations = spec.map(|s| s.check(&config.user, &files)).unwrap_or_default();
-    let (packages, notes) = packages_in(docker, reference, &files)?;
+    let (packages, notes) =
+        packages_in(docker, reference, &files).map_err(|e| e.context("its packages could not be listed"))?;
     let content = Content { files: tree(&files), config };
     Ok(Checked { violations, files: files.entries.len(), packages, notes, content })
 }
@@ -26,7 +28,16 @@ pub fn read_files(docker: &Docker, reference: &str, also: &[String]) -> anyhow::
     let keep = |path: &str| {
         packages::wanted(path) || packages::may_be_linked_to(path) || also.iter().any(|k| k == path)
     };
-    docker.image_files(reference, &keep)
+    let (config, mut files) = docker.image_files(reference, &keep)?;
+    if !files.unkept_links.is_empty() {
+        // A package manager's store holds the data under names of its own (pnpm's hashes):
+        // read the image once more, keeping those files too.
+        let stored: Vec<String> = files.unkept_links.iter().map(|(_, target)| target.clone()).collect();
+        let keep_stored = |path: &str| keep(path) || stored.iter().any(|s| s == path);
+        files = docker.image_files(reference, &keep_stored)?.1;
+    }
+    files.add_linked_names();
+    Ok((config, files))
 }
 
 /// The entries of `listing` as compared: a hard link is the file it links to.
@@ -62,7 +73,8 @@ pub fn packages_in(
         );
     }
     let mut found = packages::read(&files.contents)?;
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> =
+        packages::missing_database(&found.distro, &files.contents).into_iter().collect();
     if let Some((rpms, how)) = rpm::read(&files.contents, docker, reference)? {
         found.packages.extend(rpms);
         found.packages.sort();

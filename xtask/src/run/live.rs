@@ -137,7 +137,7 @@ impl World for Live<'_> {
             preflight::must_be_absent(
                 registry,
                 &t.reference,
-                &format!("Nothing more of {} was pushed", p.image),
+                &format!("None of the tags of {} was pushed", p.image),
             )?;
         }
         transcript.push_str(&format!("{}\n", t.tag.display(self.program())));

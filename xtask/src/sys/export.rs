@@ -43,6 +43,9 @@ pub struct Listing {
     pub contents: Vec<(String, Vec<u8>)>,
     /// Files `keep` selected that were too large to keep, with their sizes.
     pub too_large: Vec<(String, u64)>,
+    /// Hard links `keep` selected whose data is stored under a name it did not select (a
+    /// package manager's store): (the link, the file it links to). A second read keeps those.
+    pub unkept_links: Vec<(String, String)>,
 }
 
 impl Listing {
@@ -50,6 +53,51 @@ impl Listing {
     pub fn content(&self, path: &str) -> Option<&[u8]> {
         self.contents.iter().find(|(p, _)| p == path).map(|(_, c)| c.as_slice())
     }
+
+    /// Adds each kept file again under the names a linked folder gives it, so that readers
+    /// find it where the image has it: with `/lib -> usr/lib` (a merged /usr), the file stored
+    /// as /usr/lib/apk/db/installed is also /lib/apk/db/installed.
+    pub fn add_linked_names(&mut self) {
+        let links: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Symlink)
+            .filter_map(|e| resolve(&e.path, &e.link).map(|target| (e.path.clone(), target)))
+            .collect();
+        let mut aliases = Vec::new();
+        for (link, target) in &links {
+            for (path, data) in &self.contents {
+                let Some(rest) = path.strip_prefix(target.as_str()).filter(|r| r.starts_with('/')) else {
+                    continue;
+                };
+                let alias = format!("{link}{rest}");
+                if self.content(&alias).is_none() {
+                    aliases.push((alias, data.clone()));
+                }
+            }
+        }
+        self.contents.extend(aliases);
+    }
+}
+
+/// The absolute path a symbolic link at `path` to `target` leads to, `..` and `.` resolved;
+/// None when it climbs out of the root.
+fn resolve(path: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    if !target.starts_with('/') {
+        parts.extend(path.split('/').filter(|p| !p.is_empty()));
+        parts.pop();
+    }
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
 }
 
 // An RPM database (RHEL 8's Berkeley DB) runs to tens of megabytes.
@@ -101,8 +149,9 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
             // A hard link's data is its target's, which came earlier in the archive: a file
             // kept under the target's name is kept under this one too.
             if keep(&path) {
-                if let Some(data) = listing.content(&target).map(<[u8]>::to_vec) {
-                    listing.contents.push((path.clone(), data));
+                match listing.content(&target).map(<[u8]>::to_vec) {
+                    Some(data) => listing.contents.push((path.clone(), data)),
+                    None => listing.unkept_links.push((path.clone(), target.clone())),
                 }
             }
             if let Some(linked) = listing.entries.iter().rev().find(|e| e.path == target) {
@@ -198,6 +247,37 @@ pub mod tests {
             listing.content("/site-packages/six-1.16.0.dist-info/METADATA"),
             Some(&b"Name: six\nVersion: 1.16.0\n"[..])
         );
+    }
+
+    #[test]
+    fn files_are_found_where_a_linked_folder_puts_them() {
+        let tar = archive(&[
+            ("lib", b'2', 0o777, "", "usr/lib"),
+            ("usr/lib/apk/db/installed", b'0', 0o644, "P:musl\nV:1\n", ""),
+            ("etc/alt", b'2', 0o777, "", "../usr/lib/apk"),
+            ("escape", b'2', 0o777, "", "../../.."),
+        ]);
+        let mut listing = scan(&tar[..], &|p| p.ends_with("/installed")).unwrap();
+        listing.add_linked_names();
+        assert_eq!(listing.content("/lib/apk/db/installed"), Some(&b"P:musl\nV:1\n"[..]));
+        assert_eq!(listing.content("/etc/alt/db/installed"), Some(&b"P:musl\nV:1\n"[..]));
+        assert_eq!(resolve("/escape", "../../.."), None);
+    }
+
+    #[test]
+    fn a_hard_link_whose_data_was_not_kept_is_named() {
+        let tar = archive(&[
+            ("store/v3/files/ab/cdef", b'0', 0o644, r#"{"name":"ms","version":"2.1.3"}"#, ""),
+            ("app/node_modules/ms/package.json", b'1', 0o644, "", "store/v3/files/ab/cdef"),
+        ]);
+        let listing = scan(&tar[..], &|p| p.ends_with("package.json")).unwrap();
+        assert_eq!(
+            listing.unkept_links,
+            [("/app/node_modules/ms/package.json".to_string(), "/store/v3/files/ab/cdef".to_string())]
+        );
+        // Every entry still has its content digest, the link's being its target's.
+        assert_eq!(listing.entries[1].digest, listing.entries[0].digest);
+        assert_eq!(listing.entries[1].size, 31);
     }
 
     #[test]

@@ -31,6 +31,9 @@ impl Log {
     }
 
     pub fn info(&self, message: &str) {
+        if self.github && could_be_a_command(message) {
+            return self.verbatim(|| say!("{message}"));
+        }
         say!("{message}");
     }
 
@@ -66,6 +69,12 @@ impl Log {
     /// A remark about the run (why an image is built, which builder is used): stderr, so that
     /// a dry run's stdout holds nothing but its steps.
     pub fn note(&self, message: &str) {
+        if self.github && could_be_a_command(message) {
+            // On the stream it is written to, so that the runner reads the two in order.
+            let token = random_token();
+            eprintln!("::stop-commands::{token}\n{message}\n::{token}::");
+            return;
+        }
         eprintln!("{message}");
     }
 
@@ -126,6 +135,13 @@ fn random_token() -> String {
     format!("{:016x}{:016x}", half(), half())
 }
 
+/// Whether a line of `message` could be read as a workflow command by the runner: one that
+/// starts with `::` (leading blanks aside), or holds the older `##[` form. The tool's own lines
+/// never do; a name or a path from an image or a repository might.
+fn could_be_a_command(message: &str) -> bool {
+    message.lines().any(|line| line.trim_start().starts_with("::") || line.contains("##["))
+}
+
 /// Workflow command data must encode `%`, CR and LF or the runner cuts the message short.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -139,6 +155,14 @@ mod tests {
     fn tokens_differ() {
         assert_ne!(random_token(), random_token());
         assert_eq!(random_token().len(), 32);
+    }
+
+    #[test]
+    fn lines_that_a_runner_could_take_for_a_command() {
+        assert!(could_be_a_command("::error title=X::pwned"));
+        assert!(could_be_a_command("apk  ok\n   ::add-mask::secret"));
+        assert!(could_be_a_command("x ##[error]y"));
+        assert!(!could_be_a_command("alpine: published: content: /etc/a::b"));
     }
 
     #[test]

@@ -37,8 +37,19 @@ pub fn xtask() -> Command {
 /// Validates every SBOM in `dir` with pyspdxtools (spdx-tools from PyPI), an SPDX reader
 /// independent of the tool, then removes the folder. In CI a missing validator fails.
 pub fn validate_sboms(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    // An image named `team/base` has its SBOM in a folder of its own: every level is read.
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let available = Command::new("pyspdxtools").arg("--help").output().is_ok_and(|o| o.status.success());
     if !available && std::env::var("CI").is_ok() {
         panic!("CI must validate the SBOMs the tool writes, and pyspdxtools is missing (bash .ci/run installs it)");
@@ -125,7 +136,9 @@ pub fn run(cmd: &mut Command) -> Run {
 /// - FAKE_TAG_SLEEP=<seconds>, FAKE_FAIL_TAG=<substring>: the same for `docker tag`;
 /// - FAKE_PUSH_FAIL=<suffix>: a push of a reference ending in it fails with FAKE_PUSH_MESSAGE
 ///   (default: connection refused), for the first FAKE_PUSH_FAIL_TIMES attempts (default: all);
-/// - FAKE_PUSH_SLEEP=<seconds>: every push takes that long.
+/// - FAKE_PUSH_SLEEP=<seconds>: every push takes that long;
+/// - FAKE_APK_DATABASE, FAKE_RPMDB, FAKE_NPM_PACKAGE: what an exported image holds as its apk
+///   database, its RPM database, or the package.json of an npm package.
 pub struct FakeDocker {
     dir: TempDir,
 }
@@ -246,12 +259,15 @@ case "$1" in
     printf 'ID=alpine\n' > "$root/etc/os-release"
     printf 'P:musl\nV:%s\nA:x86_64\nL:MIT\no:musl\n\n' "${FAKE_MUSL_VERSION:-1.2.5-r10}" > "$root/lib/apk/db/installed"
     [ -n "$FAKE_APK_DATABASE" ] && printf '%s' "$FAKE_APK_DATABASE" > "$root/lib/apk/db/installed"
+    dirs="etc lib"
     if [ -n "$FAKE_RPMDB" ]; then
-      mkdir -p "$root/var/lib/rpm"; printf '%s' "$FAKE_RPMDB" > "$root/var/lib/rpm/rpmdb.sqlite"
-      tar -C "$root" -cf - etc lib var
-    else
-      tar -C "$root" -cf - etc lib
-    fi ;;
+      mkdir -p "$root/var/lib/rpm"; printf '%s' "$FAKE_RPMDB" > "$root/var/lib/rpm/rpmdb.sqlite"; dirs="$dirs var"
+    fi
+    if [ -n "$FAKE_NPM_PACKAGE" ]; then
+      mkdir -p "$root/app/node_modules/dep"; printf '%s' "$FAKE_NPM_PACKAGE" > "$root/app/node_modules/dep/package.json"
+      dirs="$dirs app"
+    fi
+    tar -C "$root" -cf - $dirs ;;
   run)
     # Only the image's own rpm is ever run (`--entrypoint rpm`): it prints the query's answer.
     # An image without rpm fails as docker 28 on engine 20.10 says it (checked against the real

@@ -2,6 +2,7 @@
 //! database, Python distributions, npm packages and (through an rpm program, see sys/rpm.rs)
 //! the RPM database. Pure: the files come from sys/export.rs.
 
+use crate::model::text;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -140,7 +141,9 @@ pub const RPM_DATABASES: [&str; 3] =
 
 /// Whether the exported file at `path` is one the package readers need.
 pub fn wanted(path: &str) -> bool {
-    path == apk::DATABASE
+    // Under any folder: a merged /usr stores /lib/apk/db/installed as /usr/lib/apk/db/installed,
+    // and the reader finds it through the link (sys/export.rs, `add_linked_names`).
+    path.ends_with(apk::DATABASE)
         || path == "/etc/os-release"
         || path == "/usr/lib/os-release"
         || RPM_DATABASES.contains(&path)
@@ -184,6 +187,23 @@ pub fn read(files: &[(String, Vec<u8>)]) -> anyhow::Result<Found> {
     Ok(Found { distro, packages })
 }
 
+/// What to say of an image of a distribution this tool knows whose package database is not in
+/// `files`: listing no package for it would be silently wrong.
+pub fn missing_database(distro: &str, files: &[(String, Vec<u8>)]) -> Option<String> {
+    let has = |paths: &[&str]| files.iter().any(|(p, _)| paths.contains(&p.as_str()));
+    let (manager, databases): (&str, &[&str]) = match distro {
+        "alpine" => ("apk", &[apk::DATABASE]),
+        "rhel" | "centos" | "fedora" | "rocky" | "almalinux" | "ol" | "amzn" => ("rpm", &RPM_DATABASES),
+        _ => return None,
+    };
+    (!has(databases)).then(|| {
+        format!(
+            "its os-release says {distro}, but it holds no {manager} database ({}): its {manager} packages are not listed",
+            databases.join(", ")
+        )
+    })
+}
+
 /// os-release's ID (`alpine`, `rhel`), unquoted.
 fn os_release_id(text: &str) -> String {
     text.lines()
@@ -214,11 +234,13 @@ impl Diff {
             map
         };
         let (old, new) = (index(old), index(new));
+        // Names and versions are the image's text: one line each, whatever they hold.
         let label = |(eco, name): &Key| match eco {
-            Ecosystem::Apk | Ecosystem::Rpm => name.clone(),
-            _ => format!("{name} ({eco})"),
+            Ecosystem::Apk | Ecosystem::Rpm => text::one_line(name),
+            _ => format!("{} ({eco})", text::one_line(name)),
         };
-        let versions = |v: &BTreeSet<String>| v.iter().cloned().collect::<Vec<_>>().join(",");
+        let versions =
+            |v: &BTreeSet<String>| v.iter().map(|v| text::one_line(v)).collect::<Vec<_>>().join(",");
         let mut diff = Diff::default();
         for (key, versions_now) in &new {
             match old.get(key) {
@@ -336,5 +358,14 @@ mod tests {
         assert_eq!(names, ["apk musl 1.2.5-r10", "python pip 24.0", "npm ms 2.1.3"]);
         assert!(files.iter().all(|(p, _)| wanted(p)));
         assert!(!wanted("/etc/passwd"));
+        assert_eq!(missing_database("alpine", &files), None);
+        let without: Vec<(String, Vec<u8>)> =
+            files.iter().filter(|(p, _)| p != apk::DATABASE).cloned().collect();
+        assert_eq!(
+            missing_database("alpine", &without).as_deref(),
+            Some("its os-release says alpine, but it holds no apk database (/lib/apk/db/installed): its apk packages are not listed")
+        );
+        assert!(missing_database("rhel", &files).unwrap().contains("no rpm database"));
+        assert_eq!(missing_database("debian", &files), None);
     }
 }
