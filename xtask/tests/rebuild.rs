@@ -30,6 +30,13 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Makes `dir` a git repository with everything in it committed.
+fn commit_fixture(dir: &Path) {
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "fixture"]);
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
@@ -69,9 +76,7 @@ fn inventory(dir: &TempDir, registry: &str, moving_base: &str, steady_base: &str
     }
     let path = dir.write("images.toml", &toml);
     dir.write(".gitignore", "sbom/\n*.md\n*.txt\n*.json\n");
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    commit_fixture(dir.path());
     path
 }
 
@@ -337,9 +342,7 @@ fn podman_skips_what_did_not_change() {
         ),
     );
     dir.write(".gitignore", "sbom/\n*.conf\n*.json\n");
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    commit_fixture(dir.path());
     let conf = dir.write(
         "registries.conf",
         &format!("[[registry]]\nlocation = \"{}\"\ninsecure = true\n", registry.host()),
@@ -403,9 +406,7 @@ fn a_moved_build_stage_image_publishes_again() {
         ),
     );
     dir.write(".gitignore", "sbom/\n");
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    commit_fixture(dir.path());
     let publish =
         |id: &str| run(xtask().args(["publish", "--pull", "--build-id", id, "--inventory"]).arg(&inv)).ok();
     publish("1");
@@ -465,9 +466,7 @@ fn unchanged_is_decided_by_the_files_and_configuration_built() {
     }
     let inv = dir.write("images.toml", &toml);
     dir.write(".gitignore", "sbom/\n");
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    commit_fixture(dir.path());
     let publish = |id: &str, extra: &[&str]| {
         run(xtask().args(["publish", "--build-id", id]).args(extra).arg("--inventory").arg(&inv)).ok()
     };
@@ -563,9 +562,7 @@ fn a_package_name_cannot_steer_the_log_or_the_summary() {
         ),
     );
     dir.write(".gitignore", "sbom/\nsummary-*\noutput-*\nevent.json\n");
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-q", "-m", "fixture"]);
+    commit_fixture(dir.path());
     let head = git(dir.path(), &["rev-parse", "HEAD"]);
     ci_main(&dir, &inv, "push", "1", &head).ok();
     dir.write("package.json", &package("2.0.0"));
