@@ -135,8 +135,17 @@ fn an_existing_unique_tag_stops_publish_before_any_build() {
     let f = Fixture::new("cli");
     f.registry.answer("/manifests/v1.0.0_1", 200, "", 0);
     let out = f.run(&["publish", "--build-id", "1"], &[]).fails();
-    assert!(out.stderr.contains(&format!("{}/base:v1.0.0_1 already exists", f.reg())), "{}", out.stderr);
+    // Every unique tag that exists is named, not the first alone.
+    let reg = f.reg();
+    assert!(
+        out.stderr.contains(&format!("2 unique tags already exist: {reg}/base:v1.0.0_1 (sha256:")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&format!("{reg}/child:v1.0.0_1 (sha256:")), "{}", out.stderr);
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+    let out = f.run(&["publish", "base", "--build-id", "1"], &[]).fails();
+    assert!(out.stderr.contains(&format!("{reg}/base:v1.0.0_1 already exists (sha256:")), "{}", out.stderr);
 }
 
 #[test]
@@ -250,9 +259,16 @@ fn dry_run_prints_exactly_the_steps_and_runs_none() {
     assert!(lines[6].ends_with(" 127.0.0.1:5000/x/base:v1.0.0_3"), "{}", lines[6]);
     assert_eq!(lines[7], format!("{program} push 127.0.0.1:5000/x/base:v1.0.0_3"));
     assert!(lines[8].contains("GET /v2/x/base/manifests/v1.0.0_3 (read back"), "{}", lines[8]);
+    // A later tag is given its manifest and read back before it is made locally.
     assert_eq!(
-        lines[13],
+        lines[12],
         "# registry 127.0.0.1:5000: PUT /v2/x/base/manifests/latest (the manifest of v1.0.0_3: the same digest)"
+    );
+    assert!(lines[13].contains("GET /v2/x/base/manifests/latest (read back"), "{}", lines[13]);
+    assert!(
+        lines[14].starts_with(&format!("{program} tag ")) && lines[14].ends_with(":latest"),
+        "{}",
+        lines[14]
     );
     assert!(
         lines[15].starts_with(&format!("{program} image rm 127.0.0.1:5000/x/base:run-")),

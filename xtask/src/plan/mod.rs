@@ -339,8 +339,12 @@ impl Plan {
                         "must still be absent, asked again right before the push",
                     ));
                 }
-                out.push_str(&t.tag.display(program));
-                out.push('\n');
+                // A later tag is made locally only once the registry holds it (run/live.rs).
+                let tag_after = t.push.is_some() && t.retag_of.is_some();
+                if !tag_after {
+                    out.push_str(&t.tag.display(program));
+                    out.push('\n');
+                }
                 match (&t.push, &t.retag_of) {
                     (Some(_), Some(source)) => {
                         let (host, path, tag) = api_name(&t.reference);
@@ -357,6 +361,10 @@ impl Plan {
                 }
                 if t.push.is_some() {
                     out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
+                }
+                if tag_after {
+                    out.push_str(&t.tag.display(program));
+                    out.push('\n');
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::model::oci::api_name;
 use crate::model::rebuild::{Origins, Verdict};
 use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
 use crate::run::compare::{ChangedImages, InputsSince};
-use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, World};
+use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, Transcript, World};
 use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
 use crate::sys::gha::Log;
 use crate::sys::interrupt;
@@ -121,10 +121,10 @@ impl World for Live<'_> {
         p: &Publication,
         t: &Target,
         id: &str,
-        transcript: &mut String,
+        transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>> {
         let Some(push) = &t.push else {
-            transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
+            transcript.line(&t.tag.display(self.program()));
             self.docker.run(&t.tag)?;
             return Ok(None);
         };
@@ -140,8 +140,55 @@ impl World for Live<'_> {
                 &format!("None of the tags of {} was pushed", p.image),
             )?;
         }
-        transcript.push_str(&format!("{}\n", t.tag.display(self.program())));
-        self.docker.run(&t.tag)?;
+        // Local tags tell the truth: `docker push` needs the unique tag's local name first, and
+        // loses it again if the registry does not end up holding it; the version tag and
+        // `latest` are made locally only once the registry holds them, so a local `latest`
+        // never runs ahead of the registry's.
+        let pushed_by_name = t.retag_of.is_none();
+        if pushed_by_name {
+            transcript.line(&t.tag.display(self.program()));
+            self.docker.run(&t.tag)?;
+        }
+        let result = self.send_and_read_back(p, t, push, registry, id, transcript);
+        match (&result, pushed_by_name) {
+            (Err(_), true) => {
+                let untag = DockerCommand::new(["image", "rm", t.reference.as_str()]);
+                transcript
+                    .line(&format!("{} (the registry does not hold it)", untag.display(self.program())));
+                if let Err(e) = self.docker.run(&untag) {
+                    self.log
+                        .warning(&format!("{} is left in the engine, though not pushed: {e:#}", t.reference));
+                }
+            }
+            (Ok(_), false) => {
+                transcript.line(&t.tag.display(self.program()));
+                // The registry holds it: a local name that could not be made is only a warning.
+                if let Err(e) = self.docker.run(&t.tag) {
+                    self.log.warning(&format!("{} is pushed, but not tagged locally: {e:#}", t.reference));
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
+        self.docker.run(command).map(|_| ())
+    }
+}
+
+impl Live<'_> {
+    /// Sends target `t` (a push, or a manifest PUT for a later tag) and reads it back: the
+    /// registry must hold the image `id` under it.
+    fn send_and_read_back(
+        &self,
+        p: &Publication,
+        t: &Target,
+        push: &DockerCommand,
+        registry: &Registry,
+        id: &str,
+        transcript: &mut Transcript,
+    ) -> anyhow::Result<Option<Pushed>> {
         let (_, path, tag) = api_name(&t.reference);
         let sent = match &t.retag_of {
             // The registry gives this tag the manifest it holds under the earlier one.
@@ -154,7 +201,7 @@ impl World for Live<'_> {
                         t.reference
                     ),
                 };
-                transcript.push_str(&format!("registry: PUT {path}:{tag} (the manifest of {source})\n"));
+                transcript.line(&format!("registry: PUT {path}:{tag} (the manifest of {source})"));
                 registry.put_manifest(&path, &tag, &manifest).map(Some).map_err(|e| {
                     let hint = match e {
                         Unanswered::Unauthorized { .. } | Unanswered::Denied(_) => {
@@ -169,8 +216,11 @@ impl World for Live<'_> {
                 })
             }
             None => {
-                transcript.push_str(&format!("{}\n", push.display(self.program())));
-                self.docker.push(push, registry.host(), transcript).map_err(|e| {
+                transcript.line(&push.display(self.program()));
+                let mut output = String::new();
+                let pushed = self.docker.push(push, registry.host(), &mut output);
+                transcript.output(&output);
+                pushed.map_err(|e| {
                     let stopped = e.downcast_ref::<StoppedByTimeLimit>().is_some();
                     (e, stopped)
                 })
@@ -196,7 +246,7 @@ impl World for Live<'_> {
                         "{} holds this run's image ({digest}) although sending it failed ({error:#}): counted as pushed",
                         t.reference
                     );
-                    transcript.push_str(&format!("{note}\n"));
+                    transcript.line(&note);
                     self.log.warning(&note);
                 }
                 _ => return Err(unsent(t, error, stopped || interrupt::requested())),
@@ -221,12 +271,8 @@ impl World for Live<'_> {
             Ok(Tag::Absent) => bail!("{} was pushed, but the registry says it does not hold it", t.reference),
             Err(e) => bail!("{} was pushed, but reading it back failed: {e}", t.reference),
         };
-        transcript.push_str(&format!("read back {}: {digest}\n", t.reference));
+        transcript.line(&format!("read back {}: {digest}", t.reference));
         Ok(Some(Pushed { image: p.image.clone(), reference: t.reference.clone(), digest }))
-    }
-
-    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
-        self.docker.run(command).map(|_| ())
     }
 }
 

@@ -146,6 +146,43 @@ impl Checked {
     }
 }
 
+/// Where the lines of one image's publication go: printed as each step starts when one image
+/// goes out at a time (so whoever watches sees where the run is, and what Ctrl-C would stop),
+/// or kept whole for the image's group when several go out at once.
+pub struct Transcript {
+    text: String,
+    live: Option<Log>,
+}
+
+impl Transcript {
+    pub fn kept() -> Transcript {
+        Transcript { text: String::new(), live: None }
+    }
+
+    pub fn live(log: Log) -> Transcript {
+        Transcript { text: String::new(), live: Some(log) }
+    }
+
+    /// A line of the tool's own (a command as it starts, a registry request, a read-back).
+    pub fn line(&mut self, line: &str) {
+        match self.live {
+            Some(log) => log.info(line),
+            None => {
+                self.text.push_str(line);
+                self.text.push('\n');
+            }
+        }
+    }
+
+    /// What another program printed.
+    pub fn output(&mut self, text: &str) {
+        match self.live {
+            Some(log) => log.passthrough(text),
+            None => self.text.push_str(text),
+        }
+    }
+}
+
 /// What the scheduler asks of the outside world.
 pub trait World: Sync {
     /// The program that runs the steps, as the logs show it.
@@ -175,13 +212,13 @@ pub trait World: Sync {
     /// Lets go of what `compare` fetched for `c` (the published image it pulled).
     fn release(&self, c: &Comparison);
     /// Makes one target of a publication from the image with `id`: tag, and push and read back
-    /// when it is pushed. Output goes to `transcript`.
+    /// when it is pushed. What it does goes to `transcript` as it starts.
     fn publish(
         &self,
         p: &Publication,
         t: &Target,
         id: &str,
-        transcript: &mut String,
+        transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>>;
     /// Runs a cleanup command; failures are only worth a warning.
     fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()>;
@@ -703,37 +740,26 @@ fn publish_all(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let ids = report.ids.clone();
-    let work = |p: &Publication| {
-        let start = Instant::now();
-        let mut done = ImageDone {
-            image: p.image.clone(),
-            elapsed: Duration::ZERO,
-            pushed: Vec::new(),
-            transcript: String::new(),
-            failure: None,
-        };
-        let Some(id) = ids.get(&p.image) else {
-            done.failure = Some(anyhow::anyhow!("{} was not built in this run", p.image));
-            return done;
-        };
-        for t in &p.targets {
-            // After Ctrl-C no further tag goes out (a send already under way is let finish).
-            if interrupt::requested() {
-                done.failure = Some(Interrupted.into());
-                break;
-            }
-            match world.publish(p, t, id, &mut done.transcript) {
-                Ok(pushed) => done.pushed.extend(pushed),
-                Err(e) => {
-                    let what = if t.push.is_some() { "push" } else { "tag" };
-                    done.failure = Some(e.context(format!("{what} of {} ({}) failed", p.image, t.reference)));
-                    break;
-                }
-            }
+    // One image at a time: each step is printed as it starts, inside the image's group.
+    let live = jobs.max(1) == 1;
+    let verb_of = |image: &str| {
+        let pushes =
+            plan.publications.iter().any(|p| p.image == image && p.targets.iter().any(|t| t.push.is_some()));
+        if pushes {
+            "push"
+        } else {
+            "tag"
         }
-        done.elapsed = start.elapsed();
-        done
     };
+    let work = |p: &Publication| {
+        let title = format!("{} {}", verb_of(&p.image), p.image);
+        if live {
+            log.group(&title, || publish_one(world, p, &ids, Transcript::live(*log)))
+        } else {
+            publish_one(world, p, &ids, Transcript::kept())
+        }
+    };
+
     // An image found unchanged is not published again: the registry already holds it. Only
     // what passed is tagged (all of it, unless a local build failed in part).
     let publications: Vec<&Publication> = plan
@@ -783,12 +809,11 @@ fn publish_all(
             running -= 1;
             report.add_time(&done.image, done.elapsed);
             report.pushed.append(&mut done.pushed);
-            let pushes = plan
-                .publications
-                .iter()
-                .any(|p| p.image == done.image && p.targets.iter().any(|t| t.push.is_some()));
-            let verb = if pushes { "push" } else { "tag" };
-            log.group(&format!("{verb} {}", done.image), || log.passthrough(&done.transcript));
+            if !live {
+                log.group(&format!("{} {}", verb_of(&done.image), done.image), || {
+                    log.passthrough(&done.transcript)
+                });
+            }
             match done.failure {
                 None => finished.push(done.image),
                 Some(e) if first_failure.is_none() => first_failure = Some(e),
@@ -800,6 +825,45 @@ fn publish_all(
         Some(e) => bail!("{e:#}. {}", push_state(plan, report)),
         None => Ok(()),
     }
+}
+
+/// Makes every target of `p`, in order, stopping at the first failure.
+fn publish_one(
+    world: &dyn World,
+    p: &Publication,
+    ids: &BTreeMap<String, String>,
+    mut transcript: Transcript,
+) -> ImageDone {
+    let start = Instant::now();
+    let mut done = ImageDone {
+        image: p.image.clone(),
+        elapsed: Duration::ZERO,
+        pushed: Vec::new(),
+        transcript: String::new(),
+        failure: None,
+    };
+    let Some(id) = ids.get(&p.image) else {
+        done.failure = Some(anyhow::anyhow!("{} was not built in this run", p.image));
+        return done;
+    };
+    for t in &p.targets {
+        // After Ctrl-C no further tag goes out (a send already under way is let finish).
+        if interrupt::requested() {
+            done.failure = Some(Interrupted.into());
+            break;
+        }
+        match world.publish(p, t, id, &mut transcript) {
+            Ok(pushed) => done.pushed.extend(pushed),
+            Err(e) => {
+                let what = if t.push.is_some() { "push" } else { "tag" };
+                done.failure = Some(e.context(format!("{what} of {} ({}) failed", p.image, t.reference)));
+                break;
+            }
+        }
+    }
+    done.elapsed = start.elapsed();
+    done.transcript = transcript.text;
+    done
 }
 
 /// What one image's targets send back: the pushes that went out, the output, the failure.
@@ -1054,7 +1118,7 @@ mod tests {
             _: &Publication,
             t: &Target,
             id: &str,
-            _: &mut String,
+            _: &mut Transcript,
         ) -> anyhow::Result<Option<Pushed>> {
             self.note(format!("tag {}", t.reference));
             let Some(_) = &t.push else { return Ok(None) };

@@ -8,7 +8,8 @@ use crate::model::oci::api_name;
 use crate::sys::registry::{Registry, Tag, Unanswered};
 
 /// Ensures every unique reference is absent (unique tags are immutable) and that the registry
-/// answers with the credentials the CLI stored. Up to `jobs` questions are asked at once.
+/// answers with the credentials the CLI stored. Up to `jobs` questions are asked at once. A
+/// rerun refused because unique tags exist names every one of them.
 pub fn check_unique_tags_free(
     registry: &Registry,
     unique_refs: &[String],
@@ -16,21 +17,48 @@ pub fn check_unique_tags_free(
 ) -> anyhow::Result<()> {
     let Some((first, rest)) = unique_refs.split_first() else { return Ok(()) };
     let outcome = "Nothing was built or pushed";
+    let ask = |reference: &String| {
+        let (_, path, tag) = api_name(reference);
+        (reference.clone(), registry.tag(&path, &tag))
+    };
     // The first answer says whether the registry is reachable and lets us in. Asked alone, a
     // registry that is down or refuses us costs one question (and its retries), not one per image.
-    must_be_absent(registry, first, outcome)?;
-    for chunk in rest.chunks(jobs.max(1)) {
-        let answers: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
-            let asking: Vec<_> =
-                chunk.iter().map(|r| scope.spawn(move || must_be_absent(registry, r, outcome))).collect();
-            asking
-                .into_iter()
-                .map(|a| a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
-        answers.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let mut answers = vec![ask(first)];
+    if answers[0].1.is_ok() {
+        for chunk in rest.chunks(jobs.max(1)) {
+            std::thread::scope(|scope| {
+                let asking: Vec<_> = chunk.iter().map(|r| scope.spawn(move || ask(r))).collect();
+                for a in asking {
+                    answers.push(a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                }
+            });
+        }
     }
-    Ok(())
+    let mut existing = Vec::new();
+    for (reference, answer) in answers {
+        match answer {
+            Ok(Tag::Present { digest, .. }) => existing.push((reference, digest)),
+            other => judge(registry.host(), &reference, other, outcome)?,
+        }
+    }
+    match existing.as_slice() {
+        [] => Ok(()),
+        [(reference, digest)] => judge(
+            registry.host(),
+            reference,
+            Ok(Tag::Present { digest: digest.clone(), config: None, manifest: Default::default() }),
+            outcome,
+        ),
+        all => {
+            let named: Vec<String> = all.iter().map(|(r, d)| format!("{r} ({d})")).collect();
+            bail!(
+                "{} unique tags already exist: {}. A unique build tag is never overwritten. {outcome}; publish \
+                 with a new build id",
+                all.len(),
+                named.join(", ")
+            )
+        }
+    }
 }
 
 /// Ok when the registry says `reference` does not exist; otherwise an error that says why and

@@ -1,5 +1,7 @@
-//! SIGINT and SIGTERM set a flag instead of killing the tool, so it can stop its docker child,
-//! say which images were fully pushed, and exit non-zero.
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT (Ctrl-C, a stop, a closed terminal or SSH session, Ctrl-\)
+//! set a flag instead of killing the tool, so it can stop its docker child, say which images
+//! were fully pushed, and exit non-zero. What the tool cannot react to (SIGKILL, an
+//! out-of-memory kill) still ends its children: each is tied to the tool's life.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -14,19 +16,49 @@ pub fn requested() -> bool {
     flag().load(Ordering::SeqCst)
 }
 
-/// From now on SIGINT and SIGTERM only set the flag `requested` reads.
+/// The signals that end a run in ordinary life, each handled like Ctrl-C.
+pub const HANDLED: [i32; 4] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+];
+
+/// From now on the `HANDLED` signals only set the flag `requested` reads.
 pub fn install() {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in HANDLED {
         // Registering can only fail for signals that may not be handled (SIGKILL); these may.
         let _ = signal_hook::flag::register(signal, Arc::clone(flag()));
     }
 }
 
 /// Puts a child in a process group of its own, so that stopping it also stops what it started
-/// (docker's buildx plugin, for one). The tool handles Ctrl-C itself and passes it on.
-pub fn own_process_group(command: &mut std::process::Command) {
+/// (docker's buildx plugin, for one); the tool handles Ctrl-C itself and passes it on. And ties
+/// the child's life to the tool's: if the tool dies without a word (SIGKILL, the OOM killer, a
+/// runner's hard stop), the kernel kills the child (Linux's parent-death signal), so no push
+/// goes on alone. The signal comes when the thread that started the child ends, and every
+/// child here is waited for by the thread that started it.
+pub fn supervised(command: &mut std::process::Command) {
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(command, 0);
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid(2) is async-signal-safe, and this runs before the fork.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: runs in the child between fork and exec, where only async-signal-safe calls
+        // are allowed: prctl(2), getppid(2) and raise(3) are, and nothing is allocated.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The tool may have died between the fork and the prctl: then nobody is left
+                // to send the signal.
+                if libc::getppid() != parent {
+                    libc::raise(libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// Stops the process group led by `pid`: SIGTERM first so docker can cancel cleanly, SIGKILL
@@ -55,7 +87,9 @@ pub struct Interrupted;
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted by a signal (Ctrl-C or SIGTERM); the running docker command was stopped")
+        f.write_str(
+            "interrupted by a signal (Ctrl-C, SIGTERM, SIGHUP or SIGQUIT); what was running was stopped",
+        )
     }
 }
 

@@ -148,7 +148,7 @@ const SECRETS: [&str; 3] = ["CR_PAT", "GITHUB_TOKEN", "GH_ADMIN_TOKEN"];
 
 fn expression(program: &str, args: &[String], env: &[(String, String)]) -> duct::Expression {
     let mut expression = duct::cmd(program, args).unchecked().before_spawn(|command| {
-        interrupt::own_process_group(command);
+        interrupt::supervised(command);
         Ok(())
     });
     for secret in SECRETS {
