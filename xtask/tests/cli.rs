@@ -616,6 +616,29 @@ fn an_sbom_folder_that_cannot_be_written_stops_the_run_first() {
         out.stderr
     );
     assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+    // An empty folder name is a mistake, not the current folder; in a dry run too.
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["publish", "--build-id", "1", "--sbom-dir", ""];
+        args.extend(extra);
+        let out = f.run(&args, &[]).fails();
+        assert!(out.stderr.contains("--sbom-dir is empty: name the folder"), "{}", out.stderr);
+    }
+    assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+}
+
+/// `check` of an inventory outside any repository's images/ folder names the folder it looked
+/// for workflows in as it is, without `./..`.
+#[test]
+fn check_names_the_workflow_folder_it_looked_in() {
+    let f = Fixture::new("cli");
+    let out = f.run(&["check"], &[]).ok();
+    let parent = f.dir.path().parent().unwrap().display().to_string();
+    assert!(
+        out.stdout.contains(&format!("no workflows at {parent}/.github/workflows: not checked")),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("/.."), "{}", out.stdout);
 }
 
 /// A pushed image built on one that is never pushed is published every run; check says so.

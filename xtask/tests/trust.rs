@@ -302,6 +302,14 @@ fn two_publishes_on_one_engine_push_their_own_images() {
         "{}",
         loser.stderr
     );
+    // What the losing run pushed of that image is what it says: none of its tags (or nothing at
+    // all, if the winner was out before the loser asked).
+    assert!(
+        loser.stderr.contains("None of the tags of twin-")
+            || loser.stderr.contains("Nothing was built or pushed"),
+        "{}",
+        loser.stderr
+    );
     let id = runs[winners[0]].2;
     assert_eq!(marker(&docker_cli(), &format!("{host}/twin-base:v1.0.0_7")), format!("run{id}"));
 }
