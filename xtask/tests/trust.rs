@@ -374,7 +374,14 @@ fn podman_publishes_reads_back_and_refuses_a_rerun() {
     }
     append(&dir.path().join("Dockerfile-pod-base"), "RUN echo changed > /changed\n");
     let out = run(&mut podman(&["publish", "--build-id", "1"])).fails();
-    assert!(out.stderr.contains("pod-base:v1.0.0_1 already exists"), "{}", out.stderr);
+    // Both unique tags exist, and both are named.
+    assert!(out.stderr.contains("2 unique tags already exist: "), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("pod-base:v1.0.0_1 (sha256:")
+            && out.stderr.contains("pod-child:v1.0.0_1 (sha256:"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
 }
 
