@@ -122,8 +122,8 @@ const COMMANDS: &[Command] = &[
         name: "publish",
         help: "Build every selected image, verify it, compare it with the image published under its version \
                tag, then tag and push each changed one's three tags (unique, version, latest). Nothing is \
-               pushed unless every selected image built and passed; an image whose inputs, base and \
-               packages equal the published one is not pushed again (unless --force).",
+               pushed unless every selected image built and passed; an image whose files and \
+               configuration equal the published one's is not pushed again (unless --force).",
         args: &[IMAGES, BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, FORCE, SBOM_DIR, DRY_RUN],
     },
     Command {
@@ -358,6 +358,17 @@ impl Parsed {
             .transpose()
     }
 
+    /// An image reference: never one that starts with `-`, which docker would read as an option
+    /// (no reference can start with it).
+    fn reference(&self, name: &str) -> Result<Option<String>, Stop> {
+        match self.string(name)? {
+            Some(v) if v.starts_with('-') || v.trim().is_empty() => Err(Stop::Usage(format!(
+                "{name}: `{v}` is not an image reference (name one, such as 127.0.0.1:5000/team/alpine:local-v3.23.0)"
+            ))),
+            other => Ok(other),
+        }
+    }
+
     fn number<T: FromStr>(&self, name: &str) -> Result<Option<T>, Stop> {
         self.string(name)?
             .map(|v| v.parse().map_err(|_| Stop::Usage(format!("{name}: `{v}` is not a whole number"))))
@@ -504,11 +515,11 @@ impl Xtask {
                 build: p.build_args()?,
             }),
             "verify" => {
-                XtaskCmd::Verify(Verify { image: p.required()?, reference: p.string("--reference")? })
+                XtaskCmd::Verify(Verify { image: p.required()?, reference: p.reference("--reference")? })
             }
             "packages" => XtaskCmd::Packages(Packages {
                 image: p.required()?,
-                reference: p.string("--reference")?,
+                reference: p.reference("--reference")?,
                 json: p.switch("--json"),
             }),
             "login" => {

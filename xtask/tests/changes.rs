@@ -267,6 +267,14 @@ fn symlinked_files_and_folders_count_through_their_targets() {
     std::os::unix::fs::symlink("linktarget.txt", f.dir.path().join("onlylink.txt")).unwrap();
     f.dir.write("shared/conf/app.conf", "level=2\n");
     std::os::unix::fs::symlink("shared/conf", f.dir.path().join("conf")).unwrap();
+    // Links that point out of the context are followed inside it, as Docker does.
+    f.dir.write("outside.txt", "in the context\n");
+    f.dir.write("sub/keep", "");
+    std::os::unix::fs::symlink("../outside.txt", f.dir.path().join("sub/up")).unwrap();
+    std::os::unix::fs::symlink("/outside.txt", f.dir.path().join("sub/absolute")).unwrap();
+    let dockerfile = f.dir.path().join("Dockerfile-quiet");
+    let text = std::fs::read_to_string(&dockerfile).unwrap() + "COPY sub/absolute /a\n";
+    std::fs::write(&dockerfile, text).unwrap();
     f.dir.write("notes1.txt", "one\n");
     f.dir.write("notesx.txt", "not matched\n");
     git(f.dir.path(), &["add", "-A"]);
@@ -284,6 +292,12 @@ fn symlinked_files_and_folders_count_through_their_targets() {
     assert!(child.contains("shared/conf/app.conf changed"), "{}", out.stdout);
     let base = out.stdout.lines().find(|l| l.starts_with("base ")).unwrap_or_default();
     assert!(base.contains("unchanged, built first"), "base is only built first:\n{}", out.stdout);
+    git(f.dir.path(), &["checkout", "-q", "--", "."]);
+
+    f.dir.write("outside.txt", "changed\n");
+    let out = f.run(&["list", "--changed-since", "HEAD"], &[]).ok();
+    let quiet = out.stdout.lines().find(|l| l.starts_with("quiet ")).unwrap_or_default();
+    assert!(quiet.contains("outside.txt changed"), "{}", out.stdout);
     git(f.dir.path(), &["checkout", "-q", "--", "."]);
 
     f.dir.write("notesx.txt", "still not matched\n");

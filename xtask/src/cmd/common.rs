@@ -90,13 +90,9 @@ fn link_targets(context: &Path, sources: &[String]) -> Vec<String> {
     let Ok(root) = context.canonicalize() else { return Vec::new() };
     let mut targets = Vec::new();
     let mut follow = |relative: &str| {
-        let Ok(real) = root.join(relative).canonicalize() else { return };
-        if let Ok(inside) = real.strip_prefix(&root) {
-            let inside = inside.to_string_lossy().into_owned();
-            if inside != relative.trim_start_matches("./").trim_end_matches('/') && !targets.contains(&inside)
-            {
-                targets.push(inside);
-            }
+        let Some(inside) = resolve_within(&root, relative) else { return };
+        if inside != relative.trim_start_matches("./").trim_end_matches('/') && !targets.contains(&inside) {
+            targets.push(inside);
         }
     };
     for source in sources {
@@ -122,6 +118,44 @@ fn link_targets(context: &Path, sources: &[String]) -> Vec<String> {
         }
     }
     targets
+}
+
+/// `relative` as Docker resolves it in a build context: every symbolic link on the way is
+/// followed inside `root`, as if `root` were `/`, so a link to `../x` or to `/x` names the
+/// context's own `x`. None for a loop of links.
+fn resolve_within(root: &Path, relative: &str) -> Option<String> {
+    let mut resolved: Vec<String> = Vec::new();
+    let mut todo: std::collections::VecDeque<String> = relative.split('/').map(String::from).collect();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = root.join(resolved.join("/")).join(&part);
+        let is_link = std::fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            resolved.push(part);
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return None;
+        }
+        let target = std::fs::read_link(&here).ok()?;
+        let target = target.to_string_lossy();
+        if target.starts_with('/') {
+            resolved.clear();
+        }
+        let rest: Vec<String> = todo.drain(..).collect();
+        todo.extend(target.split('/').map(String::from));
+        todo.extend(rest);
+    }
+    Some(resolved.join("/"))
 }
 
 /// The repository root and where every image's inputs are, relative to it.
@@ -190,10 +224,11 @@ fn build_settings(
         Err(e) => return Err(e),
     };
     if builder == Builder::Legacy {
-        ctx.log.note(&format!(
-            "BuildKit is not available from `{}` (no buildx plugin): building with the legacy builder, one layer at a time",
-            ctx.docker.program()
-        ));
+        let why = match ctx.docker.buildkit_off() {
+            true => "DOCKER_BUILDKIT=0 asks for it".to_string(),
+            false => format!("BuildKit is not available from `{}` (no buildx plugin)", ctx.docker.program()),
+        };
+        ctx.log.note(&format!("{why}: building with the legacy builder, one layer at a time"));
     }
     let jobs = flags.jobs.unwrap_or_else(|| default_jobs(&builder, images));
     let on_failure = if flags.keep_going { OnBuildFailure::KeepGoing } else { OnBuildFailure::Stop };
@@ -308,7 +343,7 @@ pub(super) fn run_or_show(
         (None, Some(dir)) => PathBuf::from(dir),
         (None, None) => default_sbom_dir(),
     };
-    if sbom_dir.as_os_str().is_empty() {
+    if sbom_dir.to_string_lossy().trim().is_empty() {
         let e =
             anyhow::anyhow!("--sbom-dir is empty: name the folder the SBOMs go to (or leave the option out)");
         return (Vec::new(), Err(e));

@@ -1,5 +1,5 @@
 //! What an image is, for the question "did this rebuild change it?": every file (path, type,
-//! mode, owner, size, content digest, link target) and the configuration a container starts
+//! mode, owner, size, content digest, link target, extended attributes such as capabilities) and the configuration a container starts
 //! with. Two images are the same when both agree, leaving out what differs on every build by
 //! nature: modification times (never recorded here), the build-time labels, and the few fields
 //! `normalised` blanks. Pure: the run reads the images (run/inspect.rs) and hands the facts in.
@@ -24,6 +24,9 @@ pub struct Node {
     pub digest: String,
     /// A symbolic link's target.
     pub link: String,
+    /// Its extended attributes: file capabilities (`security.capability`) grant privileges as a
+    /// setuid bit does.
+    pub xattrs: String,
 }
 
 /// Every entry of an image's file system, by absolute path.
@@ -197,7 +200,16 @@ mod tests {
     use super::*;
 
     fn file(digest: &str) -> Node {
-        Node { kind: 'f', mode: 0o644, uid: 0, gid: 0, size: 3, digest: digest.into(), link: String::new() }
+        Node {
+            kind: 'f',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 3,
+            digest: digest.into(),
+            link: String::new(),
+            xattrs: String::new(),
+        }
     }
 
     #[test]
@@ -219,6 +231,7 @@ mod tests {
             |n: &mut Node| n.size = 4,
             |n: &mut Node| n.kind = 'l',
             |n: &mut Node| n.link = "elsewhere".into(),
+            |n: &mut Node| n.xattrs = "security.capability=0100000200200000".into(),
         ] {
             let mut now = before.clone();
             change(now.get_mut("/b").unwrap());

@@ -38,7 +38,8 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.rule, self.path, self.detail)
+        // The path is the image's: spelled out on one line, whatever it holds.
+        write!(f, "{}: {}: {}", self.rule, crate::model::text::one_line(&self.path), self.detail)
     }
 }
 

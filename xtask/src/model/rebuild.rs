@@ -307,6 +307,7 @@ mod tests {
             size: 1,
             digest: digest.into(),
             link: String::new(),
+            xattrs: String::new(),
         };
         Content {
             files: files.iter().map(|(p, d)| (p.to_string(), node(d))).collect(),

@@ -54,8 +54,16 @@ pub fn tree(listing: &Listing) -> Tree {
             };
             let link = if e.kind == Kind::Symlink { e.link.clone() } else { String::new() };
             let size = if kind == 'f' { e.size } else { 0 };
-            let node =
-                Node { kind, mode: e.mode, uid: e.uid, gid: e.gid, size, digest: e.digest.clone(), link };
+            let node = Node {
+                kind,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                size,
+                digest: e.digest.clone(),
+                link,
+                xattrs: e.xattrs.clone(),
+            };
             (e.path.clone(), node)
         })
         .collect()

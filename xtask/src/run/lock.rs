@@ -81,9 +81,26 @@ pub fn lock(folder: &Path, reference: &str, waiting: impl FnOnce()) -> anyhow::R
             }
         }
         if same_file(&file, &path) {
+            sweep(folder, &path);
             return Ok(ReferenceLock { file, path });
         }
         // The holder before removed this file as it let go: the lock lives on in the folder's.
+    }
+}
+
+/// Removes the lock files that no one holds: those a run left when it was killed before it
+/// could remove its own (SIGKILL). Each is locked first and removed while held, as a holder
+/// removes its own, so a run waiting for it starts again with a new file.
+fn sweep(folder: &Path, own: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if path == own || path.extension().is_none_or(|e| e != "lock") {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else { continue };
+        if file.try_lock().is_ok() && same_file(&file, &path) {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
@@ -164,6 +181,20 @@ mod contention {
             }
         });
         assert_eq!(most.load(Ordering::SeqCst), 1, "two holders of one reference's lock at once");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A run killed while it held a lock leaves its file; the next run's lock removes it, and
+    /// never a file someone holds.
+    #[test]
+    fn files_left_by_a_killed_run_go_and_held_ones_stay() {
+        let dir = crate::testdir::TestDir::new("locks-stale");
+        let stale = dir.write(&file_name("r/left:v1"), "");
+        let held = lock(dir.path(), "r/held:v1", || {}).unwrap();
+        let mine = lock(dir.path(), "r/new:v1", || {}).unwrap();
+        assert!(!stale.exists(), "the stale lock file is still there");
+        assert!(dir.path().join(file_name("r/held:v1")).exists(), "a held lock's file was removed");
+        drop((held, mine));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

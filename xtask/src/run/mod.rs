@@ -605,7 +605,7 @@ fn build_all(
     interrupted |= interrupt::requested();
     report.passed =
         steps.iter().zip(&state).filter(|(_, s)| **s == State::Built).map(|(b, _)| b.image.clone()).collect();
-    build_result(plan, &state, interrupted)
+    build_result(plan, &state, interrupted, world.program())
 }
 
 /// Pulls the fresh bases children need, one after another (the engine shares each layer).
@@ -673,7 +673,7 @@ fn skip_dependents(steps: &[Build], state: &mut [State]) {
 
 /// Ok when every image was built and passed its check; otherwise one message with every
 /// image's state.
-fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Result<()> {
+fn build_result(plan: &Plan, state: &[State], interrupted: bool, program: &str) -> anyhow::Result<()> {
     let steps = &plan.builds;
     if state.iter().all(|s| *s == State::Built) {
         return Ok(());
@@ -690,7 +690,7 @@ fn build_result(plan: &Plan, state: &[State], interrupted: bool) -> anyhow::Resu
         State::Rejected(list) => {
             let kept =
                 plan.verifications.iter().find(|v| v.image == b.image).map_or(&b.reference, |v| &v.kept_as);
-            Some(format!("{list}\n  (kept as {kept} for a look: `docker run -it {kept}`)"))
+            Some(format!("{list}\n  (kept as {kept} for a look: `{} run -it {kept}`)", program))
         }
         _ => None,
     });

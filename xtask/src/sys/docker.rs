@@ -123,6 +123,11 @@ impl Docker {
         &self.program
     }
 
+    /// Whether `DOCKER_BUILDKIT=0` asks for the legacy builder.
+    pub fn buildkit_off(&self) -> bool {
+        self.buildkit_off
+    }
+
     /// docker or podman, from `$DOCKER --version` (asked once).
     pub fn client(&self) -> anyhow::Result<Client> {
         if let Some(client) = self.client.get() {

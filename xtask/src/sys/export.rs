@@ -33,6 +33,9 @@ pub struct Entry {
     /// The SHA-256 of a file's content, hex (a hard link's is its target's); for the few files
     /// `filesystem::volatile` names, of the content as `filesystem::normalised` gives it.
     pub digest: String,
+    /// Its extended attributes (file capabilities among them) as the archive records them
+    /// (`SCHILY.xattr.NAME`): `NAME=hex` each, sorted, `;`-separated; empty when none.
+    pub xattrs: String,
 }
 
 /// Entries of the archive, and the contents of the regular files `keep` selected (at most
@@ -123,6 +126,7 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
         };
         let mode = header.mode().context("a file of the image has a bad mode")? & 0o7777;
         let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let xattrs = xattrs_of(&mut entry).context("reading the image's files")?;
         let path = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
         let link =
             entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
@@ -158,9 +162,23 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
                 (size, digest) = (linked.size, linked.digest.clone());
             }
         }
-        listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest });
+        listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest, xattrs });
     }
     Ok(listing)
+}
+
+/// The extended attributes a PAX header records for `entry`, as `Entry::xattrs` holds them.
+fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<String> {
+    let Some(extensions) = entry.pax_extensions()? else { return Ok(String::new()) };
+    let mut found = Vec::new();
+    for extension in extensions {
+        let extension = extension?;
+        if let Some(name) = extension.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+            found.push(format!("{name}={}", hex(extension.value_bytes())));
+        }
+    }
+    found.sort();
+    Ok(found.join(";"))
 }
 
 /// The SHA-256 of what `input` reads to its end, hex.
@@ -278,6 +296,28 @@ pub mod tests {
         // Every entry still has its content digest, the link's being its target's.
         assert_eq!(listing.entries[1].digest, listing.entries[0].digest);
         assert_eq!(listing.entries[1].size, 31);
+    }
+
+    /// File capabilities travel as extended attributes in a PAX header, as `docker export`
+    /// writes them.
+    #[test]
+    fn extended_attributes_are_part_of_an_entry() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_pax_extensions([("SCHILY.xattr.security.capability", &b"\x01\x02"[..])]).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o755);
+        header.set_size(3);
+        builder.append_data(&mut header, "bin/ping", &b"ELF"[..]).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o755);
+        header.set_size(3);
+        builder.append_data(&mut header, "bin/plain", &b"ELF"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let listing = scan(&tar[..], &|_| false).unwrap();
+        assert_eq!(listing.entries[0].xattrs, "security.capability=0102");
+        assert_eq!(listing.entries[1].xattrs, "");
+        assert_eq!(listing.entries[0].digest, listing.entries[1].digest);
     }
 
     #[test]

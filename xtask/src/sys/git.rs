@@ -41,6 +41,9 @@ pub fn merge_base(root: &Path, reference: &str) -> anyhow::Result<String> {
     if reference.starts_with('-') {
         bail!("--changed-since: `{reference}` is not a git reference (it would be read as an option)");
     }
+    if reference.trim().is_empty() {
+        bail!("--changed-since is empty: name a git reference, such as origin/main or HEAD~1");
+    }
     let base = git(root, &["merge-base", reference, "HEAD"]).with_context(|| {
         format!(
             "--changed-since {reference}: git cannot relate it to HEAD. Fetch it (in GitHub Actions, \
