@@ -90,6 +90,12 @@ pub fn inventory_change(before: Option<&str>, now: &str) -> InventoryChange {
         _ => toml::Table::new(),
     };
     let (old, new) = (images(&mut before), images(&mut now));
+    // The baseline's empty lists and tables are its defaults written out (`absent = []`).
+    for table in [&mut before, &mut now] {
+        if let Some(toml::Value::Table(verify)) = table.get_mut("verify") {
+            verify.retain(|_, v| !matches!(v, toml::Value::Array(a) if a.is_empty()));
+        }
+    }
     if before != now {
         return InventoryChange::Everything;
     }
@@ -328,6 +334,11 @@ mod tests {
         assert_eq!(inventory_change(Some(before), &spelled), InventoryChange::None);
         let quiet = before.replacen("version = \"1.0.0\"\n", "version = \"1.0.0\"\npush = false\n", 1);
         assert_eq!(inventory_change(Some(before), &quiet), InventoryChange::Entries(vec!["a".into()]));
+        let baseline = format!("{before}[verify]\nuser = \"sbl\"\n");
+        let spelled = baseline.replace("user = \"sbl\"\n", "user = \"sbl\"\nabsent = []\n");
+        assert_eq!(inventory_change(Some(&baseline), &spelled), InventoryChange::None);
+        let stricter = baseline.replace("user = \"sbl\"\n", "user = \"sbl\"\nabsent = [\"/bin/su\"]\n");
+        assert_eq!(inventory_change(Some(&baseline), &stricter), InventoryChange::Everything);
         assert_eq!(inventory_change(None, before), InventoryChange::Everything);
         assert_eq!(inventory_change(Some("not = [toml"), before), InventoryChange::Everything);
     }
