@@ -666,6 +666,12 @@ mod tests {
     #[test]
     fn errors_name_what_is_wrong() {
         assert!(usage(&["pubish"]).contains("unknown command `pubish`"));
+        // No image reference starts with `-`: docker would take it for an option.
+        for value in ["--reference=-x", "--reference=--help", "--reference="] {
+            let u = usage(&["packages", "alpine", value]);
+            assert!(u.contains("is not an image reference"), "{value}: {u}");
+            assert!(usage(&["verify", "alpine", value]).contains("is not an image reference"));
+        }
         assert!(
             usage(&["build", "--frobnicate"]).contains("unknown option `--frobnicate` for cargo xtask build")
         );

@@ -46,6 +46,11 @@ fn builds_use_buildkit_whenever_the_client_offers_it() {
     let out = f.run(&["build", "base", "--dry-run"], &[("FAKE_BUILDX", "1"), ("DOCKER_BUILDKIT", "0")]).ok();
     let line = build_line(&out.stdout, "Dockerfile-base");
     assert!(line.starts_with(&format!("DOCKER_BUILDKIT=0 {docker} build --force-rm --file")), "{line}");
+    assert!(
+        out.stderr.contains("DOCKER_BUILDKIT=0 asks for it: building with the legacy builder"),
+        "{}",
+        out.stderr
+    );
     for (value, builder, expected) in [
         (
             "false",

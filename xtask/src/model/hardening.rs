@@ -186,6 +186,16 @@ fn check_user(expected: &str, configured: &str, accounts: &[Account]) -> Vec<Vio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_violation_names_its_path_on_one_line() {
+        let v = Violation {
+            rule: "no-setuid",
+            path: "/bad\n::error title=F::pwned".into(),
+            detail: "has the setuid bit".into(),
+        };
+        assert_eq!(v.to_string(), "no-setuid: /bad\\n::error title=F::pwned: has the setuid bit");
+    }
     use crate::sys::export::{scan, tests::archive};
 
     const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nsbl:x:1000:1000::/home/sbl:/sbin/nologin\n";
