@@ -43,12 +43,7 @@ pub fn check_unique_tags_free(
     }
     match existing.as_slice() {
         [] => Ok(()),
-        [(reference, digest)] => judge(
-            registry.host(),
-            reference,
-            Ok(Tag::Present { digest: digest.clone(), config: None, manifest: Default::default() }),
-            outcome,
-        ),
+        [(reference, digest)] => Err(already_exists(reference, digest, outcome)),
         all => {
             let named: Vec<String> = all.iter().map(|(r, d)| format!("{r} ({d})")).collect();
             bail!(
@@ -69,13 +64,18 @@ pub fn must_be_absent(registry: &Registry, reference: &str, outcome: &str) -> an
     judge(registry.host(), reference, answer, outcome)
 }
 
+/// The error for a unique tag the registry holds already.
+fn already_exists(reference: &str, digest: &str, outcome: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{reference} already exists ({digest}): a unique build tag is never overwritten. {outcome}; publish with \
+         a new build id"
+    )
+}
+
 fn judge(host: &str, reference: &str, answer: Result<Tag, Unanswered>, outcome: &str) -> anyhow::Result<()> {
     match answer {
         Ok(Tag::Absent) => Ok(()),
-        Ok(Tag::Present { digest, .. }) => bail!(
-            "{reference} already exists ({digest}): a unique build tag is never overwritten. {outcome}; publish \
-             with a new build id"
-        ),
+        Ok(Tag::Present { digest, .. }) => Err(already_exists(reference, &digest, outcome)),
         Err(Unanswered::Unauthorized { stored: false, said }) => bail!(
             "{host} wants credentials and none are stored for it ({said}). Run `cargo xtask login` with a token \
              in CR_PAT, or in GitHub Actions give the workflow `packages: write` and log in with GITHUB_TOKEN. \

@@ -113,6 +113,9 @@ pub fn scan(input: impl Read, keep: &dyn Fn(&str) -> bool) -> anyhow::Result<Lis
 /// `scan`, keeping files of at most `limit` bytes.
 fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> anyhow::Result<Listing> {
     let mut listing = Listing::default();
+    // Where each file's entry is, for the hard links to it that come later: an image may hold
+    // thousands of them, so no search through every entry per link.
+    let mut files: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries().context("reading the image's files")? {
         let mut entry = entry.context("reading the image's files")?;
@@ -133,8 +136,9 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
         let mut size = entry.size();
         let mut digest = String::new();
         if kind == Kind::File {
-            let kept = keep(&path) && size <= limit;
-            if keep(&path) && !kept {
+            let wanted = keep(&path);
+            let kept = wanted && size <= limit;
+            if wanted && !kept {
                 listing.too_large.push((path.clone(), size));
             }
             if kept || filesystem::volatile(&path) {
@@ -158,9 +162,12 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
                     None => listing.unkept_links.push((path.clone(), target.clone())),
                 }
             }
-            if let Some(linked) = listing.entries.iter().rev().find(|e| e.path == target) {
+            if let Some(linked) = files.get(&target).map(|&i| &listing.entries[i]) {
                 (size, digest) = (linked.size, linked.digest.clone());
             }
+        }
+        if matches!(kind, Kind::File | Kind::Hardlink) {
+            files.insert(path.clone(), listing.entries.len());
         }
         listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest, xattrs });
     }
