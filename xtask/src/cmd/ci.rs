@@ -9,11 +9,12 @@ use crate::flags;
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
+use crate::model::step::Step;
 use crate::model::tags::{published_references, repository, BuildId};
 use crate::model::text;
-use crate::plan::{self, DockerCommand, Plan};
+use crate::plan::{self, Plan};
 use crate::run::{ExecOptions, Pushed, Report};
-use crate::sys::docker::{login_args, Secret};
+use crate::sys::docker::Secret;
 use crate::sys::gha;
 
 impl flags::CiPr {
@@ -335,11 +336,12 @@ fn print_dry_run(
 ) {
     let program = ctx.docker.program();
     if let Some(l) = login {
-        say!("{}", DockerCommand::new(login_args(&l.host, &l.user)).display(program));
+        let login = Step::Login { host: l.host.clone(), username: l.user.clone() };
+        say!("{}", login.command().display(program));
     }
     let _ = run_or_show(ctx, inventory, plans, exec, flags);
     if let Some(l) = login {
-        say!("{}", DockerCommand::new(["logout", l.host.as_str()]).display(program));
+        say!("{}", Step::Logout { host: l.host.clone() }.command().display(program));
     }
 }
 

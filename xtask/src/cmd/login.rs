@@ -3,8 +3,8 @@ use anyhow::Context;
 use crate::cmd::Ctx;
 use crate::flags;
 use crate::model::oci::registry_host;
-use crate::plan::DockerCommand;
-use crate::sys::docker::{login_args, Secret};
+use crate::model::step::Step;
+use crate::sys::docker::Secret;
 
 impl flags::Login {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -16,7 +16,8 @@ impl flags::Login {
             .or(ctx.env.get("GITHUB_ACTOR"))
             .context("no registry user: pass --username USER (or set GITHUB_ACTOR)")?;
         if self.dry_run {
-            say!("{}", DockerCommand::new(login_args(host, username)).display(ctx.docker.program()));
+            let login = Step::Login { host: host.to_string(), username: username.to_string() };
+            say!("{}", login.command().display(ctx.docker.program()));
             return Ok(());
         }
         let token = ctx.env.get("CR_PAT").context(

@@ -9,6 +9,7 @@ pub mod oci;
 pub mod packages;
 pub mod rebuild;
 pub mod sbom;
+pub mod step;
 pub mod support;
 pub mod tags;
 pub mod text;

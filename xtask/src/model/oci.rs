@@ -165,6 +165,11 @@ pub fn registry_host(registry: &str) -> &str {
     registry.split('/').next().unwrap_or(registry)
 }
 
+/// The dry run's line for a registry question (no credentials in it).
+pub fn describe_query(host: &str, repository: &str, tag: &str, expectation: &str) -> String {
+    format!("# registry {host}: GET /v2/{repository}/manifests/{tag} ({expectation})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,59 +7,23 @@
 //! end: two runs on one engine never build on, tag or push each other's images.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::model::inventory::{Image, Inventory};
-use crate::model::oci::{api_name, split_reference};
+use crate::model::oci::{api_name, describe_query, split_reference};
 pub mod changes;
 pub mod order;
 pub mod parents;
 
 use crate::model::hardening;
 use crate::model::rebuild::{self, Base, Origins};
+pub use crate::model::step::{BuildStep, Builder, Step};
 use crate::model::tags::{self, BuildId};
-use crate::sys::registry::describe_query;
 pub use order::{runner_groups, select};
 pub use parents::BaseSource;
 use parents::{ParentUse, Use};
-
-/// One docker CLI invocation, as an argument vector (never a shell string).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DockerCommand {
-    pub args: Vec<String>,
-    /// Environment variables the command needs on top of the tool's own.
-    pub env: Vec<(String, String)>,
-}
-
-impl DockerCommand {
-    pub fn new<I, S>(args: I) -> DockerCommand
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        DockerCommand { args: args.into_iter().map(Into::into).collect(), env: Vec::new() }
-    }
-
-    /// The command as a user would type it, quoted where a shell needs it.
-    pub fn display(&self, program: &str) -> String {
-        let env = self.env.iter().map(|(k, v)| format!("{k}={}", shell_quote(v)));
-        let words = std::iter::once(program).chain(self.args.iter().map(String::as_str)).map(shell_quote);
-        env.chain(words).collect::<Vec<_>>().join(" ")
-    }
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain =
-        !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
 
 /// The names one run gives what it builds, and the folder for its files (image ids, Dockerfile
 /// copies).
@@ -94,7 +58,7 @@ impl RunNames {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
     pub image: String,
-    pub command: DockerCommand,
+    pub step: BuildStep,
     pub reference: String,
     pub iidfile: PathBuf,
     /// Files to write before building: a Dockerfile copy whose FROM names this run's parent
@@ -115,22 +79,18 @@ pub struct Build {
 }
 
 impl Build {
-    /// The build command with the labels of what it starts from and takes files from, placed
-    /// before the context (the last word).
-    pub fn command_with_origins(&self, origins: &Origins) -> DockerCommand {
-        let mut command = self.command.clone();
-        let mut labels = Vec::new();
+    /// The build with the labels of what it starts from and takes files from.
+    pub fn with_origins(&self, origins: &Origins) -> BuildStep {
+        let mut step = self.step.clone();
+        let labels = &mut step.labels;
         if let Some(base) = &origins.base {
-            labels.push(format!("{}={}", rebuild::BASE_NAME, base.name));
-            labels.push(format!("{}={}", rebuild::BASE_DIGEST, base.digest));
+            labels.push((rebuild::BASE_NAME.to_string(), base.name.clone()));
+            labels.push((rebuild::BASE_DIGEST.to_string(), base.digest.clone()));
         }
         if !origins.sources.is_empty() {
-            labels.push(format!("{}={}", rebuild::SOURCES, origins.sources_label()));
+            labels.push((rebuild::SOURCES.to_string(), origins.sources_label()));
         }
-        let at = command.args.len().saturating_sub(1);
-        let args = labels.into_iter().flat_map(|l| ["--label".to_string(), l]);
-        command.args.splice(at..at, args);
-        command
+        step
     }
 
     /// The images from outside the inventory it starts from or takes files from.
@@ -186,11 +146,8 @@ pub struct Verification {
 impl Verification {
     /// Keeps a build that broke its rules under `kept_as`: the one kept before goes first,
     /// with the layers only it used, then the run's name is copied there.
-    pub fn keep(&self) -> [DockerCommand; 2] {
-        [
-            DockerCommand::new(["image", "rm", self.kept_as.as_str()]),
-            DockerCommand::new(["tag", self.reference.as_str(), self.kept_as.as_str()]),
-        ]
+    pub fn keep(&self) -> [Step; 2] {
+        [Step::remove(&self.kept_as), Step::tag(&self.reference, &self.kept_as)]
     }
 }
 
@@ -207,8 +164,8 @@ pub struct Publication {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub reference: String,
-    pub tag: DockerCommand,
-    pub push: Option<DockerCommand>,
+    pub tag: Step,
+    pub push: Option<Step>,
     /// A unique tag: asked about again right before it is pushed.
     pub immutable: bool,
     /// Pushed by giving it, in the registry, the manifest this earlier target of the image was
@@ -227,7 +184,7 @@ pub struct Plan {
     /// With --pull, every image from outside the inventory the builds start from or take files
     /// from, pulled before the builds: no build pulls by itself, so what each uses is what its
     /// labels record.
-    pub pulls: Vec<DockerCommand>,
+    pub pulls: Vec<Step>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
     /// Images published only when they differ from the published ones (publish, ci-main).
@@ -236,7 +193,7 @@ pub struct Plan {
     pub force: bool,
     pub publications: Vec<Publication>,
     /// Removes the run-private names when the run is over.
-    pub cleanup: Vec<DockerCommand>,
+    pub cleanup: Vec<Step>,
 }
 
 impl Plan {
@@ -272,7 +229,7 @@ impl Plan {
             out.push_str(&query(reference, "must be absent: a unique tag is never overwritten"));
         }
         for pull in &self.pulls {
-            out.push_str(&pull.display(program));
+            out.push_str(&pull.command().display(program));
             out.push('\n');
         }
         let mut outside: Vec<&String> = self.builds.iter().flat_map(Build::outside_images).collect();
@@ -292,7 +249,7 @@ impl Plan {
                     b.image
                 ));
             }
-            out.push_str(&b.command_with_origins(&b.origins_placeholder()).display(program));
+            out.push_str(&b.with_origins(&b.origins_placeholder()).command().display(program));
             out.push('\n');
             for v in self.verifications.iter().filter(|v| v.image == b.image) {
                 let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
@@ -342,7 +299,7 @@ impl Plan {
                 // A later tag is made locally only once the registry holds it (run/live.rs).
                 let tag_after = t.push.is_some() && t.retag_of.is_some();
                 if !tag_after {
-                    out.push_str(&t.tag.display(program));
+                    out.push_str(&t.tag.command().display(program));
                     out.push('\n');
                 }
                 match (&t.push, &t.retag_of) {
@@ -354,7 +311,7 @@ impl Plan {
                         ));
                     }
                     (Some(push), None) => {
-                        out.push_str(&push.display(program));
+                        out.push_str(&push.command().display(program));
                         out.push('\n');
                     }
                     (None, _) => {}
@@ -363,13 +320,13 @@ impl Plan {
                     out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
                 }
                 if tag_after {
-                    out.push_str(&t.tag.display(program));
+                    out.push_str(&t.tag.command().display(program));
                     out.push('\n');
                 }
             }
         }
         for c in &self.cleanup {
-            out.push_str(&c.display(program));
+            out.push_str(&c.command().display(program));
             out.push('\n');
         }
         out
@@ -381,21 +338,6 @@ pub struct BuildOptions {
     pub pull: bool,
     pub no_cache: bool,
     pub builder: Builder,
-}
-
-/// How images are built: BuildKit whenever the docker CLI offers it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Builder {
-    /// `docker build` without BuildKit: a docker 23+ client without the buildx plugin.
-    #[default]
-    Legacy,
-    /// A client with BuildKit built in (docker before 23), switched on by DOCKER_BUILDKIT=1.
-    BuildKit,
-    /// `docker buildx build --load`, on the named builder (which may be remote or multi-node)
-    /// or the current one.
-    Buildx { name: Option<String> },
-    /// `podman build` (buildah).
-    Podman,
 }
 
 /// Multi-platform images need buildx; say so before anything runs.
@@ -476,75 +418,33 @@ pub struct Inputs<'a> {
     pub run: &'a RunNames,
 }
 
-/// The `docker build` command of one image.
-fn build_command(
+/// The build of one image.
+fn build_step(
     image: &Image,
     inputs: &Inputs<'_>,
     labels: &[(String, String)],
     dockerfile: &Path,
-) -> DockerCommand {
-    let options = inputs.options;
-    let mut env = Vec::new();
-    let mut args: Vec<String> = match &options.builder {
-        // --force-rm: a failed step's container is removed too, not only a successful one's.
-        // DOCKER_BUILDKIT=0: a DOCKER_BUILDKIT=1 in the user's environment would otherwise ask a
-        // client without buildx for BuildKit, and every build would fail.
-        Builder::Legacy => {
-            env.push(("DOCKER_BUILDKIT".to_string(), "0".to_string()));
-            vec!["build".into(), "--force-rm".into()]
-        }
-        Builder::BuildKit => {
-            env.push(("DOCKER_BUILDKIT".to_string(), "1".to_string()));
-            vec!["build".into(), "--progress=plain".into()]
-        }
-        Builder::Buildx { name } => {
-            let mut args = vec!["buildx".to_string(), "build".to_string()];
-            if let Some(name) = name {
-                args.extend(["--builder".to_string(), name.clone()]);
-            }
-            // --load puts the result in the engine's image store, where tag, verify and push find it.
-            args.extend(["--load".to_string(), "--progress=plain".to_string()]);
-            args
-        }
-        Builder::Podman => vec!["build".into()],
-    };
-    // No --pull here, even with --pull: every image from outside the inventory is pulled before
-    // the builds (the plan's `pulls`), so that each build uses exactly the images whose digests
-    // its labels record, even if a tag moves during the run; and a child must use the parent
-    // built in this run, which a pull would replace with last week's or fail to find.
-    if options.no_cache {
-        args.push("--no-cache".into());
-    }
-    if !image.platforms.is_empty() {
-        args.push("--platform".into());
-        args.push(image.platforms.join(","));
-    }
-    args.extend(["--file".into(), path_arg(dockerfile)]);
-    args.extend(["--tag".into(), inputs.run.reference(inputs.registry, &image.name)]);
-    args.extend(["--iidfile".into(), path_arg(&iidfile(inputs.run, &image.name))]);
+) -> BuildStep {
     let parents = inputs.lineage.get(&image.name).map(|l| l.uses.as_slice()).unwrap_or_default();
     let parent_args = parents.iter().filter_map(|u| match &u.how {
         Use::Arg(arg) => Some((arg.clone(), inputs.run.reference(inputs.registry, &u.parent))),
         Use::Named { .. } => None,
     });
-    for (key, value) in image.build_args.clone().into_iter().chain(parent_args) {
-        args.push("--build-arg".into());
-        args.push(format!("{key}={value}"));
+    BuildStep {
+        builder: inputs.options.builder.clone(),
+        no_cache: inputs.options.no_cache,
+        platforms: image.platforms.clone(),
+        dockerfile: dockerfile.to_path_buf(),
+        tag: inputs.run.reference(inputs.registry, &image.name),
+        iidfile: iidfile(inputs.run, &image.name),
+        build_args: image.build_args.clone().into_iter().chain(parent_args).collect(),
+        labels: labels.to_vec(),
+        context: image.context.clone(),
     }
-    for (key, value) in labels {
-        args.push("--label".into());
-        args.push(format!("{key}={value}"));
-    }
-    args.push(path_arg(&image.context));
-    DockerCommand { args, env }
 }
 
 fn iidfile(run: &RunNames, image: &str) -> PathBuf {
     run.dir.join(format!("{image}.iid"))
-}
-
-fn path_arg(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// The builds of `images` (in dependency order), with their verifications.
@@ -578,7 +478,7 @@ fn builds(
             copies.insert(0, (copy, text));
         }
         let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
-        let command = build_command(image, inputs, &labels(image), dockerfile);
+        let step = build_step(image, inputs, &labels(image), dockerfile);
         let needs: Vec<String> = image
             .depends_on
             .iter()
@@ -605,7 +505,7 @@ fn builds(
             .collect();
         builds.push(Build {
             image: image.name.clone(),
-            command,
+            step,
             reference,
             iidfile: iidfile(inputs.run, &image.name),
             copies,
@@ -621,14 +521,14 @@ fn builds(
 /// `docker pull` of every image from outside the inventory the builds start from or take files
 /// from, when --pull asks for fresh ones: a child's build cannot pull (its parent exists only
 /// in this run), and the digests the labels record must be those the builds will use.
-fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
+fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<Step> {
     if !inputs.options.pull {
         return Vec::new();
     }
     let mut images: Vec<&String> = builds.iter().flat_map(Build::outside_images).collect();
     images.sort();
     images.dedup();
-    images.into_iter().map(|image| DockerCommand::new(["pull", image.as_str()])).collect()
+    images.into_iter().map(|image| Step::pull(image)).collect()
 }
 
 /// Removing every run-private name once the run is over. An image that kept another tag (a
@@ -636,19 +536,19 @@ fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<DockerCommand> {
 /// failed) goes with the untagged layers only it used: the legacy builder commits every
 /// `--label` as a layer of its own, and the `created` label differs on every run, so kept
 /// layers would pile up on a long-lived runner, one chain per image per run.
-fn cleanup(inputs: &Inputs<'_>) -> Vec<DockerCommand> {
+fn cleanup(inputs: &Inputs<'_>) -> Vec<Step> {
     inputs
         .images
         .iter()
-        .map(|image| DockerCommand::new(["image", "rm", &inputs.run.reference(inputs.registry, &image.name)]))
+        .map(|image| Step::remove(&inputs.run.reference(inputs.registry, &image.name)))
         .collect()
 }
 
 fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> Target {
     Target {
         reference: reference.to_string(),
-        tag: DockerCommand::new(["tag", source, reference]),
-        push: push.then(|| DockerCommand::new(["push", reference])),
+        tag: Step::tag(source, reference),
+        push: push.then(|| Step::push(reference)),
         immutable,
         retag_of: None,
     }
@@ -765,17 +665,6 @@ pub fn pull_request_plans(
     Ok(vec![probe, rest])
 }
 
-impl fmt::Display for Builder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Builder::Legacy => "the legacy builder",
-            Builder::BuildKit => "BuildKit (DOCKER_BUILDKIT=1)",
-            Builder::Buildx { .. } => "BuildKit (docker buildx)",
-            Builder::Podman => "podman (buildah)",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,7 +766,7 @@ dockerfile = "Dockerfile-other"
         let build = &plan.builds[0];
         assert_eq!(build.base, Some(BaseSource::Outside("alpine:3.23".into())));
         assert_eq!(build.sources, ["busybox:1", "golang:1.22"]);
-        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.command().args.join(" ")).collect();
         assert_eq!(pulls, ["pull alpine:3.23", "pull busybox:1", "pull golang:1.22"]);
         let shown = plan.display("docker");
         assert!(
@@ -927,13 +816,15 @@ dockerfile = "Dockerfile-other"
             "FROM reg.example/ns/mid:run-t0 AS m\nFROM reg.example/ns/base:run-t0\nCOPY --from=m / /\n"
         );
         assert!(leaf
-            .command
+            .step
+            .command()
             .args
             .windows(2)
             .any(|w| w == ["--file", "/tmp/xtask-run-t0/leaf/Dockerfile-leaf"]));
         // Named parents get no build argument that nothing would consume.
         assert!(!leaf
-            .command
+            .step
+            .command()
             .args
             .iter()
             .any(|a| a.starts_with("MID_IMAGE=") || a.starts_with("BASE_IMAGE=")));
@@ -972,7 +863,7 @@ dockerfile = "Dockerfile-other"
             plan.must_be_absent,
             ["reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/mid:v2.0.0_42.2"]
         );
-        let mid = &plan.builds[1].command.args;
+        let mid = &plan.builds[1].step.command().args;
         assert!(mid.contains(&"BASE_IMAGE=reg.example/ns/base:run-t0".to_string()), "{mid:?}");
         assert!(mid.contains(&"org.opencontainers.image.title=mid".to_string()), "{mid:?}");
         let base = &plan.publications[0];
@@ -982,7 +873,7 @@ dockerfile = "Dockerfile-other"
             ["reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/base:v1.0.0", "reg.example/ns/base:latest"]
         );
         assert_eq!(
-            base.targets[1].tag.args,
+            base.targets[1].tag.command().args,
             ["tag", "reg.example/ns/base:run-t0", "reg.example/ns/base:v1.0.0"]
         );
         assert!(base.targets[0].immutable && !base.targets[1].immutable);
@@ -1026,8 +917,11 @@ dockerfile = "Dockerfile-other"
         let inv = inventory(&d);
         d.write("Dockerfile-base", "FROM alpine:3.23\n");
         let plan = plan_of(&inv, &["mid"], &BuildOptions { pull: true, ..Default::default() }, None);
-        assert!(plan.builds.iter().all(|b| !b.command.args.contains(&"--pull".to_string())), "{plan:?}");
-        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        assert!(
+            plan.builds.iter().all(|b| !b.step.command().args.contains(&"--pull".to_string())),
+            "{plan:?}"
+        );
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.command().args.join(" ")).collect();
         assert_eq!(pulls, ["pull alpine:3.23"], "mid's parent is this run's base, never pulled");
     }
 
@@ -1042,7 +936,7 @@ dockerfile = "Dockerfile-other"
             "ARG BASE_IMAGE\nFROM golang:1.22 AS build\nFROM ${BASE_IMAGE}\nCOPY --from=build /out /out\n",
         );
         let plan = plan_of(&inv, &["leaf"], &BuildOptions { pull: true, ..Default::default() }, None);
-        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.args.join(" ")).collect();
+        let pulls: Vec<String> = plan.pulls.iter().map(|p| p.command().args.join(" ")).collect();
         assert_eq!(pulls, ["pull golang:1.22"]);
         assert!(plan.display("docker").lines().next().unwrap().starts_with("docker pull golang:1.22"));
         let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), None);
@@ -1084,7 +978,7 @@ dockerfile = "Dockerfile-other"
             .collect();
         assert_eq!(pushed.len(), 1);
         assert_eq!(
-            pushed[0].tag.args,
+            pushed[0].tag.command().args,
             ["tag", "reg.example/ns/mid:run-t0", "reg.example/ns/test:do_not_use"]
         );
 
@@ -1126,12 +1020,6 @@ dockerfile = "Dockerfile-other"
         let groups = runner_groups(&inv, &["leaf".into()]).unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].len(), 3, "a group carries the parents it is built on");
-    }
-
-    #[test]
-    fn display_quotes_what_a_shell_would_split() {
-        let cmd = DockerCommand::new(["build", "--build-arg", "X=a b", "it's"]);
-        assert_eq!(cmd.display("docker"), r"docker build --build-arg 'X=a b' 'it'\''s'");
     }
 
     #[test]

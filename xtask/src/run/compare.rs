@@ -6,7 +6,8 @@
 use crate::model::filesystem::Content;
 use crate::model::oci::{api_name, split_reference};
 use crate::model::rebuild::{self, Base, Inputs, Origins, Published, Verdict};
-use crate::plan::{Comparison, DockerCommand};
+use crate::model::step::Step;
+use crate::plan::Comparison;
 use crate::run::inspect::{packages_in, read_files, tree};
 use crate::run::{Checked, Live};
 use crate::sys::registry::Tag;
@@ -73,7 +74,7 @@ impl Live<'_> {
         // it is; what this run pulls, it removes again once it is no longer needed (`release`).
         if self.docker.id_and_labels(&pinned).is_err() {
             let mut transcript = String::new();
-            let pulled = self.docker.pull(&DockerCommand::new(["pull", pinned.as_str()]), &mut transcript);
+            let pulled = self.docker.pull(&pinned, &mut transcript);
             self.log.group(&format!("pull the published {} to compare ({pinned})", c.image), || {
                 self.log.passthrough(&transcript)
             });
@@ -135,7 +136,7 @@ impl Live<'_> {
     pub(super) fn release_published(&self, c: &Comparison) {
         let pulled = self.pulled.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.image);
         if let Some(pinned) = pulled {
-            if let Err(e) = self.docker.run(&DockerCommand::new(["image", "rm", pinned.as_str()])) {
+            if let Err(e) = self.docker.run(&Step::remove(&pinned)) {
                 self.log.warning(&format!("could not remove {pinned}, pulled to compare {}: {e:#}", c.image));
             }
         }
@@ -150,12 +151,12 @@ impl Live<'_> {
     ) -> anyhow::Result<String> {
         let pinned = by_digest(&c.published, digest);
         let built = self.docker.id_and_labels(run_reference)?.0;
-        self.docker.run(&DockerCommand::new(["tag", pinned.as_str(), run_reference]))?;
+        self.docker.run(&Step::tag(&pinned, run_reference))?;
         let adopted = self.docker.id_and_labels(run_reference)?.0;
         // The image this run built lost its only name to the published one: it goes now, with
         // the layers only it used, rather than staying in the engine without a name.
         if built != adopted {
-            if let Err(e) = self.docker.run(&DockerCommand::new(["image", "rm", built.as_str()])) {
+            if let Err(e) = self.docker.run(&Step::remove(&built)) {
                 self.log
                     .warning(&format!("could not remove {built}, the unchanged build of {}: {e:#}", c.image));
             }

@@ -8,7 +8,8 @@ use anyhow::bail;
 
 use crate::model::oci::api_name;
 use crate::model::rebuild::{Origins, Verdict};
-use crate::plan::{Build, Comparison, DockerCommand, Publication, Target, Verification};
+use crate::model::step::Step;
+use crate::plan::{Build, Comparison, Publication, Target, Verification};
 use crate::run::compare::{ChangedImages, InputsSince};
 use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, Transcript, World};
 use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
@@ -53,9 +54,9 @@ impl World for Live<'_> {
         preflight::check_unique_tags_free(self.registry()?, references, jobs)
     }
 
-    fn pull(&self, command: &DockerCommand) -> anyhow::Result<()> {
+    fn pull(&self, reference: &str) -> anyhow::Result<()> {
         let mut transcript = String::new();
-        let result = self.docker.pull(command, &mut transcript);
+        let result = self.docker.pull(reference, &mut transcript);
         self.log.passthrough(&transcript);
         result
     }
@@ -71,7 +72,7 @@ impl World for Live<'_> {
             }
             std::fs::write(path, text)?;
         }
-        let out = self.docker.build(&build.command, live)?;
+        let out = self.docker.build(&build.step, live)?;
         let id = std::fs::read_to_string(&build.iidfile)
             .ok()
             .map(|t| crate::sys::docker::normalize_id(&t))
@@ -124,7 +125,7 @@ impl World for Live<'_> {
         transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>> {
         let Some(push) = &t.push else {
-            transcript.line(&t.tag.display(self.program()));
+            transcript.line(&t.tag.command().display(self.program()));
             self.docker.run(&t.tag)?;
             return Ok(None);
         };
@@ -146,22 +147,24 @@ impl World for Live<'_> {
         // never runs ahead of the registry's.
         let pushed_by_name = t.retag_of.is_none();
         if pushed_by_name {
-            transcript.line(&t.tag.display(self.program()));
+            transcript.line(&t.tag.command().display(self.program()));
             self.docker.run(&t.tag)?;
         }
         let result = self.send_and_read_back(p, t, push, registry, id, transcript);
         match (&result, pushed_by_name) {
             (Err(_), true) => {
-                let untag = DockerCommand::new(["image", "rm", t.reference.as_str()]);
-                transcript
-                    .line(&format!("{} (the registry does not hold it)", untag.display(self.program())));
+                let untag = Step::remove(&t.reference);
+                transcript.line(&format!(
+                    "{} (the registry does not hold it)",
+                    untag.command().display(self.program())
+                ));
                 if let Err(e) = self.docker.run(&untag) {
                     self.log
                         .warning(&format!("{} is left in the engine, though not pushed: {e:#}", t.reference));
                 }
             }
             (Ok(_), false) => {
-                transcript.line(&t.tag.display(self.program()));
+                transcript.line(&t.tag.command().display(self.program()));
                 // The registry holds it: a local name that could not be made is only a warning.
                 if let Err(e) = self.docker.run(&t.tag) {
                     self.log.warning(&format!("{} is pushed, but not tagged locally: {e:#}", t.reference));
@@ -172,8 +175,8 @@ impl World for Live<'_> {
         result
     }
 
-    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
-        self.docker.run(command).map(|_| ())
+    fn clean_up(&self, step: &Step) -> anyhow::Result<()> {
+        self.docker.run(step).map(|_| ())
     }
 }
 
@@ -184,7 +187,7 @@ impl Live<'_> {
         &self,
         p: &Publication,
         t: &Target,
-        push: &DockerCommand,
+        push: &Step,
         registry: &Registry,
         id: &str,
         transcript: &mut Transcript,
@@ -216,9 +219,9 @@ impl Live<'_> {
                 })
             }
             None => {
-                transcript.line(&push.display(self.program()));
+                transcript.line(&push.command().display(self.program()));
                 let mut output = String::new();
-                let pushed = self.docker.push(push, registry.host(), &mut output);
+                let pushed = self.docker.push(push.subject(), registry.host(), &mut output);
                 transcript.output(&output);
                 pushed.map_err(|e| {
                     let stopped = e.downcast_ref::<StoppedByTimeLimit>().is_some();

@@ -34,9 +34,8 @@ use crate::model::filesystem::Content;
 use crate::model::hardening::Violation;
 use crate::model::packages::Found;
 use crate::model::rebuild::{Base, Origins, Verdict};
-use crate::plan::{
-    order, BaseSource, Build, Comparison, DockerCommand, Plan, Publication, Target, Verification,
-};
+use crate::model::step::{BuildStep, Step};
+use crate::plan::{order, BaseSource, Build, Comparison, Plan, Publication, Target, Verification};
 use crate::sys::gha::Log;
 use crate::sys::interrupt::{self, Interrupted};
 use crate::sys::process::last_lines;
@@ -190,7 +189,7 @@ pub trait World: Sync {
     /// Fails unless the registry says every one of `references` is absent.
     fn check_absent(&self, references: &[String], jobs: usize) -> anyhow::Result<()>;
     /// Pulls an image (retrying transient failures).
-    fn pull(&self, command: &DockerCommand) -> anyhow::Result<()>;
+    fn pull(&self, reference: &str) -> anyhow::Result<()>;
     /// Runs a build; Err only when it could not run to the end (missing CLI, interrupt).
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
     /// The digest of an image a build starts from (pulled when the engine lacks it).
@@ -220,8 +219,8 @@ pub trait World: Sync {
         id: &str,
         transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>>;
-    /// Runs a cleanup command; failures are only worth a warning.
-    fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()>;
+    /// Runs a cleanup step; failures are only worth a warning.
+    fn clean_up(&self, step: &Step) -> anyhow::Result<()>;
 }
 
 /// Runs `plans` one after another, stopping at the first failure, then removes the run's
@@ -290,11 +289,8 @@ pub fn execute(
             log.warning(&format!("could not keep {} as {}: {e:#}", v.image, v.kept_as));
         }
     }
-    let cleanup: Vec<&DockerCommand> = plans
-        .iter()
-        .flat_map(|p| &p.cleanup)
-        .filter(|c| c.args.last().is_some_and(|r| built.contains(&r.as_str())))
-        .collect();
+    let cleanup: Vec<&Step> =
+        plans.iter().flat_map(|p| &p.cleanup).filter(|c| built.contains(&c.subject())).collect();
     for chunk in cleanup.chunks(options.jobs.max(1)) {
         let failures: Vec<anyhow::Error> = std::thread::scope(|scope| {
             let removing: Vec<_> = chunk.iter().map(|c| scope.spawn(|| world.clean_up(c))).collect();
@@ -423,7 +419,7 @@ fn build_all(
     let mut progress = Progress::new(!live && std::io::stderr().is_terminal());
     let mut state = vec![State::Waiting; steps.len()];
     // Each build's command as it ran: with its base's labels, which only the run knows.
-    let mut commands: Vec<DockerCommand> = steps.iter().map(|s| s.command.clone()).collect();
+    let mut commands: Vec<BuildStep> = steps.iter().map(|s| s.step.clone()).collect();
     let priority = order::longest_chain_first(steps);
     let mut stopping = false;
     let mut interrupted = false;
@@ -461,15 +457,15 @@ fn build_all(
                         .sources
                         .extend(step.parent_sources.iter().filter_map(|(p, named)| built_on(p, named)));
                     origins.sources.sort_by(|a, b| a.name.cmp(&b.name));
-                    commands[index] = step.command_with_origins(&origins);
+                    commands[index] = step.with_origins(&origins);
                     report.origins.insert(step.image.clone(), origins);
-                    let step = Build { command: commands[index].clone(), ..step.clone() };
+                    let step = Build { step: commands[index].clone(), ..step.clone() };
                     scope.spawn(move || {
                         let step = &step;
                         let start = Instant::now();
                         let run = || {
                             if live {
-                                log.info(&step.command.display(world.program()));
+                                log.info(&step.step.command().display(world.program()));
                                 log.verbatim(|| world.build(step, true))
                             } else {
                                 world.build(step, false)
@@ -504,7 +500,7 @@ fn build_all(
                             "failed".into()
                         };
                         log.group(&format!("build {} ({verdict})", step.image), || {
-                            log.info(&commands[index].display(world.program()));
+                            log.info(&commands[index].command().display(world.program()));
                             log.passthrough(&built.output);
                         });
                     }
@@ -610,9 +606,9 @@ fn build_all(
 
 /// Pulls the fresh bases children need, one after another (the engine shares each layer).
 fn pull_all(world: &dyn World, plan: &Plan, log: &Log) -> anyhow::Result<()> {
-    for command in &plan.pulls {
-        let image = command.args.last().map_or("", String::as_str);
-        log.group(&format!("pull {image}"), || world.pull(command))
+    for pull in &plan.pulls {
+        let image = pull.subject();
+        log.group(&format!("pull {image}"), || world.pull(image))
             .map_err(|e| e.context(format!("pulling {image} failed. Nothing was built or pushed")))?;
     }
     Ok(())
@@ -901,13 +897,23 @@ fn push_state(plan: &Plan, report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{DockerCommand, RunNames};
+    use crate::plan::RunNames;
     use std::sync::{Condvar, Mutex};
 
     fn build(image: &str, needs: &[&str]) -> Build {
         Build {
             image: image.to_string(),
-            command: DockerCommand::new(["build", image]),
+            step: BuildStep {
+                builder: Default::default(),
+                no_cache: false,
+                platforms: Vec::new(),
+                dockerfile: "Dockerfile".into(),
+                tag: format!("r/{image}:run-1"),
+                iidfile: format!("/nonexistent/{image}.iid").into(),
+                build_args: Vec::new(),
+                labels: Vec::new(),
+                context: ".".into(),
+            },
             reference: format!("r/{image}:run-1"),
             iidfile: std::path::PathBuf::from(format!("/nonexistent/{image}.iid")),
             copies: Vec::new(),
@@ -932,8 +938,8 @@ mod tests {
                     .map(|(i, tag)| {
                         let reference = format!("r/{}:{tag}", b.image);
                         Target {
-                            tag: DockerCommand::new(["tag", &b.reference, &reference]),
-                            push: push.then(|| DockerCommand::new(["push", &reference])),
+                            tag: Step::tag(&b.reference, &reference),
+                            push: push.then(|| Step::push(&reference)),
                             immutable: i == 0,
                             retag_of: None,
                             reference,
@@ -942,7 +948,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        let cleanup = builds.iter().map(|b| DockerCommand::new(["image", "rm", &b.reference])).collect();
+        let cleanup = builds.iter().map(|b| Step::remove(&b.reference)).collect();
         Plan {
             run: RunNames { token: "1".into(), dir: std::path::PathBuf::from("/nonexistent/run") },
             must_be_absent: Vec::new(),
@@ -1027,8 +1033,8 @@ mod tests {
             Ok(())
         }
 
-        fn pull(&self, command: &DockerCommand) -> anyhow::Result<()> {
-            self.note(format!("pull {}", command.args.last().unwrap()));
+        fn pull(&self, reference: &str) -> anyhow::Result<()> {
+            self.note(format!("pull {reference}"));
             Ok(())
         }
 
@@ -1060,14 +1066,12 @@ mod tests {
 
         fn build(&self, build: &Build, _: bool) -> anyhow::Result<Built> {
             self.note(format!("build {}", build.image));
-            if let Some(label) =
-                build.command.args.iter().find(|a| a.starts_with("org.opencontainers.image.base.digest="))
-            {
-                self.note(format!("label {} {}", build.image, label.rsplit('=').next().unwrap_or_default()));
+            let label = |key: &str| build.step.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+            if let Some(digest) = label(crate::model::rebuild::BASE_DIGEST) {
+                self.note(format!("label {} {digest}", build.image));
             }
-            let sources = format!("{}=", crate::model::rebuild::SOURCES);
-            if let Some(label) = build.command.args.iter().find_map(|a| a.strip_prefix(&sources)) {
-                self.note(format!("sources {} {label}", build.image));
+            if let Some(sources) = label(crate::model::rebuild::SOURCES) {
+                self.note(format!("sources {} {sources}", build.image));
             }
             if self.gated {
                 let mut released = self.released.lock().unwrap();
@@ -1135,9 +1139,9 @@ mod tests {
             }))
         }
 
-        fn clean_up(&self, command: &DockerCommand) -> anyhow::Result<()> {
-            let verb = if command.args[0] == "tag" { "keep" } else { "rm" };
-            self.note(format!("{verb} {}", command.args.last().unwrap()));
+        fn clean_up(&self, step: &Step) -> anyhow::Result<()> {
+            let verb = if matches!(step, Step::Tag { .. }) { "keep" } else { "rm" };
+            self.note(format!("{verb} {}", step.subject()));
             Ok(())
         }
     }

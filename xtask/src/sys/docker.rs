@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::model::filesystem::Config;
-use crate::plan::{Builder, DockerCommand};
+use crate::model::step::{BuildStep, Builder, Step};
 use crate::sys::env::Env;
 use crate::sys::export::{self, Listing};
 use crate::sys::gha::Log;
@@ -212,8 +212,9 @@ impl Docker {
     }
 
     /// Runs a build: output streamed when `live`, else captured for printing whole.
-    pub fn build(&self, command: &DockerCommand, live: bool) -> anyhow::Result<Finished> {
+    pub fn build(&self, build: &BuildStep, live: bool) -> anyhow::Result<Finished> {
         let io = if live { Io::Stream } else { Io::Capture(None) };
+        let command = build.command();
         process::run_with_env(
             &self.program,
             &command.args,
@@ -225,10 +226,10 @@ impl Docker {
     }
 
     /// Runs a short command (tag, image rm) that must succeed.
-    pub fn run(&self, command: &DockerCommand) -> anyhow::Result<Finished> {
-        let out = self.exec(&command.args, Io::Capture(None), self.timeouts.command)?;
+    pub fn run(&self, step: &Step) -> anyhow::Result<Finished> {
+        let out = self.exec(&step.command().args, Io::Capture(None), self.timeouts.command)?;
         if !out.success {
-            bail!("{} {} {}: {}", self.name(), command.args[0], out.status, out.error_line());
+            bail!("{} {} {}: {}", self.name(), step.verb(), out.status, out.error_line());
         }
         Ok(out)
     }
@@ -238,11 +239,11 @@ impl Docker {
     /// output goes to `transcript`.
     pub fn push(
         &self,
-        command: &DockerCommand,
+        reference: &str,
         registry: &str,
         transcript: &mut String,
     ) -> anyhow::Result<Option<String>> {
-        let reference = command.args.last().map_or("", String::as_str);
+        let command = Step::push(reference).command();
         let what = format!("{} push {reference}", self.name());
         let last = self
             .retrying(&what, registry, Some(transcript), || {
@@ -262,8 +263,8 @@ impl Docker {
     }
 
     /// Runs a pull, retrying transient failures; its output goes to `transcript`.
-    pub fn pull(&self, command: &DockerCommand, transcript: &mut String) -> anyhow::Result<()> {
-        let reference = command.args.last().map_or("", String::as_str);
+    pub fn pull(&self, reference: &str, transcript: &mut String) -> anyhow::Result<()> {
+        let command = Step::pull(reference).command();
         let what = format!("{} pull {reference}", self.name());
         let registry = crate::model::oci::registry_of(reference);
         self.retrying(&what, registry, Some(transcript), || {
@@ -274,7 +275,7 @@ impl Docker {
 
     /// `docker login HOST -u USER --password-stdin`, the token on stdin.
     pub fn login(&self, host: &str, username: &str, token: &Secret) -> anyhow::Result<()> {
-        let args = login_args(host, username);
+        let args = Step::Login { host: host.to_string(), username: username.to_string() }.command().args;
         let stdin = token.expose().as_bytes();
         let what = format!("{} login as {username}", self.name());
         let result = self.retrying(&what, host, None, || {
@@ -286,7 +287,7 @@ impl Docker {
 
     /// `docker logout HOST`, so credentials do not outlive the job on a reused runner.
     pub fn logout(&self, host: &str) -> anyhow::Result<()> {
-        self.run(&DockerCommand::new(["logout", host])).map(|_| ())
+        self.run(&Step::Logout { host: host.to_string() }).map(|_| ())
     }
 
     /// The configuration an image starts containers with, and its files (from a container that
@@ -327,6 +328,15 @@ impl Docker {
         Ok((config, listing?))
     }
 
+    /// Asks the engine a question (`what`: `info`) that must be answered.
+    fn ask(&self, what: &str, args: &[&str]) -> anyhow::Result<Finished> {
+        let out = self.exec(args, Io::Capture(None), self.timeouts.command)?;
+        if !out.success {
+            bail!("{} {what} {}: {}", self.name(), out.status, out.error_line());
+        }
+        Ok(out)
+    }
+
     /// Runs a short command and returns what it printed, whether it succeeded or not.
     pub fn capture(&self, args: &[&str]) -> anyhow::Result<Finished> {
         self.exec(args, Io::Capture(None), self.timeouts.command)
@@ -338,7 +348,7 @@ impl Docker {
     pub fn base_digest(&self, reference: &str, transcript: &mut String) -> anyhow::Result<String> {
         let mut out = self.inspect_id_and(reference, ".RepoDigests")?;
         if !out.success {
-            self.pull(&DockerCommand::new(["pull", reference]), transcript)
+            self.pull(reference, transcript)
                 .map_err(|e| e.context(format!("{reference}, the base of a build, is not on this engine")))?;
             out = self.inspect_id_and(reference, ".RepoDigests")?;
         }
@@ -369,7 +379,7 @@ impl Docker {
         let host = crate::model::oci::registry_host(registry);
         let insecure = match self.client()? {
             Client::Docker => {
-                let out = self.run(&DockerCommand::new(["info", "--format", "{{json .RegistryConfig}}"]))?;
+                let out = self.ask("info", &["info", "--format", "{{json .RegistryConfig}}"])?;
                 let config: serde_json::Value =
                     serde_json::from_str(out.stdout.trim()).with_context(|| {
                         format!("cannot read the engine's registry settings from `{} info`", self.program)
@@ -377,7 +387,7 @@ impl Docker {
                 docker_insecure(&config, host, &resolve(host))
             }
             Client::Podman => {
-                let out = self.run(&DockerCommand::new(["info", "--format", "json"]))?;
+                let out = self.ask("info", &["info", "--format", "json"])?;
                 let info: serde_json::Value = serde_json::from_str(out.stdout.trim()).with_context(|| {
                     format!("cannot read the registry settings from `{} info`", self.program)
                 })?;
@@ -452,10 +462,6 @@ fn buildkit_off(env: &Env) -> anyhow::Result<bool> {
         Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(false),
         Some(other) => bail!("DOCKER_BUILDKIT is `{other}`: docker reads it as a boolean (0 or 1)"),
     }
-}
-
-pub fn login_args(host: &str, username: &str) -> Vec<String> {
-    ["login", host, "--username", username, "--password-stdin"].map(String::from).to_vec()
 }
 
 /// `Driver:` and the first node's `Platforms:` of `docker buildx inspect`.

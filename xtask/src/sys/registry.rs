@@ -697,11 +697,6 @@ fn helper_credentials(helper: &str, host: &str, timeout: Duration) -> anyhow::Re
     Ok(Some(Credentials::Password { user: answer.username, secret: Secret::new(answer.secret) }))
 }
 
-/// The dry run's line for a registry question (no credentials in it).
-pub fn describe_query(host: &str, repository: &str, tag: &str, expectation: &str) -> String {
-    format!("# registry {host}: GET /v2/{repository}/manifests/{tag} ({expectation})")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
