@@ -75,10 +75,9 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
 pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
     let mut problems = Vec::new();
     for image in inventory.images.values() {
-        match parents::read(&image.dockerfile) {
-            Ok(dockerfile) => {
-                problems.extend(parents::parent_uses(inventory, image, &dockerfile).err().unwrap_or_default())
-            }
+        match inventory.sources.image(&image.name) {
+            Ok(files) => problems
+                .extend(parents::parent_uses(inventory, image, &files.dockerfile).err().unwrap_or_default()),
             Err(e) => problems.push(e),
         }
     }

@@ -86,7 +86,7 @@ impl flags::CiPr {
 impl flags::CiMain {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        let build_id = BuildId::require(self.build_id.as_deref(), ctx.actions_run().as_ref())?;
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
         let forced = self.build.force || dispatched_with_force(&ctx.env)?;
         let flags = BuildArgs {

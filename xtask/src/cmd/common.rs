@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::dockerfile::Dockerfile;
 use crate::plan::changes::{self, Reason};
 use crate::sys::git;
 
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
+use crate::model::labels;
 use crate::model::sbom;
+use crate::model::sources::own_ignore_file;
+use crate::model::tags::ActionsRun;
 use crate::plan;
 use crate::plan::{BuildOptions, Builder, Inputs, Plan, RunNames};
 use crate::run::{execute, lock, ExecOptions, InputsSince, Live, OnBuildFailure, Report};
@@ -20,6 +22,7 @@ use crate::sys::env::Env;
 use crate::sys::gha;
 use crate::sys::gha::Log;
 use crate::sys::registry::Registry;
+use crate::sys::{inputs, random};
 
 /// The images a building command works on: the named ones (all when none are named), or
 /// those affected by changes since `changed_since`. `None` when the changes touch no image.
@@ -61,10 +64,8 @@ fn inventory_change(
     layout: &changes::Layout,
     revision: &str,
 ) -> anyhow::Result<changes::InventoryChange> {
-    let now = std::fs::read_to_string(&inventory.path)
-        .with_context(|| format!("cannot read {}", inventory.path.display()))?;
     let before = git::file_at(root, revision, &layout.inventory);
-    Ok(changes::inventory_change(before.as_deref(), &now))
+    Ok(changes::inventory_change(before.as_deref(), &inventory.sources.inventory))
 }
 
 /// The images whose inputs differ between the commit `revision` and the working tree, each
@@ -180,23 +181,21 @@ fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Lay
     .map(|p| relative(p))
     .filter(|p| p.is_relative())
     .collect();
-    let patterns =
-        |path: &Path| std::fs::read_to_string(path).ok().map(|t| changes::dockerignore_patterns(&t));
+    let patterns = |text: &Option<String>| text.as_deref().map(changes::dockerignore_patterns);
     let mut images = Vec::new();
     for image in inventory.images.values() {
-        let text = std::fs::read_to_string(&image.dockerfile)
-            .with_context(|| format!("cannot read {}", image.dockerfile.display()))?;
-        let own_ignore = plan::ignore_file(&image.dockerfile);
+        let files = inventory.sources.image(&image.name).map_err(|e| anyhow::anyhow!(e))?;
+        let own_ignore = own_ignore_file(&image.dockerfile);
         let context_ignore = image.context.join(".dockerignore");
-        let mut sources = Dockerfile::parse(&text).context_sources(&image.build_args);
+        let mut sources = files.dockerfile.context_sources(&image.build_args);
         sources.extend(link_targets(&image.context, &sources));
         images.push(changes::ImageInputs {
             name: image.name.clone(),
             files: vec![relative(&image.dockerfile), relative(&own_ignore), relative(&context_ignore)],
             context: relative(&image.context),
             sources,
-            context_ignore: patterns(&context_ignore).unwrap_or_default(),
-            dockerfile_ignore: patterns(&own_ignore),
+            context_ignore: patterns(&files.context_ignore).unwrap_or_default(),
+            dockerfile_ignore: patterns(&files.own_ignore),
         });
     }
     let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
@@ -274,16 +273,26 @@ impl<'a> Prepared<'a> {
             builder_makes_platforms(ctx, &options.builder, &images)?;
         }
         if options.builder == Builder::Legacy {
-            for image in images.iter().filter(|i| plan::ignore_file(&i.dockerfile).is_file()) {
+            for image in images
+                .iter()
+                .filter(|i| inventory.sources.image(&i.name).is_ok_and(|f| f.own_ignore.is_some()))
+            {
                 ctx.log.note(&format!(
                     "{}: the legacy builder reads only the context's .dockerignore, not {}: BuildKit (the buildx \
                      plugin) or podman keeps what it excludes out of the image",
                     image.name,
-                    plan::ignore_file(&image.dockerfile).display()
+                    own_ignore_file(&image.dockerfile).display()
                 ));
             }
         }
-        Ok(Prepared { inventory, images, lineage, options, exec, run: RunNames::new() })
+        Ok(Prepared {
+            inventory,
+            images,
+            lineage,
+            options,
+            exec,
+            run: RunNames::new(random::token(48), &std::env::temp_dir()),
+        })
     }
 
     pub fn inputs(&self) -> Inputs<'_> {
@@ -431,7 +440,7 @@ fn write_sboms(
     reports: &[Report],
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let created = crate::model::labels::created(&ctx.env)?;
+    let created = ctx.created()?;
     let mut written = 0;
     for (plan, report) in plans.iter().zip(reports) {
         for build in &plan.builds {
@@ -579,9 +588,30 @@ impl Ctx {
         Ok(Ctx { env, docker, log, inventory, registry })
     }
 
+    /// The workflow run the tool runs in, when it runs in GitHub Actions.
+    pub fn actions_run(&self) -> Option<ActionsRun> {
+        self.env.in_github_actions().then(|| ActionsRun {
+            number: self.env.get("GITHUB_RUN_NUMBER").map(String::from),
+            attempt: self.env.get("GITHUB_RUN_ATTEMPT").map(String::from),
+        })
+    }
+
+    /// The repository's address in GitHub Actions (the images' source label).
+    pub fn source_url(&self) -> Option<String> {
+        let (server, repository) = (self.env.get("GITHUB_SERVER_URL")?, self.env.get("GITHUB_REPOSITORY")?);
+        Some(format!("{}/{repository}", server.trim_end_matches('/')))
+    }
+
+    /// The build time: $SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+    pub fn created(&self) -> anyhow::Result<String> {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(labels::rfc3339(self.env.number("SOURCE_DATE_EPOCH", now)?))
+    }
+
     /// The validated inventory with any --registry override applied.
     pub fn inventory(&self) -> anyhow::Result<Inventory> {
-        Inventory::load(&self.inventory)?.with_registry(self.registry.as_deref())
+        inputs::load_inventory(&self.inventory)?.with_registry(self.registry.as_deref())
     }
 }
 

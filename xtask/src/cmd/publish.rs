@@ -12,7 +12,7 @@ use crate::sys::git;
 impl flags::Publish {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
-        let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        let build_id = BuildId::require(self.build_id.as_deref(), ctx.actions_run().as_ref())?;
         let images = plan::select(&inventory, &self.images)?;
         say_why_parents_come_along(ctx, &self.images, &images);
         warn_about_base_support(ctx, &images);
@@ -54,10 +54,10 @@ pub(super) fn publish_plan(
     build_id: &BuildId,
     force: bool,
 ) -> anyhow::Result<Plan> {
-    let created = labels::created(&ctx.env)?;
+    let created = ctx.created()?;
     let (revision, uncommitted) = revision(ctx, inputs)?;
     let labels = |image: &Image| {
-        let mut labels = labels::oci_labels(image, &ctx.env, &created);
+        let mut labels = labels::oci_labels(image, ctx.source_url().as_deref(), &created);
         if let (Some(revision), false) = (&revision, uncommitted.contains(&image.name)) {
             labels.push((rebuild::REVISION.to_string(), revision.clone()));
         }

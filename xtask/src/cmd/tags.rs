@@ -6,7 +6,7 @@ impl flags::Tags {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let inventory = ctx.inventory()?;
         let image = inventory.image(&self.image)?;
-        let build_id = BuildId::require(self.build_id.as_deref(), &ctx.env)?;
+        let build_id = BuildId::require(self.build_id.as_deref(), ctx.actions_run().as_ref())?;
         if !image.push {
             ctx.log.note(&format!(
                 "{}: push = false in images.toml: built and tagged as these, never pushed",

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::sys::export::{Entry, Kind, Listing};
+use crate::model::listing::{Entry, Kind, Listing};
 
 /// What one image must satisfy. Every rule is opt-in through the inventory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

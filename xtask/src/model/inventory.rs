@@ -5,11 +5,12 @@
 //! line of a key our rules reject is found in the text (see `locate`), which spares wrapping
 //! every field in `toml::Spanned` and the compile time that costs.
 
+use crate::model::sources::Sources;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde::Deserialize;
 
 use crate::model::hardening;
@@ -26,6 +27,8 @@ pub struct Inventory {
     pub declared_registry: String,
     pub test_package: Option<TestPackage>,
     pub images: BTreeMap<String, Image>,
+    /// What its files say, read once by the loader (sys/inputs.rs); empty until then.
+    pub sources: Sources,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -167,20 +170,19 @@ impl fmt::Display for InvalidInventory {
 impl std::error::Error for InvalidInventory {}
 
 impl Inventory {
-    /// Reads and validates the inventory at `path`.
-    pub fn load(path: &Path) -> anyhow::Result<Inventory> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the inventory {}: pass an existing file with --inventory PATH",
-                path.display()
-            )
-        })?;
-        Ok(Inventory::parse(path, &text)?)
+    /// Validates inventory `text` as if read from `path`, checking the files it names (relative
+    /// to `path`'s folder) on this machine's disk. For tests; the tool loads it in sys/inputs.rs.
+    #[cfg(test)]
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InvalidInventory> {
+        Inventory::parse_with(path, text, &|p, kind| match kind {
+            PathKind::File => p.is_file(),
+            PathKind::Dir => p.is_dir(),
+        })
     }
 
-    /// Validates inventory `text` as if read from `path`; file references are checked on disk
-    /// relative to `path`'s folder.
-    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InvalidInventory> {
+    /// Validates inventory `text` as if read from `path`; `exists` says whether a file or
+    /// folder it names (relative to `path`'s folder) is there.
+    pub fn parse_with(path: &Path, text: &str, exists: &Exists) -> Result<Inventory, InvalidInventory> {
         let invalid = |problems| InvalidInventory { path: path.to_path_buf(), problems };
         let raw: RawInventory = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(text, s.start));
@@ -202,7 +204,7 @@ impl Inventory {
                 ),
             }]));
         }
-        let mut v = Validator { text, dir: &dir, problems: Vec::new() };
+        let mut v = Validator { text, dir: &dir, exists, problems: Vec::new() };
         let inventory = v.inventory(path, raw);
         if v.problems.is_empty() {
             Ok(inventory)
@@ -312,6 +314,7 @@ fn dotted(key: &str) -> Vec<&str> {
 struct Validator<'a> {
     text: &'a str,
     dir: &'a Path,
+    exists: &'a Exists,
     problems: Vec<Problem>,
 }
 
@@ -358,6 +361,7 @@ impl Validator<'_> {
             registry,
             test_package,
             images,
+            sources: Sources::default(),
         }
     }
 
@@ -489,11 +493,7 @@ impl Validator<'_> {
 
     fn existing_path(&mut self, value: &str, key: &[&str], kind: PathKind) -> Option<PathBuf> {
         let path = self.dir.join(value);
-        let found = match kind {
-            PathKind::File => path.is_file(),
-            PathKind::Dir => path.is_dir(),
-        };
-        if found {
+        if (self.exists)(&path, kind) {
             return Some(path);
         }
         let what = match kind {
@@ -559,10 +559,14 @@ fn merge_verify(baseline: Option<&RawVerify>, own: Option<&RawVerify>) -> Option
     })
 }
 
-enum PathKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
     File,
     Dir,
 }
+
+/// Whether a file or folder is there: asked of the disk at the edge (sys/inputs.rs).
+pub type Exists = dyn Fn(&Path, PathKind) -> bool;
 
 /// The first dependency cycle, as the names along it with the first repeated at the end.
 fn find_cycle(images: &BTreeMap<String, RawImage>) -> Option<Vec<String>> {

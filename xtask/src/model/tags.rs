@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 
 use crate::model::inventory::Image;
 use crate::model::oci;
-use crate::sys::env::Env;
 
 /// Identifies one run of the pipeline; part of the unique tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +39,12 @@ impl BuildId {
 
     /// `--build-id` when given; in GitHub Actions `$GITHUB_RUN_NUMBER.$GITHUB_RUN_ATTEMPT`
     /// (the attempt alone restarts at 1 for every run, so it is not unique); otherwise none.
-    pub fn resolve(flag: Option<&str>, env: &Env) -> anyhow::Result<Option<BuildId>> {
+    pub fn resolve(flag: Option<&str>, actions: Option<&ActionsRun>) -> anyhow::Result<Option<BuildId>> {
         if let Some(id) = flag {
             return BuildId::parse(id).map(Some);
         }
-        if !env.in_github_actions() {
-            return Ok(None);
-        }
-        let number = env.get("GITHUB_RUN_NUMBER");
-        let attempt = env.get("GITHUB_RUN_ATTEMPT");
+        let Some(ActionsRun { number, attempt }) = actions else { return Ok(None) };
+        let (number, attempt) = (number.as_deref(), attempt.as_deref());
         match (number, attempt) {
             (Some(n), Some(a)) if is_number(n) && is_number(a) => Ok(Some(BuildId(format!("{n}.{a}")))),
             _ => bail!(
@@ -61,8 +57,8 @@ impl BuildId {
     }
 
     /// Like `resolve`, for commands that cannot work without one.
-    pub fn require(flag: Option<&str>, env: &Env) -> anyhow::Result<BuildId> {
-        BuildId::resolve(flag, env)?.context(
+    pub fn require(flag: Option<&str>, actions: Option<&ActionsRun>) -> anyhow::Result<BuildId> {
+        BuildId::resolve(flag, actions)?.context(
             "a build id is needed for the unique tag: pass --build-id ID (in GitHub Actions it is \
              GITHUB_RUN_NUMBER.GITHUB_RUN_ATTEMPT)",
         )
@@ -71,6 +67,14 @@ impl BuildId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// What GitHub Actions says about the workflow run the tool runs in
+/// (`$GITHUB_RUN_NUMBER`, `$GITHUB_RUN_ATTEMPT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionsRun {
+    pub number: Option<String>,
+    pub attempt: Option<String>,
 }
 
 fn is_number(s: &str) -> bool {
@@ -156,21 +160,19 @@ mod tests {
 
     #[test]
     fn build_id_from_github_actions() {
-        let env = Env::from_pairs(&[
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_RUN_NUMBER", "42"),
-            ("GITHUB_RUN_ATTEMPT", "2"),
-        ]);
-        assert_eq!(BuildId::resolve(None, &env).unwrap(), Some(BuildId("42.2".into())));
+        let run = |n: Option<&str>, a: Option<&str>| ActionsRun {
+            number: n.map(String::from),
+            attempt: a.map(String::from),
+        };
+        let actions = run(Some("42"), Some("2"));
+        assert_eq!(BuildId::resolve(None, Some(&actions)).unwrap(), Some(BuildId("42.2".into())));
         // An explicit flag wins.
-        assert_eq!(BuildId::resolve(Some("7"), &env).unwrap(), Some(BuildId("7".into())));
-        // Outside Actions the variables mean nothing.
-        let env = Env::from_pairs(&[("GITHUB_RUN_NUMBER", "42"), ("GITHUB_RUN_ATTEMPT", "2")]);
-        assert_eq!(BuildId::resolve(None, &env).unwrap(), None);
-        let err = BuildId::require(None, &env).unwrap_err().to_string();
+        assert_eq!(BuildId::resolve(Some("7"), Some(&actions)).unwrap(), Some(BuildId("7".into())));
+        // Outside Actions there is no run to name.
+        assert_eq!(BuildId::resolve(None, None).unwrap(), None);
+        let err = BuildId::require(None, None).unwrap_err().to_string();
         assert!(err.contains("pass --build-id ID"), "{err}");
-        let env = Env::from_pairs(&[("GITHUB_ACTIONS", "true"), ("GITHUB_RUN_NUMBER", "42")]);
-        let err = BuildId::resolve(None, &env).unwrap_err().to_string();
+        let err = BuildId::resolve(None, Some(&run(Some("42"), None))).unwrap_err().to_string();
         assert!(err.contains("GITHUB_RUN_ATTEMPT (unset)"), "{err}");
     }
 

@@ -395,7 +395,7 @@ mod tests {
         let text = "registry = \"r.io/x\"\n[images.base]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-base\"\n\
                     [images.mid]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-mid\"\ndepends_on = [\"base\"]\n\
                     [images.other]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-other\"\n";
-        Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
+        crate::sys::inputs::parse_inventory(&dir.path().join("images.toml"), text).unwrap()
     }
 
     fn layout() -> Layout {

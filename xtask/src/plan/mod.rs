@@ -19,6 +19,7 @@ pub mod parents;
 
 use crate::model::hardening;
 use crate::model::rebuild::{self, Base, Origins};
+use crate::model::sources::own_ignore_file;
 pub use crate::model::step::{BuildStep, Builder, Step};
 use crate::model::tags::{self, BuildId};
 pub use order::{runner_groups, select};
@@ -34,16 +35,10 @@ pub struct RunNames {
 }
 
 impl RunNames {
-    /// A token no other run on this machine is using: the process id and the time, hashed.
-    pub fn new() -> RunNames {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-        );
-        let token = format!("{:012x}", h.finish() >> 16);
-        let dir = std::env::temp_dir().join(format!("xtask-run-{token}"));
+    /// The names of a run with `token` (one no other run on this machine uses), its files in
+    /// a folder of its own under `temp`.
+    pub fn new(token: String, temp: &Path) -> RunNames {
+        let dir = temp.join(format!("xtask-run-{token}"));
         RunNames { token, dir }
     }
 
@@ -385,27 +380,19 @@ pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Linea
     for (name, uses) in uses {
         let mut links = Links { uses, ..Links::default() };
         let image = &inventory.images[&name];
-        let dockerfile = parents::read(&image.dockerfile).map_err(|e| anyhow::anyhow!(e))?;
-        links.base = parents::final_base(inventory, image, &dockerfile);
-        links.sources = parents::other_images(inventory, image, &dockerfile);
+        let files = inventory.sources.image(&name).map_err(|e| anyhow::anyhow!(e))?;
+        links.base = parents::final_base(inventory, image, &files.dockerfile);
+        links.sources = parents::other_images(inventory, image, &files.dockerfile);
         links.sources.retain(|s| !matches!(&links.base, Some(BaseSource::Outside(name)) if name == s));
         links.sources.sort();
         links.sources.dedup();
         if links.uses.iter().any(|u| matches!(u.how, Use::Named { .. })) {
-            let dockerfile = &inventory.images[&name].dockerfile;
-            links.dockerfile = std::fs::read_to_string(dockerfile)?;
-            links.dockerignore = std::fs::read_to_string(ignore_file(dockerfile)).ok();
+            links.dockerfile = files.text.clone();
+            links.dockerignore = files.own_ignore.clone();
         }
         lineage.insert(name, links);
     }
     Ok(lineage)
-}
-
-/// `Dockerfile-x.dockerignore` beside `Dockerfile-x`, which BuildKit prefers to the context's.
-pub fn ignore_file(dockerfile: &Path) -> PathBuf {
-    let mut name = dockerfile.as_os_str().to_os_string();
-    name.push(".dockerignore");
-    PathBuf::from(name)
 }
 
 /// Everything a plan is made from.
@@ -473,7 +460,7 @@ fn builds(
                 inputs.run.reference(inputs.registry, parent)
             });
             if let Some(ignore) = &links.dockerignore {
-                copies.push((ignore_file(&copy), ignore.clone()));
+                copies.push((own_ignore_file(&copy), ignore.clone()));
             }
             copies.insert(0, (copy, text));
         }
@@ -697,7 +684,7 @@ push = false
 version = "4.0.0"
 dockerfile = "Dockerfile-other"
 "#;
-        Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
+        crate::sys::inputs::parse_inventory(&dir.path().join("images.toml"), text).unwrap()
     }
 
     fn run() -> RunNames {
@@ -715,6 +702,10 @@ dockerfile = "Dockerfile-other"
         options: &BuildOptions,
         f: impl FnOnce(&Inputs<'_>) -> T,
     ) -> T {
+        // Tests write Dockerfiles after loading the inventory: read them as a run would, now.
+        let mut inv = inv.clone();
+        inv.sources = crate::sys::inputs::read_sources(&inv, &inv.sources.inventory).unwrap();
+        let inv = &inv;
         let names: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
         let images = select(inv, &names).unwrap();
         let lineage = lineage(inv, &images).unwrap();
@@ -1024,7 +1015,8 @@ dockerfile = "Dockerfile-other"
 
     #[test]
     fn run_names_differ_between_runs() {
-        let (a, b) = (RunNames::new(), RunNames::new());
+        let new = || RunNames::new(crate::sys::random::token(48), &std::env::temp_dir());
+        let (a, b) = (new(), new());
         assert_ne!(a.token, b.token);
         assert_eq!(a.reference("r/ns", "alpine"), format!("r/ns/alpine:run-{}", a.token));
         assert!(crate::model::oci::tag_problem(&format!("run-{}", a.token)).is_none());

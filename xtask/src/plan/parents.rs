@@ -10,7 +10,6 @@
 //!   it can never start from an older parent in the engine's store or the registry.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::dockerfile::{is_arg_reference, Dockerfile, ImageReference};
 use crate::model::inventory::{Image, Inventory};
@@ -149,7 +148,7 @@ pub fn all_parent_uses(
     let mut all = BTreeMap::new();
     let mut problems = Vec::new();
     for image in images {
-        match read(&image.dockerfile).map(|d| parent_uses(inventory, image, &d)) {
+        match inventory.sources.image(&image.name).map(|s| parent_uses(inventory, image, &s.dockerfile)) {
             Ok(Ok(uses)) => {
                 all.insert(image.name.clone(), uses);
             }
@@ -228,12 +227,6 @@ pub fn final_base(inventory: &Inventory, image: &Image, dockerfile: &Dockerfile)
     }
 }
 
-pub fn read(path: &Path) -> Result<Dockerfile, String> {
-    std::fs::read_to_string(path)
-        .map(|t| Dockerfile::parse(&t))
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))
-}
-
 /// The Dockerfile text with each named FROM of a parent replaced by `reference(parent)`.
 pub fn rewrite(text: &str, uses: &[ParentUse], reference: &dyn Fn(&str) -> String) -> String {
     let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
@@ -285,7 +278,7 @@ mod tests {
                     [images.base]\nversion = \"1.2.3\"\ndockerfile = \"Dockerfile-base\"\n\
                     [images.other]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-other\"\n\
                     [images.child]\nversion = \"1.0.0\"\ndockerfile = \"Dockerfile-child\"\ndepends_on = [\"base\"]\n";
-        Inventory::parse(&dir.path().join("images.toml"), text).unwrap()
+        crate::sys::inputs::parse_inventory(&dir.path().join("images.toml"), text).unwrap()
     }
 
     fn uses(dockerfile: &str) -> Result<Vec<ParentUse>, Vec<String>> {

@@ -4,10 +4,10 @@
 
 use crate::model::filesystem::{Config, Content, Node, Tree};
 use crate::model::hardening::Spec;
+use crate::model::listing::{Kind, Listing};
 use crate::model::packages::{self, Found};
 use crate::run::Checked;
 use crate::sys::docker::Docker;
-use crate::sys::export::{Kind, Listing};
 use crate::sys::rpm;
 
 /// The rules of `spec` that `reference` breaks, its packages, and what it holds.

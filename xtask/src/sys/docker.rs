@@ -15,9 +15,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::model::filesystem::Config;
+use crate::model::listing::Listing;
 use crate::model::step::{BuildStep, Builder, Step};
 use crate::sys::env::Env;
-use crate::sys::export::{self, Listing};
+use crate::sys::export;
 use crate::sys::gha::Log;
 use crate::sys::process::{self, sleep_unless_interrupted, Finished, Io};
 use crate::sys::registry::Transport;

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::sys::env::Env;
+use crate::sys::random;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
@@ -58,7 +59,7 @@ impl Log {
         if !self.github {
             return body();
         }
-        let token = random_token();
+        let token = random::token(128);
         say!("::stop-commands::{token}");
         let _ = std::io::stdout().flush();
         let result = body();
@@ -71,7 +72,7 @@ impl Log {
     pub fn note(&self, message: &str) {
         if self.github && could_be_a_command(message) {
             // On the stream it is written to, so that the runner reads the two in order.
-            let token = random_token();
+            let token = random::token(128);
             eprintln!("::stop-commands::{token}\n{message}\n::{token}::");
             return;
         }
@@ -122,19 +123,6 @@ fn append_to(env: &Env, variable: &str, text: &str) -> anyhow::Result<()> {
     file.write_all(text.as_bytes()).with_context(|| format!("cannot write ${variable} ({path})"))
 }
 
-/// 128 bits from the process's random hash keys and the clock.
-fn random_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let half = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    };
-    format!("{:016x}{:016x}", half(), half())
-}
-
 /// Whether a line of `message` could be read as a workflow command by the runner: one that
 /// starts with `::` (leading blanks aside), or holds the older `##[` form. The tool's own lines
 /// never do; a name or a path from an image or a repository might.
@@ -150,12 +138,6 @@ pub fn escape_data(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_differ() {
-        assert_ne!(random_token(), random_token());
-        assert_eq!(random_token().len(), 32);
-    }
 
     #[test]
     fn lines_that_a_runner_could_take_for_a_command() {

@@ -1,0 +1,41 @@
+//! The files a plan is made from, as read once at the start (sys/inputs.rs): images.toml, and
+//! each image's Dockerfile (parsed once) and .dockerignore files. model/ and plan/ read these
+//! values, never the disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::dockerfile::Dockerfile;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    /// images.toml as read.
+    pub inventory: String,
+    pub images: BTreeMap<String, ImageSources>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSources {
+    pub text: String,
+    pub dockerfile: Dockerfile,
+    /// `Dockerfile-x.dockerignore` beside `Dockerfile-x`, which BuildKit prefers to the
+    /// context's; None when there is none.
+    pub own_ignore: Option<String>,
+    /// The context's `.dockerignore`.
+    pub context_ignore: Option<String>,
+}
+
+impl Sources {
+    /// The files of inventory image `name`; a Dockerfile that could not be read is an error
+    /// naming it (the loader records what the disk said).
+    pub fn image(&self, name: &str) -> Result<&ImageSources, String> {
+        self.images.get(name).ok_or_else(|| format!("images.{name}: its Dockerfile was not read"))
+    }
+}
+
+/// `Dockerfile-x.dockerignore` beside `Dockerfile-x`.
+pub fn own_ignore_file(dockerfile: &Path) -> PathBuf {
+    let mut name = dockerfile.as_os_str().to_os_string();
+    name.push(".dockerignore");
+    PathBuf::from(name)
+}
