@@ -6,14 +6,13 @@
 //! published and local tags are made from it right before each push, and it is removed at the
 //! end: two runs on one engine never build on, tag or push each other's images.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::model::inventory::{Image, Inventory};
-use crate::model::oci::{api_name, describe_query, split_reference};
 pub mod changes;
+mod display;
 pub mod order;
 pub mod parents;
 
@@ -23,8 +22,8 @@ use crate::model::sources::own_ignore_file;
 pub use crate::model::step::{BuildStep, Builder, Step};
 use crate::model::tags::{self, BuildId};
 pub use order::{runner_groups, select};
-pub use parents::BaseSource;
-use parents::{ParentUse, Use};
+use parents::Use;
+pub use parents::{lineage, BaseSource, Lineage};
 
 /// The names one run gives what it builds, and the folder for its files (image ids, Dockerfile
 /// copies).
@@ -210,122 +209,6 @@ impl Plan {
     pub fn pushes(&self) -> bool {
         self.publications.iter().flat_map(|p| &p.targets).any(|t| t.push.is_some())
     }
-
-    /// One line per step, exactly as it would run: docker commands as typed, and the steps that
-    /// are not docker commands (registry questions, Dockerfile copies, verifications) as
-    /// comment lines in their place.
-    pub fn display(&self, program: &str) -> String {
-        let mut out = String::new();
-        let query = |reference: &str, expectation: &str| -> String {
-            let (host, path, tag) = api_name(reference);
-            describe_query(&host, &path, &tag, expectation) + "\n"
-        };
-        for reference in &self.must_be_absent {
-            out.push_str(&query(reference, "must be absent: a unique tag is never overwritten"));
-        }
-        for pull in &self.pulls {
-            out.push_str(&pull.command().display(program));
-            out.push('\n');
-        }
-        let mut outside: Vec<&String> = self.builds.iter().flat_map(Build::outside_images).collect();
-        outside.sort();
-        outside.dedup();
-        for name in outside {
-            out.push_str(&format!(
-                "# base {name}: {program} image inspect (pulled first when missing): its digest is a label\n"
-            ));
-        }
-        // Each build, then its check and its comparison, in the order one job runs them.
-        for b in order::one_at_a_time(&self.builds).into_iter().map(|i| &self.builds[i]) {
-            for (path, _) in &b.copies {
-                out.push_str(&format!(
-                    "# write {}: a copy for {} that names this run's parent\n",
-                    path.display(),
-                    b.image
-                ));
-            }
-            out.push_str(&b.with_origins(&b.origins_placeholder()).command().display(program));
-            out.push('\n');
-            for v in self.verifications.iter().filter(|v| v.image == b.image) {
-                let rules = if v.spec.is_some() { "the inventory's rules and " } else { "" };
-                out.push_str(&format!(
-                    "# verify {} ({}): image inspect, create, export, rm; then {rules}its packages\n",
-                    v.image, v.reference
-                ));
-                if v.spec.is_some() {
-                    out.push_str(&format!("# if it breaks a rule: kept as {} for a look\n", v.kept_as));
-                }
-            }
-            for c in self.comparisons.iter().filter(|c| c.image == b.image) {
-                let what = if self.force {
-                    "published whatever it finds (--force)"
-                } else {
-                    "pushed only if it changed"
-                };
-                out.push_str(&format!(
-                    "# compare {} with {}: registry GET, pull by digest, labels, packages, git diff since its revision; {what}\n",
-                    c.image, c.published
-                ));
-                let children: Vec<&str> = self
-                    .builds
-                    .iter()
-                    .filter(|x| x.needs.contains(&b.image))
-                    .map(|x| x.image.as_str())
-                    .collect();
-                if !self.force && !children.is_empty() {
-                    out.push_str(&format!(
-                        "# if {} is unchanged: {program} tag <{} by its digest> {}, so that {} builds on the published one\n",
-                        c.image,
-                        c.published,
-                        b.reference,
-                        children.join(", ")
-                    ));
-                }
-            }
-        }
-        for p in &self.publications {
-            for t in &p.targets {
-                if t.immutable && t.push.is_some() {
-                    out.push_str(&query(
-                        &t.reference,
-                        "must still be absent, asked again right before the push",
-                    ));
-                }
-                // A later tag is made locally only once the registry holds it (run/live.rs).
-                let tag_after = t.push.is_some() && t.retag_of.is_some();
-                if !tag_after {
-                    out.push_str(&t.tag.command().display(program));
-                    out.push('\n');
-                }
-                match (&t.push, &t.retag_of) {
-                    (Some(_), Some(source)) => {
-                        let (host, path, tag) = api_name(&t.reference);
-                        let from = split_reference(source).1.unwrap_or_default();
-                        out.push_str(&format!(
-                            "# registry {host}: PUT /v2/{path}/manifests/{tag} (the manifest of {from}: the same digest)\n"
-                        ));
-                    }
-                    (Some(push), None) => {
-                        out.push_str(&push.command().display(program));
-                        out.push('\n');
-                    }
-                    (None, _) => {}
-                }
-                if t.push.is_some() {
-                    out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
-                }
-                if tag_after {
-                    out.push_str(&t.tag.command().display(program));
-                    out.push('\n');
-                }
-            }
-        }
-        for c in &self.cleanup {
-            out.push_str(&c.command().display(program));
-            out.push('\n');
-        }
-        out
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -355,44 +238,6 @@ fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
         ),
         None => Ok(()),
     }
-}
-
-/// How one image builds on its parents (from parents.rs) and, when it names a parent, the
-/// Dockerfile text to copy with those names rewritten, and its own `.dockerignore`.
-#[derive(Debug, Clone, Default)]
-pub struct Links {
-    pub uses: Vec<ParentUse>,
-    pub dockerfile: String,
-    pub dockerignore: Option<String>,
-    /// What its final stage starts from.
-    pub base: Option<BaseSource>,
-    /// The other images from outside the inventory it takes files from (build stages, `COPY
-    /// --from`), sorted, its base left out.
-    pub sources: Vec<String>,
-}
-
-pub type Lineage = BTreeMap<String, Links>;
-
-/// Reads and checks how every image of `images` builds on its parents.
-pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Lineage> {
-    let uses = parents::all_parent_uses(inventory, images)?;
-    let mut lineage = Lineage::new();
-    for (name, uses) in uses {
-        let mut links = Links { uses, ..Links::default() };
-        let image = &inventory.images[&name];
-        let files = inventory.sources.image(&name).map_err(|e| anyhow::anyhow!(e))?;
-        links.base = parents::final_base(inventory, image, &files.dockerfile);
-        links.sources = parents::other_images(inventory, image, &files.dockerfile);
-        links.sources.retain(|s| !matches!(&links.base, Some(BaseSource::Outside(name)) if name == s));
-        links.sources.sort();
-        links.sources.dedup();
-        if links.uses.iter().any(|u| matches!(u.how, Use::Named { .. })) {
-            links.dockerfile = files.text.clone();
-            links.dockerignore = files.own_ignore.clone();
-        }
-        lineage.insert(name, links);
-    }
-    Ok(lineage)
 }
 
 /// Everything a plan is made from.

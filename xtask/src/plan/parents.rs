@@ -265,6 +265,44 @@ fn registries(inventory: &Inventory) -> Vec<&str> {
     all
 }
 
+/// How one image builds on its parents (from parents.rs) and, when it names a parent, the
+/// Dockerfile text to copy with those names rewritten, and its own `.dockerignore`.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    pub uses: Vec<ParentUse>,
+    pub dockerfile: String,
+    pub dockerignore: Option<String>,
+    /// What its final stage starts from.
+    pub base: Option<BaseSource>,
+    /// The other images from outside the inventory it takes files from (build stages, `COPY
+    /// --from`), sorted, its base left out.
+    pub sources: Vec<String>,
+}
+
+pub type Lineage = BTreeMap<String, Links>;
+
+/// Reads and checks how every image of `images` builds on its parents.
+pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Lineage> {
+    let uses = all_parent_uses(inventory, images)?;
+    let mut lineage = Lineage::new();
+    for (name, uses) in uses {
+        let mut links = Links { uses, ..Links::default() };
+        let image = &inventory.images[&name];
+        let files = inventory.sources.image(&name).map_err(|e| anyhow::anyhow!(e))?;
+        links.base = final_base(inventory, image, &files.dockerfile);
+        links.sources = other_images(inventory, image, &files.dockerfile);
+        links.sources.retain(|s| !matches!(&links.base, Some(BaseSource::Outside(name)) if name == s));
+        links.sources.sort();
+        links.sources.dedup();
+        if links.uses.iter().any(|u| matches!(u.how, Use::Named { .. })) {
+            links.dockerfile = files.text.clone();
+            links.dockerignore = files.own_ignore.clone();
+        }
+        lineage.insert(name, links);
+    }
+    Ok(lineage)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
