@@ -3,15 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
-use crate::plan::changes::{self, Reason};
 use crate::sys::git;
 
+pub(super) use super::changes::{changed_from_revision, changed_since, chosen_images};
+use super::sboms::{default_sbom_dir, sbom_file, writable, write_sboms};
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::labels;
-use crate::model::sbom;
 use crate::model::sources::own_ignore_file;
 use crate::model::tags::ActionsRun;
 use crate::plan;
@@ -19,188 +19,9 @@ use crate::plan::{BuildOptions, Builder, Inputs, Plan, RunNames};
 use crate::run::{execute, lock, ExecOptions, InputsSince, Live, OnBuildFailure, Report};
 use crate::sys::docker::Docker;
 use crate::sys::env::Env;
-use crate::sys::gha;
 use crate::sys::gha::Log;
 use crate::sys::registry::Registry;
 use crate::sys::{inputs, random};
-
-/// The images a building command works on: the named ones (all when none are named), or
-/// those affected by changes since `changed_since`. `None` when the changes touch no image.
-pub(super) fn chosen_images<'a>(
-    ctx: &Ctx,
-    inventory: &'a Inventory,
-    names: &[String],
-    changed: Option<&str>,
-) -> anyhow::Result<Option<Vec<&'a Image>>> {
-    let Some(reference) = changed else { return Ok(Some(plan::select(inventory, names)?)) };
-    if !names.is_empty() {
-        anyhow::bail!("--changed-since and image names do not go together: give one or the other");
-    }
-    let selection = changed_since(inventory, reference)?;
-    if selection.is_empty() {
-        ctx.log.note(&format!("no image is affected by the changes since {reference}"));
-        return Ok(None);
-    }
-    for (name, reason) in &selection {
-        ctx.log.note(&format!("{name}: {reason}"));
-    }
-    let names: Vec<String> = selection.into_iter().map(|(name, _)| name).collect();
-    Ok(Some(plan::select(inventory, &names)?))
-}
-
-/// The images affected by changes since `reference` (since its merge base with HEAD), each
-/// with the reason, from git and the Dockerfiles' COPY/ADD sources (see plan/changes.rs).
-pub(super) fn changed_since(inventory: &Inventory, reference: &str) -> anyhow::Result<Vec<(String, Reason)>> {
-    let (root, layout) = inputs_layout(inventory)?;
-    let (base, changed) = git::changed_since(&root, reference)?;
-    let how = inventory_change(inventory, &root, &layout, &base)?;
-    Ok(changes::select(inventory, &layout, &changed, &how))
-}
-
-/// How the inventory changed since `revision`: which images' entries, or everything.
-fn inventory_change(
-    inventory: &Inventory,
-    root: &Path,
-    layout: &changes::Layout,
-    revision: &str,
-) -> anyhow::Result<changes::InventoryChange> {
-    let before = git::file_at(root, revision, &layout.inventory);
-    Ok(changes::inventory_change(before.as_deref(), &inventory.sources.inventory))
-}
-
-/// The images whose inputs differ between the commit `revision` and the working tree, each
-/// with the reason: what a published image's revision label is compared by.
-pub(super) fn changed_from_revision(
-    inventory: &Inventory,
-    revision: &str,
-) -> anyhow::Result<Vec<(String, Reason)>> {
-    let (root, layout) = inputs_layout(inventory)?;
-    let mut contexts: Vec<PathBuf> = layout.images.iter().map(|i| i.context.clone()).collect();
-    contexts.sort();
-    contexts.dedup();
-    let changed = git::changed_from(&root, revision, &contexts)?;
-    let how = inventory_change(inventory, &root, &layout, revision)?;
-    Ok(changes::select(inventory, &layout, &changed, &how))
-}
-
-/// What the symbolic links among `sources` lead to, inside `context`: Docker copies a linked
-/// file's or folder's target (also where a link is a folder on the way, `conf/app.conf` with
-/// `conf -> shared/conf`), so a change to the target is a change to the image. A wildcard
-/// source is matched against the context's entries first (a few levels deep, as written).
-fn link_targets(context: &Path, sources: &[String]) -> Vec<String> {
-    let Ok(root) = context.canonicalize() else { return Vec::new() };
-    let mut targets = Vec::new();
-    let mut follow = |relative: &str| {
-        let Some(inside) = resolve_within(&root, relative) else { return };
-        if inside != relative.trim_start_matches("./").trim_end_matches('/') && !targets.contains(&inside) {
-            targets.push(inside);
-        }
-    };
-    for source in sources {
-        if !source.contains(['*', '?', '[', '\\']) {
-            follow(source);
-            continue;
-        }
-        // Only as deep as the pattern reaches, and never into a linked folder.
-        let depth = source.split('/').count();
-        let mut stack = vec![(root.clone(), String::new(), 1)];
-        while let Some((folder, prefix, level)) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&folder) else { continue };
-            for entry in entries.flatten().take(10_000) {
-                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-                if changes::glob(source.trim_start_matches("./"), &name) {
-                    follow(&name);
-                }
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                if is_dir && level < depth {
-                    stack.push((entry.path(), format!("{name}/"), level + 1));
-                }
-            }
-        }
-    }
-    targets
-}
-
-/// `relative` as Docker resolves it in a build context: every symbolic link on the way is
-/// followed inside `root`, as if `root` were `/`, so a link to `../x` or to `/x` names the
-/// context's own `x`. None for a loop of links.
-fn resolve_within(root: &Path, relative: &str) -> Option<String> {
-    let mut resolved: Vec<String> = Vec::new();
-    let mut todo: std::collections::VecDeque<String> = relative.split('/').map(String::from).collect();
-    let mut hops = 0;
-    while let Some(part) = todo.pop_front() {
-        match part.as_str() {
-            "" | "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let here = root.join(resolved.join("/")).join(&part);
-        let is_link = std::fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink());
-        if !is_link {
-            resolved.push(part);
-            continue;
-        }
-        hops += 1;
-        if hops > 40 {
-            return None;
-        }
-        let target = std::fs::read_link(&here).ok()?;
-        let target = target.to_string_lossy();
-        if target.starts_with('/') {
-            resolved.clear();
-        }
-        let rest: Vec<String> = todo.drain(..).collect();
-        todo.extend(target.split('/').map(String::from));
-        todo.extend(rest);
-    }
-    Some(resolved.join("/"))
-}
-
-/// The repository root and where every image's inputs are, relative to it.
-fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Layout)> {
-    let root = git::repository_root(inventory.folder())?;
-    let root = root.canonicalize().unwrap_or(root);
-    let relative = |path: &Path| -> PathBuf {
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        path.strip_prefix(&root).map_or(path.clone(), Path::to_path_buf)
-    };
-    // The tool: this crate and the workspace files that decide how it builds.
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = workspace_root();
-    let tool = [
-        crate_dir.to_path_buf(),
-        workspace.join("Cargo.toml"),
-        workspace.join("Cargo.lock"),
-        workspace.join(".cargo"),
-    ]
-    .iter()
-    .filter(|p| p.exists())
-    .map(|p| relative(p))
-    .filter(|p| p.is_relative())
-    .collect();
-    let patterns = |text: &Option<String>| text.as_deref().map(changes::dockerignore_patterns);
-    let mut images = Vec::new();
-    for image in inventory.images.values() {
-        let files = inventory.sources.image(&image.name).map_err(|e| anyhow::anyhow!(e))?;
-        let own_ignore = own_ignore_file(&image.dockerfile);
-        let context_ignore = image.context.join(".dockerignore");
-        let mut sources = files.dockerfile.context_sources(&image.build_args);
-        sources.extend(link_targets(&image.context, &sources));
-        images.push(changes::ImageInputs {
-            name: image.name.clone(),
-            files: vec![relative(&image.dockerfile), relative(&own_ignore), relative(&context_ignore)],
-            context: relative(&image.context),
-            sources,
-            context_ignore: patterns(&files.context_ignore).unwrap_or_default(),
-            dockerfile_ignore: patterns(&files.own_ignore),
-        });
-    }
-    let layout = changes::Layout { inventory: relative(&inventory.path), tool, images };
-    Ok((root, layout))
-}
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
 /// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
@@ -428,94 +249,6 @@ fn run(
         pulled: Default::default(),
     };
     execute(&world, plans, &ctx.log, exec)
-}
-
-/// The SBOM of every image the plans built, as `<dir>/<image>.spdx.json`, describing the image
-/// by the digest the registry holds when it is published (or already was, unchanged), else by
-/// its image id. In GitHub Actions the folder is the step output `sbom-dir`.
-fn write_sboms(
-    ctx: &Ctx,
-    inventory: &Inventory,
-    plans: &[Plan],
-    reports: &[Report],
-    dir: &Path,
-) -> anyhow::Result<()> {
-    let created = ctx.created()?;
-    let mut written = 0;
-    for (plan, report) in plans.iter().zip(reports) {
-        for build in &plan.builds {
-            let image = &build.image;
-            let (Some(found), Some(entry)) = (report.packages.get(image), inventory.images.get(image)) else {
-                continue;
-            };
-            let digest = report
-                .digest(image)
-                .map(String::from)
-                .or_else(|| {
-                    report.verdicts.get(image).filter(|v| !v.publish).and_then(|v| v.published.clone())
-                })
-                .or_else(|| report.ids.get(image).cloned())
-                .unwrap_or_default();
-            let repository = crate::model::tags::repository(&inventory.registry, image);
-            let version = entry.version.to_string();
-            // Where the image is: by digest in the registry when it is published there, else
-            // under its first local tag.
-            let in_registry = report.digest(image).is_some() || report.unchanged(image);
-            let local = plan.publications.iter().find(|p| &p.image == image).and_then(|p| p.targets.first());
-            let reference = match (in_registry, local) {
-                (false, Some(target)) => target.reference.clone(),
-                _ => format!("{repository}@{digest}"),
-            };
-            let subject = sbom::Subject {
-                image,
-                version: &version,
-                repository: &repository,
-                digest: &digest,
-                reference: &reference,
-                created: &created,
-                run: &plan.run.token,
-            };
-            let document = sbom::document(&subject, found);
-            let file = sbom_file(dir, image);
-            // An image named `team/base` has its SBOM in a folder `team` (made by `writable`).
-            std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
-                .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
-            written += 1;
-        }
-    }
-    if written > 0 {
-        ctx.log.info(&format!("SBOMs (SPDX 2.3) of {written} image(s) written to {}", dir.display()));
-        gha::set_output(&ctx.env, "sbom-dir", &dir.to_string_lossy())?;
-    }
-    Ok(())
-}
-
-/// Creates `dir` and the folders of `files` in it, and checks that a file can be written in
-/// each.
-fn writable(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut folders: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
-    folders.push(dir);
-    folders.sort();
-    folders.dedup();
-    for folder in folders {
-        let fail = |e: std::io::Error| {
-            anyhow::anyhow!("--sbom-dir: cannot write SBOMs to {}: {e}", folder.display())
-        };
-        std::fs::create_dir_all(folder).map_err(fail)?;
-        let probe = folder.join(".xtask-write-check");
-        std::fs::write(&probe, b"").map_err(fail)?;
-        let _ = std::fs::remove_file(probe);
-    }
-    Ok(())
-}
-
-fn sbom_file(dir: &Path, image: &str) -> PathBuf {
-    dir.join(format!("{image}.spdx.json"))
-}
-
-/// target/sbom at the workspace root.
-fn default_sbom_dir() -> PathBuf {
-    workspace_root().join("target").join("sbom")
 }
 
 /// Warns (an annotation in Actions) about every image whose base's support ends within 90

@@ -3,6 +3,7 @@
 //! in common.rs.
 
 mod build;
+mod changes;
 mod check;
 mod ci;
 mod cleanup;
@@ -13,6 +14,7 @@ mod login;
 mod matrix;
 mod packages;
 mod publish;
+mod sboms;
 mod tags;
 mod test;
 mod verify;
