@@ -1,215 +1,16 @@
-//! The command line, declared in one place: `COMMANDS` lists every command with its
-//! arguments and their help, and `Xtask::parse` turns the arguments into the typed structs the
-//! commands run on. Written out rather than generated: it is little code, and it keeps a
-//! proc-macro crate out of the cold build on every CI runner.
+//! The command line, declared in one place: `table::COMMANDS` lists every command with its
+//! arguments, their help and the function that types them, and `Xtask::parse` turns the
+//! arguments into the typed structs the commands run on. Written out rather than generated: it
+//! is little code, and it keeps a proc-macro crate out of the cold build on every CI runner.
+
+mod help;
+mod table;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// An option (`--name`, maybe taking a VALUE) or a positional argument (`IMAGE`, `IMAGE...`).
-struct Arg {
-    name: &'static str,
-    value: Option<&'static str>,
-    help: &'static str,
-}
-
-struct Command {
-    name: &'static str,
-    help: &'static str,
-    args: &'static [Arg],
-}
-
-const fn opt(name: &'static str, value: Option<&'static str>, help: &'static str) -> Arg {
-    Arg { name, value, help }
-}
-
-/// Accepted by every command.
-const GLOBAL: &[Arg] = &[
-    opt(
-        "--inventory",
-        Some("PATH"),
-        "The image inventory (default: images/images.toml at the workspace root).",
-    ),
-    opt(
-        "--registry",
-        Some("HOST[/NAMESPACE]"),
-        "Registry every image lives under, e.g. 127.0.0.1:5000/sbl (overrides the inventory's `registry`).",
-    ),
-];
-
-const DRY_RUN: Arg =
-    opt("--dry-run", None, "Print each docker command exactly as it would run; run nothing.");
-const PULL: Arg = opt("--pull", None, "Always try to pull a newer version of base images.");
-const NO_CACHE: Arg = opt("--no-cache", None, "Do not use the build cache.");
-const KEEP_GOING: Arg = opt(
-    "--keep-going",
-    None,
-    "After a failed build, build what does not depend on it, to report every failure.",
-);
-const JOBS: Arg = opt(
-    "--jobs",
-    Some("N"),
-    "How many images build (and push) at once (-j N). Default: every ready image with BuildKit, which \
-         schedules the work itself; the number of CPUs with the legacy builder and podman.",
-);
-const BUILDER: Arg = opt(
-    "--builder",
-    Some("NAME"),
-    "The buildx builder to build on (needs docker buildx; may be remote or multi-node).",
-);
-const BUILD_ID: Arg = opt(
-    "--build-id",
-    Some("ID"),
-    "Build id for the unique tag (default in GitHub Actions: RUN_NUMBER.RUN_ATTEMPT).",
-);
-const CHANGED_SINCE: Arg = opt(
-    "--changed-since",
-    Some("REF"),
-    "Only the images affected by changes since this git reference (their Dockerfile, the context \
-     files they copy, the inventory, the tool), and what is built on them.",
-);
-const IMAGES: Arg = opt("IMAGE...", None, "Image names from the inventory (default: all).");
-const SBOM_DIR: Arg = opt(
-    "--sbom-dir",
-    Some("PATH"),
-    "Where each built image's SPDX 2.3 SBOM is written, as IMAGE.spdx.json (default: $XTASK_SBOM_DIR, else \
-     target/sbom at the workspace root).",
-);
-const FORCE: Arg = opt(
-    "--force",
-    None,
-    "Publish every image, also those whose files and configuration equal what is published.",
-);
-const REFERENCE: Arg = opt(
-    "--reference",
-    Some("REF"),
-    "The image reference to read (default: the local build, <registry>/IMAGE:local-vVERSION).",
-);
-
-const COMMANDS: &[Command] = &[
-    Command {
-        name: "list",
-        help: "List images, versions, tags, push flag and dependencies.",
-        args: &[opt("--json", None, "Print JSON instead of a table."), CHANGED_SINCE],
-    },
-    Command {
-        name: "check",
-        help: "Validate the inventory, the Dockerfiles and the workflows, and lint the Dockerfiles when \
-               hadolint is installed; exit 1 on any problem.",
-        args: &[],
-    },
-    Command {
-        name: "lint",
-        help: "Lint every Dockerfile with hadolint (rules the team ignores are in .hadolint.yaml beside the \
-               inventory, each with its reason).",
-        args: &[],
-    },
-    Command {
-        name: "tags",
-        help: "Print the full references IMAGE would be pushed as, one per line, in push order.",
-        args: &[opt("IMAGE", None, "An image name from the inventory."), BUILD_ID],
-    },
-    Command {
-        name: "build",
-        help: "Build images (all when none are named) and what they depend on, in dependency order, and \
-               check each against its hardening rules as it is built. Each image that passed gets its \
-               local-only tag (never pushed), also when others failed; the run then exits 1 naming each \
-               failure. An image that breaks a rule is kept as <registry>/IMAGE:rejected, one per image.",
-        args: &[IMAGES, CHANGED_SINCE, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, SBOM_DIR, DRY_RUN],
-    },
-    Command {
-        name: "publish",
-        help: "Build every selected image, verify it, compare it with the image published under its version \
-               tag, then tag and push each changed one's three tags (unique, version, latest). Nothing is \
-               pushed unless every selected image built and passed; an image whose files and \
-               configuration equal the published one's is not pushed again (unless --force).",
-        args: &[IMAGES, BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, FORCE, SBOM_DIR, DRY_RUN],
-    },
-    Command {
-        name: "verify",
-        help: "Check a built image against its hardening rules ([verify] and [images.IMAGE.verify] in the \
-               inventory): its user, setuid files, world-writable files, /tmp, banner, removed tools and \
-               accounts. Exits 1 naming each broken rule and path.",
-        args: &[opt("IMAGE", None, "An image name from the inventory."), REFERENCE],
-    },
-    Command {
-        name: "packages",
-        help: "List the packages a built image holds, read from its files without running it: apk, Python \
-               distributions, npm packages and the RPM database (read with this machine's rpm, else the \
-               image's own).",
-        args: &[
-            opt("IMAGE", None, "An image name from the inventory."),
-            REFERENCE,
-            opt("--json", None, "Print JSON instead of a table."),
-        ],
-    },
-    Command {
-        name: "login",
-        help: "Log in to the registry with a personal access token read from $CR_PAT (passed to docker on \
-               stdin, never in arguments).",
-        args: &[
-            opt("--username", Some("USER"), "Registry user name (default: $GITHUB_ACTOR)."),
-            opt(
-                "--dry-run",
-                None,
-                "Print the docker command that would run (without the token); run nothing.",
-            ),
-        ],
-    },
-    Command {
-        name: "ci-pr",
-        help: "What the pull-request workflow runs: log in with $GITHUB_TOKEN when present, build and push \
-               the test package (proof the token may write packages), build the images the change touches \
-               with local-only tags and push none of them.",
-        args: &[
-            opt(
-                "--changed-since",
-                Some("REF"),
-                "Build only the images affected by changes since this git reference (default in a pull \
-                 request: origin/$GITHUB_BASE_REF; everything when that cannot be compared).",
-            ),
-            KEEP_GOING,
-            JOBS,
-            BUILDER,
-            DRY_RUN,
-        ],
-    },
-    Command {
-        name: "ci-main",
-        help: "What the main / schedule / dispatch workflow runs: log in, build every image in dependency \
-               order, push the three tags of each changed image with push = true, report what changed and \
-               the digests, log out. A scheduled run (GITHUB_EVENT_NAME=schedule) adds --pull --no-cache; a \
-               manual run whose `force` input is true adds --force.",
-        args: &[BUILD_ID, PULL, NO_CACHE, KEEP_GOING, JOBS, BUILDER, FORCE, SBOM_DIR, DRY_RUN],
-    },
-    Command {
-        name: "matrix",
-        help:
-            "Print the JSON for a GitHub Actions `strategy.matrix`: one entry per group of images that can \
-               build on its own runner (images joined by depends_on share a group). Inside GitHub Actions \
-               it is also written to the step output `matrix`.",
-        args: &[CHANGED_SINCE],
-    },
-    Command {
-        name: "test",
-        help: "The tool's own checks, as CI runs them: cargo fmt --check, cargo clippy -D warnings, and the \
-               whole test suite (end-to-end tests included: they need a Docker engine, a registry binary or \
-               image, busybox-static, htpasswd, podman, rpm with rpmbuild and pyspdxtools; bash .ci/run \
-               installs them on Debian).",
-        args: &[],
-    },
-    Command {
-        name: "cleanup-test-package",
-        help: "Delete the test package through the GitHub REST API with an org-admin token from \
-               $GH_ADMIN_TOKEN (the workflow token cannot). API base: $GITHUB_API_URL.",
-        args: &[opt(
-            "--dry-run",
-            None,
-            "Print the request that would be sent (without the token); send nothing.",
-        )],
-    },
-];
+use table::{Arg, Command, COMMANDS, GLOBAL};
 
 // The typed results, one struct per command.
 
@@ -421,123 +222,22 @@ impl Xtask {
     }
 
     pub fn parse(args: Vec<OsString>) -> Result<Xtask, Stop> {
-        let mut command: Option<&'static Command> = None;
-        let mut options: Vec<(&'static str, Option<OsString>)> = Vec::new();
-        let mut positionals = Vec::new();
+        let mut read = Reader::default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let text = arg.to_string_lossy().into_owned();
             if text == "--help" || text == "-h" {
-                return Err(Stop::Help(command.map_or_else(overview, command_help)));
+                return Err(Stop::Help(read.command.map_or_else(help::overview, help::command_help)));
             }
-            if text.starts_with('-') && text.len() > 1 {
-                let (name, inline) = match text.split_once('=') {
-                    Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
-                    None => (text.clone(), None),
-                };
-                // `-j N`, `-jN` and `-j=N` all mean --jobs.
-                let (name, inline) = match name.strip_prefix("-j") {
-                    Some("") => ("--jobs".to_string(), inline),
-                    Some(attached) if inline.is_none() && !name.starts_with("--") => {
-                        ("--jobs".to_string(), Some(OsString::from(attached)))
-                    }
-                    _ => (name, inline),
-                };
-                let accepted =
-                    command.map_or(&[][..], |c| c.args).iter().chain(GLOBAL).find(|a| a.name == name);
-                let Some(spec) = accepted else {
-                    let context =
-                        command.map_or(String::from("cargo xtask"), |c| format!("cargo xtask {}", c.name));
-                    return Err(Stop::Usage(format!(
-                        "unknown option `{name}` for {context} (see `{context} --help`)"
-                    )));
-                };
-                let value = match (spec.value, inline) {
-                    (None, None) => None,
-                    (None, Some(_)) => return Err(Stop::Usage(format!("{name} takes no value"))),
-                    (Some(_), Some(v)) => Some(v),
-                    (Some(shape), None) => match args.next() {
-                        // An option is never taken as a value: `--build-id --dry-run` is a
-                        // forgotten value, not a build id. A value that truly starts with `-`
-                        // goes after `=`.
-                        Some(v) if looks_like_option(&v) => {
-                            return Err(Stop::Usage(format!(
-                                "{name} needs a value ({name} {shape}), but `{}` is an option; \
-                                 write {name}={} if that really is the value",
-                                v.to_string_lossy(),
-                                v.to_string_lossy()
-                            )))
-                        }
-                        Some(v) => Some(v),
-                        None => return Err(Stop::Usage(format!("{name} needs a value: {name} {shape}"))),
-                    },
-                };
-                // A value given twice is a mistake (a copied line, a pasted command): never
-                // let the last one win silently.
-                if value.is_some() && options.iter().any(|(n, _)| *n == spec.name) {
-                    return Err(Stop::Usage(format!("{} is given twice: give it once", spec.name)));
-                }
-                options.push((spec.name, value));
-                continue;
-            }
-            match command {
-                None => {
-                    command = Some(COMMANDS.iter().find(|c| c.name == text).ok_or_else(|| {
-                        Stop::Usage(format!(
-                            "unknown command `{text}`: run `cargo xtask --help` for the commands"
-                        ))
-                    })?);
-                }
-                Some(c) if c.args.iter().any(|a| !a.name.starts_with('-')) => positionals
-                    .push(arg.into_string().map_err(|a| Stop::Usage(format!("{a:?} is not valid UTF-8")))?),
-                Some(c) => {
-                    return Err(Stop::Usage(format!("`cargo xtask {}` takes no argument `{text}`", c.name)));
-                }
+            if looks_like_option(&arg) {
+                read.option(&text, &mut args)?;
+            } else {
+                read.word(arg, &text)?;
             }
         }
-        let Some(command) = command else { return Err(Stop::Help(overview())) };
-        let p = Parsed { command, options, positionals };
-        let subcommand = match command.name {
-            "list" => {
-                XtaskCmd::List(List { json: p.switch("--json"), changed_since: p.string("--changed-since")? })
-            }
-            "check" => XtaskCmd::Check(Check),
-            "lint" => XtaskCmd::Lint(Lint),
-            "tags" => XtaskCmd::Tags(Tags { image: p.required()?, build_id: p.string("--build-id")? }),
-            "build" => XtaskCmd::Build(Build {
-                images: p.positionals.clone(),
-                changed_since: p.string("--changed-since")?,
-                build: p.build_args()?,
-            }),
-            "publish" => XtaskCmd::Publish(Publish {
-                images: p.positionals.clone(),
-                build_id: p.string("--build-id")?,
-                build: p.build_args()?,
-            }),
-            "verify" => {
-                XtaskCmd::Verify(Verify { image: p.required()?, reference: p.reference("--reference")? })
-            }
-            "packages" => XtaskCmd::Packages(Packages {
-                image: p.required()?,
-                reference: p.reference("--reference")?,
-                json: p.switch("--json"),
-            }),
-            "login" => {
-                XtaskCmd::Login(Login { username: p.string("--username")?, dry_run: p.switch("--dry-run") })
-            }
-            "ci-pr" => {
-                XtaskCmd::CiPr(CiPr { changed_since: p.string("--changed-since")?, build: p.build_args()? })
-            }
-            "ci-main" => {
-                XtaskCmd::CiMain(CiMain { build_id: p.string("--build-id")?, build: p.build_args()? })
-            }
-            "matrix" => XtaskCmd::Matrix(Matrix { changed_since: p.string("--changed-since")? }),
-            "test" => XtaskCmd::Test(Test),
-            "cleanup-test-package" => {
-                XtaskCmd::CleanupTestPackage(CleanupTestPackage { dry_run: p.switch("--dry-run") })
-            }
-            other => unreachable!("command `{other}` is declared but not typed"),
-        };
+        let Some(command) = read.command else { return Err(Stop::Help(help::overview())) };
+        let p = Parsed { command, options: read.options, positionals: read.positionals };
+        let subcommand = (command.build)(&p)?;
         Ok(Xtask {
             inventory: p.os("--inventory").map(PathBuf::from),
             registry: p.string("--registry")?,
@@ -546,67 +246,106 @@ impl Xtask {
     }
 }
 
+/// The arguments read so far: the command once named, its options and positionals.
+#[derive(Default)]
+struct Reader {
+    command: Option<&'static Command>,
+    options: Vec<(&'static str, Option<OsString>)>,
+    positionals: Vec<String>,
+}
+
+impl Reader {
+    /// An option (`text`), with its value inline or taken from `rest`.
+    fn option(&mut self, text: &str, rest: &mut impl Iterator<Item = OsString>) -> Result<(), Stop> {
+        let (name, inline) = option_name_and_value(text);
+        let spec = self.accepted(&name)?;
+        let value = option_value(spec, &name, inline, rest)?;
+        // A value given twice is a mistake (a copied line, a pasted command): never let the
+        // last one win silently.
+        if value.is_some() && self.options.iter().any(|(n, _)| *n == spec.name) {
+            return Err(Stop::Usage(format!("{} is given twice: give it once", spec.name)));
+        }
+        self.options.push((spec.name, value));
+        Ok(())
+    }
+
+    /// The declaration of option `name`, if the command (or every command) accepts it.
+    fn accepted(&self, name: &str) -> Result<&'static Arg, Stop> {
+        let accepted = self.command.map_or(&[][..], |c| c.args).iter().chain(GLOBAL).find(|a| a.name == name);
+        accepted.ok_or_else(|| {
+            let context =
+                self.command.map_or(String::from("cargo xtask"), |c| format!("cargo xtask {}", c.name));
+            Stop::Usage(format!("unknown option `{name}` for {context} (see `{context} --help`)"))
+        })
+    }
+
+    /// A word that is not an option: the command's name, then its positional arguments.
+    fn word(&mut self, arg: OsString, text: &str) -> Result<(), Stop> {
+        match self.command {
+            None => {
+                let command = COMMANDS.iter().find(|c| c.name == text).ok_or_else(|| {
+                    Stop::Usage(format!(
+                        "unknown command `{text}`: run `cargo xtask --help` for the commands"
+                    ))
+                })?;
+                self.command = Some(command);
+            }
+            Some(c) if c.args.iter().any(|a| !a.name.starts_with('-')) => self
+                .positionals
+                .push(arg.into_string().map_err(|a| Stop::Usage(format!("{a:?} is not valid UTF-8")))?),
+            Some(c) => {
+                return Err(Stop::Usage(format!("`cargo xtask {}` takes no argument `{text}`", c.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--name=value` split at `=`; `-j N`, `-jN` and `-j=N` all mean --jobs.
+fn option_name_and_value(text: &str) -> (String, Option<OsString>) {
+    let (name, inline) = match text.split_once('=') {
+        Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
+        None => (text.to_string(), None),
+    };
+    match name.strip_prefix("-j") {
+        Some("") => ("--jobs".to_string(), inline),
+        Some(attached) if inline.is_none() && !name.starts_with("--") => {
+            ("--jobs".to_string(), Some(OsString::from(attached)))
+        }
+        _ => (name, inline),
+    }
+}
+
+/// The value of option `spec` (written `name`): `inline` after `=`, else the next argument.
+fn option_value(
+    spec: &Arg,
+    name: &str,
+    inline: Option<OsString>,
+    rest: &mut impl Iterator<Item = OsString>,
+) -> Result<Option<OsString>, Stop> {
+    match (spec.value, inline) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Stop::Usage(format!("{name} takes no value"))),
+        (Some(_), Some(v)) => Ok(Some(v)),
+        (Some(shape), None) => match rest.next() {
+            // An option is never taken as a value: `--build-id --dry-run` is a forgotten
+            // value, not a build id. A value that truly starts with `-` goes after `=`.
+            Some(v) if looks_like_option(&v) => Err(Stop::Usage(format!(
+                "{name} needs a value ({name} {shape}), but `{}` is an option; \
+                 write {name}={} if that really is the value",
+                v.to_string_lossy(),
+                v.to_string_lossy()
+            ))),
+            Some(v) => Ok(Some(v)),
+            None => Err(Stop::Usage(format!("{name} needs a value: {name} {shape}"))),
+        },
+    }
+}
+
 /// `--x`, `-x`: what an option looks like (a lone `-` is a value: stdin, by custom).
 fn looks_like_option(arg: &std::ffi::OsStr) -> bool {
     let text = arg.to_string_lossy();
     text.starts_with('-') && text.len() > 1
-}
-
-fn overview() -> String {
-    let mut out = String::from(
-        "Build, tag, test and publish the base images listed in images/images.toml.\n\n\
-         Usage: cargo xtask COMMAND [OPTIONS]    (options go after the command name)\n\nCommands:\n",
-    );
-    let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    for c in COMMANDS {
-        out.push_str(&format!("  {:width$}  {}\n", c.name, first_sentence(c.help)));
-    }
-    out.push_str("\nOptions of every command:\n");
-    out.push_str(&describe(GLOBAL));
-    out.push_str(
-        "  -h, --help\n      Print help.\n\nRun `cargo xtask COMMAND --help` for a command's options.\n",
-    );
-    out
-}
-
-fn command_help(c: &'static Command) -> String {
-    let positionals: Vec<&Arg> = c.args.iter().filter(|a| !a.name.starts_with('-')).collect();
-    let options: Vec<&Arg> = c.args.iter().filter(|a| a.name.starts_with('-')).collect();
-    let usage: Vec<String> = positionals
-        .iter()
-        .map(|a| if a.name.ends_with("...") { format!("[{}]", a.name) } else { a.name.to_string() })
-        .collect();
-    let mut out = format!(
-        "Usage: cargo xtask {} {}[OPTIONS]\n\n{}\n",
-        c.name,
-        usage.iter().map(|u| format!("{u} ")).collect::<String>(),
-        c.help
-    );
-    if !positionals.is_empty() {
-        out.push_str("\nArguments:\n");
-        for a in positionals {
-            out.push_str(&format!("  {}\n      {}\n", a.name, a.help));
-        }
-    }
-    out.push_str("\nOptions:\n");
-    let own: Vec<Arg> = options.iter().map(|a| Arg { name: a.name, value: a.value, help: a.help }).collect();
-    out.push_str(&describe(&own));
-    out.push_str(&describe(GLOBAL));
-    out.push_str("  -h, --help\n      Print help.\n");
-    out
-}
-
-fn describe(args: &[Arg]) -> String {
-    args.iter()
-        .map(|a| match a.value {
-            Some(value) => format!("  {} {value}\n      {}\n", a.name, a.help),
-            None => format!("  {}\n      {}\n", a.name, a.help),
-        })
-        .collect()
-}
-
-fn first_sentence(help: &str) -> &str {
-    help.split_once(". ").map_or(help, |(first, _)| first).trim_end_matches('.')
 }
 
 #[cfg(test)]
