@@ -65,19 +65,7 @@ impl Spec {
         if let Some(expected) = &self.user {
             out.extend(check_user(expected, configured_user, &accounts));
         }
-        for e in &listing.entries {
-            let regular = matches!(e.kind, Kind::File | Kind::Hardlink);
-            if self.no_setuid && regular && e.mode & 0o6000 != 0 {
-                let bit = if e.mode & 0o4000 != 0 { "setuid" } else { "setgid" };
-                out.push(v("no-setuid", &e.path, format!("has the {bit} bit (mode {:04o})", e.mode)));
-            }
-            // A world-writable folder is safe with the sticky bit (only owners may delete).
-            let unsafe_folder = e.kind == Kind::Dir && e.mode & 0o1000 == 0;
-            let writable = e.mode & 0o002 != 0 && (regular || unsafe_folder);
-            if self.no_world_writable && writable && !under_writable_root(e) {
-                out.push(v("no-world-writable", &e.path, format!("is world-writable (mode {:04o})", e.mode)));
-            }
-        }
+        out.extend(self.check_modes(listing));
         if self.sticky_tmp {
             match listing.entries.iter().find(|e| e.path == "/tmp") {
                 None => out.push(v("sticky-tmp", "/tmp", "is missing".into())),
@@ -105,6 +93,34 @@ impl Spec {
                 out.push(v("absent", path, format!("must be removed, but is {what}")));
             }
         }
+        out.extend(self.check_accounts(&accounts, &text("/etc/shadow").unwrap_or_default()));
+        out
+    }
+
+    /// setuid/setgid files and world-writable files and folders.
+    fn check_modes(&self, listing: &Listing) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let v = |rule, path: &str, detail: String| Violation { rule, path: path.to_string(), detail };
+        for e in &listing.entries {
+            let regular = matches!(e.kind, Kind::File | Kind::Hardlink);
+            if self.no_setuid && regular && e.mode & 0o6000 != 0 {
+                let bit = if e.mode & 0o4000 != 0 { "setuid" } else { "setgid" };
+                out.push(v("no-setuid", &e.path, format!("has the {bit} bit (mode {:04o})", e.mode)));
+            }
+            // A world-writable folder is safe with the sticky bit (only owners may delete).
+            let unsafe_folder = e.kind == Kind::Dir && e.mode & 0o1000 == 0;
+            let writable = e.mode & 0o002 != 0 && (regular || unsafe_folder);
+            if self.no_world_writable && writable && !under_writable_root(e) {
+                out.push(v("no-world-writable", &e.path, format!("is world-writable (mode {:04o})", e.mode)));
+            }
+        }
+        out
+    }
+
+    /// Accounts that are not needed, and accounts that could log in.
+    fn check_accounts(&self, accounts: &[Account], shadow: &str) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let v = |rule, path: &str, detail: String| Violation { rule, path: path.to_string(), detail };
         if let Some(allowed) = &self.accounts {
             for a in accounts.iter().filter(|a| !allowed.contains(&a.name)) {
                 out.push(v(
@@ -115,8 +131,7 @@ impl Spec {
             }
         }
         if self.accounts_locked {
-            let shadow = text("/etc/shadow").unwrap_or_default();
-            for a in &accounts {
+            for a in accounts {
                 if !(a.shell.ends_with("/nologin") || a.shell == "/bin/false") {
                     out.push(v(
                         "accounts-locked",

@@ -50,93 +50,127 @@ pub fn parent_uses(
     image: &Image,
     dockerfile: &Dockerfile,
 ) -> Result<Vec<ParentUse>, Vec<String>> {
-    let file = image.dockerfile.display();
     let mut problems = Vec::new();
     if dockerfile.froms(&image.build_args).is_empty() {
-        problems.push(format!("{file}: no FROM instruction"));
+        problems.push(format!("{}: no FROM instruction", image.dockerfile.display()));
     }
     // Every image it takes files from (FROM, COPY --from, RUN --mount from), with the ARGs
     // substituted as the build will: images.toml's build_args over the Dockerfile's defaults.
     let references = dockerfile.image_references(&image.build_args);
     let global: Vec<String> = dockerfile.global_args().into_iter().map(|(name, _)| name).collect();
     let registries = registries(inventory);
-    // The inventory image a reference names, whichever of the inventory's registries it uses.
-    let inventory_image = |reference: &str| inventory_image(inventory, &registries, reference);
-    let arg_of_parent = |r: &ImageReference| {
-        image.depends_on.iter().any(|p| is_arg_reference(&r.written, &parent_build_arg(p)))
-    };
-    for r in references.iter().filter(|r| !arg_of_parent(r)) {
-        let Some((other, _, _)) = inventory_image(&r.resolved) else { continue };
-        if other != image.name && !image.depends_on.contains(&other) {
-            problems.push(format!(
-                "{file}:{}: names {}, an image of this inventory, but images.{}.depends_on leaves out `{other}`: \
-                 add it, so that {other} is built first in the same run and this image is built on it",
-                r.first_line, r.resolved, image.name
-            ));
-        }
-    }
+    problems.extend(undeclared_parents(inventory, &registries, image, &references));
     let mut uses = Vec::new();
     for parent in &image.depends_on {
         let Some(parent_image) = inventory.images.get(parent) else { continue };
         let arg = parent_build_arg(parent);
-        let version = version_tag(parent_image);
-        let mut used = false;
-        if global.contains(&arg) {
-            if references.iter().any(|r| is_arg_reference(&r.written, &arg)) {
-                uses.push(ParentUse { parent: parent.clone(), how: Use::Arg(arg.clone()) });
-                used = true;
-            } else {
-                problems.push(format!(
-                    "{file}: declares ARG {arg} but no FROM builds on it, so images.{}.depends_on = [\"{parent}\"] \
-                     would pass this run's {parent} for nothing: write `FROM ${{{arg}}}`",
-                    image.name
-                ));
-                continue;
-            }
-        }
-        let produced = [version.clone(), "latest".to_string()];
-        for r in references.iter().filter(|r| !is_arg_reference(&r.written, &arg)) {
-            let Some((name, tag, digest)) = inventory_image(&r.resolved) else { continue };
-            if &name != parent {
-                continue;
-            }
-            used = true;
-            let tag = tag.unwrap_or_else(|| "latest".into());
-            if digest.is_some() || !produced.contains(&tag) {
-                problems.push(format!(
-                    "{file}:{}: names {}, which this run does not produce: a child is built on the {parent} built \
-                     in the same run, which is tagged {}; write {}/{parent}:{version}, or declare ARG {arg} and \
-                     write FROM ${{{arg}}}",
-                    r.first_line,
-                    r.resolved,
-                    produced.join(" and "),
-                    inventory.registry
-                ));
-                continue;
-            }
-            uses.push(ParentUse {
-                parent: parent.clone(),
-                how: Use::Named {
-                    first_line: r.first_line,
-                    last_line: r.last_line,
-                    written: r.written.clone(),
-                },
-            });
-        }
-        if !used {
+        let by_arg = references.iter().any(|r| is_arg_reference(&r.written, &arg));
+        if global.contains(&arg) && !by_arg {
             problems.push(format!(
-                "{file}: images.{}.depends_on names `{parent}`, but the Dockerfile never builds FROM it: declare \
+                "{}: declares ARG {arg} but no FROM builds on it, so images.{}.depends_on = [\"{parent}\"] would \
+                 pass this run's {parent} for nothing: write `FROM ${{{arg}}}`",
+                image.dockerfile.display(),
+                image.name
+            ));
+            continue;
+        }
+        if global.contains(&arg) {
+            uses.push(ParentUse { parent: parent.clone(), how: Use::Arg(arg.clone()) });
+        }
+        let named = named_uses(inventory, &registries, image, parent_image, &references);
+        problems.extend(named.problems);
+        if !global.contains(&arg) && !named.mentioned {
+            problems.push(format!(
+                "{}: images.{}.depends_on names `{parent}`, but the Dockerfile never builds FROM it: declare \
                  `ARG {arg}` and write `FROM ${{{arg}}}` (the tool passes the {parent} it just built), or write \
-                 FROM {}/{parent}:{version}",
-                image.name, inventory.registry
+                 FROM {}/{parent}:{}",
+                image.dockerfile.display(),
+                image.name,
+                inventory.registry,
+                version_tag(parent_image)
             ));
         }
+        uses.extend(named.uses);
     }
     if problems.is_empty() {
         Ok(uses)
     } else {
         Err(problems)
     }
+}
+
+/// References to an inventory image that `image` does not declare in depends_on (a parent it
+/// takes through its ARG is declared by definition).
+fn undeclared_parents(
+    inventory: &Inventory,
+    registries: &[&str],
+    image: &Image,
+    references: &[ImageReference],
+) -> Vec<String> {
+    let arg_of_parent = |r: &ImageReference| {
+        image.depends_on.iter().any(|p| is_arg_reference(&r.written, &parent_build_arg(p)))
+    };
+    let mut problems = Vec::new();
+    for r in references.iter().filter(|r| !arg_of_parent(r)) {
+        let Some((other, _, _)) = inventory_image(inventory, registries, &r.resolved) else { continue };
+        if other != image.name && !image.depends_on.contains(&other) {
+            problems.push(format!(
+                "{}:{}: names {}, an image of this inventory, but images.{}.depends_on leaves out `{other}`: \
+                 add it, so that {other} is built first in the same run and this image is built on it",
+                image.dockerfile.display(),
+                r.first_line,
+                r.resolved,
+                image.name
+            ));
+        }
+    }
+    problems
+}
+
+/// Where `image` names `parent` by its registry name: each use, and each name this run does not
+/// produce (a digest, a tag other than the version tag or latest).
+struct NamedUses {
+    uses: Vec<ParentUse>,
+    problems: Vec<String>,
+    /// Whether any reference names the parent at all.
+    mentioned: bool,
+}
+
+fn named_uses(
+    inventory: &Inventory,
+    registries: &[&str],
+    image: &Image,
+    parent: &Image,
+    references: &[ImageReference],
+) -> NamedUses {
+    let arg = parent_build_arg(&parent.name);
+    let version = version_tag(parent);
+    let produced = [version.clone(), "latest".to_string()];
+    let mut named = NamedUses { uses: Vec::new(), problems: Vec::new(), mentioned: false };
+    for r in references.iter().filter(|r| !is_arg_reference(&r.written, &arg)) {
+        let Some((name, tag, digest)) = inventory_image(inventory, registries, &r.resolved) else { continue };
+        if name != parent.name {
+            continue;
+        }
+        named.mentioned = true;
+        let tag = tag.unwrap_or_else(|| "latest".into());
+        if digest.is_some() || !produced.contains(&tag) {
+            named.problems.push(format!(
+                "{}:{}: names {}, which this run does not produce: a child is built on the {p} built in the same \
+                 run, which is tagged {}; write {}/{p}:{version}, or declare ARG {arg} and write FROM ${{{arg}}}",
+                image.dockerfile.display(),
+                r.first_line,
+                r.resolved,
+                produced.join(" and "),
+                inventory.registry,
+                p = parent.name,
+            ));
+            continue;
+        }
+        let how = Use::Named { first_line: r.first_line, last_line: r.last_line, written: r.written.clone() };
+        named.uses.push(ParentUse { parent: parent.name.clone(), how });
+    }
+    named
 }
 
 /// The parent rules for every image of `images`, reading each Dockerfile; one error that lists

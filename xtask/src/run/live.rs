@@ -193,42 +193,7 @@ impl Live<'_> {
         transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>> {
         let (_, path, tag) = api_name(&t.reference);
-        let sent = match &t.retag_of {
-            // The registry gives this tag the manifest it holds under the earlier one.
-            Some(source) => {
-                let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned();
-                let manifest = match known {
-                    Some(manifest) => manifest,
-                    None => bail!(
-                        "internal error: {source} was not read back before {} was given its manifest",
-                        t.reference
-                    ),
-                };
-                transcript.line(&format!("registry: PUT {path}:{tag} (the manifest of {source})"));
-                registry.put_manifest(&path, &tag, &manifest).map(Some).map_err(|e| {
-                    let hint = match e {
-                        Unanswered::Unauthorized { .. } | Unanswered::Denied(_) => {
-                            format!(". {REFUSED_PUSH}")
-                        }
-                        _ => String::new(),
-                    };
-                    let stopped = matches!(e, Unanswered::Unreachable(_));
-                    let e =
-                        anyhow::anyhow!("giving {} the manifest of {source} failed: {e}{hint}", t.reference);
-                    (e, stopped)
-                })
-            }
-            None => {
-                transcript.line(&push.command().display(self.program()));
-                let mut output = String::new();
-                let pushed = self.docker.push(push.subject(), registry.host(), &mut output);
-                transcript.output(&output);
-                pushed.map_err(|e| {
-                    let stopped = e.downcast_ref::<StoppedByTimeLimit>().is_some();
-                    (e, stopped)
-                })
-            }
-        };
+        let sent = self.send(t, push, registry, transcript);
         let (reported, failed) = match sent {
             Ok(reported) => (reported, None),
             Err(failure) => (None, Some(failure)),
@@ -276,6 +241,58 @@ impl Live<'_> {
         };
         transcript.line(&format!("read back {}: {digest}", t.reference));
         Ok(Some(Pushed { image: p.image.clone(), reference: t.reference.clone(), digest }))
+    }
+
+    /// Sends target `t`: a push by name, or (for a later tag) a PUT of the manifest the earlier
+    /// tag was read back with. The digest docker reports, if any; on failure the error and
+    /// whether the send was stopped midway (and so may still have arrived).
+    fn send(
+        &self,
+        t: &Target,
+        push: &Step,
+        registry: &Registry,
+        transcript: &mut Transcript,
+    ) -> Result<Option<String>, (anyhow::Error, bool)> {
+        let (_, path, tag) = api_name(&t.reference);
+        match &t.retag_of {
+            // The registry gives this tag the manifest it holds under the earlier one.
+            Some(source) => {
+                let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned();
+                let manifest = match known {
+                    Some(manifest) => manifest,
+                    None => {
+                        let e = anyhow::anyhow!(
+                            "internal error: {source} was not read back before {} was given its manifest",
+                            t.reference
+                        );
+                        return Err((e, false));
+                    }
+                };
+                transcript.line(&format!("registry: PUT {path}:{tag} (the manifest of {source})"));
+                registry.put_manifest(&path, &tag, &manifest).map(Some).map_err(|e| {
+                    let hint = match e {
+                        Unanswered::Unauthorized { .. } | Unanswered::Denied(_) => {
+                            format!(". {REFUSED_PUSH}")
+                        }
+                        _ => String::new(),
+                    };
+                    let stopped = matches!(e, Unanswered::Unreachable(_));
+                    let e =
+                        anyhow::anyhow!("giving {} the manifest of {source} failed: {e}{hint}", t.reference);
+                    (e, stopped)
+                })
+            }
+            None => {
+                transcript.line(&push.command().display(self.program()));
+                let mut output = String::new();
+                let pushed = self.docker.push(push.subject(), registry.host(), &mut output);
+                transcript.output(&output);
+                pushed.map_err(|e| {
+                    let stopped = e.downcast_ref::<StoppedByTimeLimit>().is_some();
+                    (e, stopped)
+                })
+            }
+        }
     }
 }
 
