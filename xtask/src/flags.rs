@@ -6,6 +6,7 @@
 mod help;
 mod table;
 
+use crate::sys::output::{Sink, Stream};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -211,11 +212,11 @@ impl Xtask {
         match Xtask::parse(std::env::args_os().skip(1).collect()) {
             Ok(flags) => flags,
             Err(Stop::Help(text)) => {
-                say_raw!("{text}");
+                Sink::terminal().write(Stream::Out, &text);
                 std::process::exit(0)
             }
             Err(Stop::Usage(message)) => {
-                eprintln!("error: {message}");
+                Sink::terminal().write(Stream::Err, &format!("error: {message}\n"));
                 std::process::exit(2)
             }
         }

@@ -1,23 +1,5 @@
 //! `cargo xtask`: build, tag, test and publish the base images of images/images.toml.
 
-/// Like `println!`/`print!`, but a closed stdout (`cargo xtask list | head -1`) is not an
-/// error: the output is dropped and the work goes on, so a publish whose log reader went away
-/// still finishes and cleans up instead of panicking half-way.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-macro_rules! say_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let mut out = std::io::stdout();
-        let _ = write!(out, $($arg)*);
-        let _ = out.flush();
-    }};
-}
-
 mod cmd;
 mod dockerfile;
 mod flags;

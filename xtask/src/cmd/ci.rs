@@ -337,11 +337,11 @@ fn print_dry_run(
     let program = ctx.docker.program();
     if let Some(l) = login {
         let login = Step::Login { host: l.host.clone(), username: l.user.clone() };
-        say!("{}", login.command().display(program));
+        ctx.log.say(&login.command().display(program));
     }
     let _ = run_or_show(ctx, inventory, plans, exec, flags);
     if let Some(l) = login {
-        say!("{}", Step::Logout { host: l.host.clone() }.command().display(program));
+        ctx.log.say(&Step::Logout { host: l.host.clone() }.command().display(program));
     }
 }
 

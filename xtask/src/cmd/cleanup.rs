@@ -15,7 +15,7 @@ impl flags::CleanupTestPackage {
         let api = ctx.env.get("GITHUB_API_URL").unwrap_or("https://api.github.com");
         let request = DeletePackage::new(api, &inventory.registry, &package.name)?;
         if self.dry_run {
-            say!("DELETE {}", request.url);
+            ctx.log.say(&format!("DELETE {}", request.url));
             return Ok(());
         }
         let token = ctx.env.get("GH_ADMIN_TOKEN").context(

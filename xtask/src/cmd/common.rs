@@ -180,14 +180,14 @@ pub(super) fn run_or_show(
     }
     if flags.dry_run {
         for plan in plans {
-            say_raw!("{}", plan.display(ctx.docker.program()));
+            ctx.log.say_raw(&plan.display(ctx.docker.program()));
         }
         for build in plans.iter().flat_map(|p| &p.builds) {
-            say!(
+            ctx.log.say(&format!(
                 "# write {}: the SPDX 2.3 SBOM of {}",
                 sbom_file(&sbom_dir, &build.image).display(),
                 build.image
-            );
+            ));
         }
         return (Vec::new(), Ok(()));
     }
@@ -221,8 +221,9 @@ fn run(
     // The engine's answer and its registry settings are asked at once; an engine that does
     // not answer is the error to show, whatever the other question got.
     let (engine, registry) = std::thread::scope(|scope| {
-        let registry = scope
-            .spawn(|| asks.then(|| Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log)));
+        let registry = scope.spawn(|| {
+            asks.then(|| Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log.clone()))
+        });
         let engine = ctx.docker.check_engine();
         (engine, registry.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     });
@@ -241,7 +242,7 @@ fn run(
     let world = Live {
         docker: &ctx.docker,
         registry: registry.as_ref(),
-        log: ctx.log,
+        log: ctx.log.clone(),
         lock_dir: lock::folder(&ctx.env),
         read_back: Default::default(),
         inputs_since: in_git.then_some(&since as &InputsSince),
@@ -315,8 +316,8 @@ pub struct Ctx {
 impl Ctx {
     /// Fails when a setting in the environment (XTASK_*) is not what it must be.
     pub fn new(env: Env, inventory: Option<PathBuf>, registry: Option<String>) -> anyhow::Result<Ctx> {
-        let docker = Docker::from_env(&env)?;
         let log = Log::new(&env);
+        let docker = Docker::from_env(&env, log.clone())?;
         let inventory = inventory.unwrap_or_else(default_inventory);
         Ok(Ctx { env, docker, log, inventory, registry })
     }

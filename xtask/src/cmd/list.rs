@@ -3,6 +3,7 @@ use crate::flags;
 use crate::model::inventory::Image;
 use crate::model::tags;
 use crate::plan;
+use crate::sys::gha::Log;
 
 impl flags::List {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -44,11 +45,11 @@ impl flags::List {
                     item
                 })
                 .collect();
-            say!("{}", serde_json::Value::Array(items));
+            ctx.log.say(&serde_json::Value::Array(items).to_string());
             return Ok(());
         }
         if let (Some(reference), true) = (self.changed_since.as_deref(), images.is_empty()) {
-            say!("no image is affected by the changes since {reference}");
+            ctx.log.say(&format!("no image is affected by the changes since {reference}"));
             return Ok(());
         }
         let rows: Vec<[String; 7]> = images
@@ -65,17 +66,21 @@ impl flags::List {
                 ]
             })
             .collect();
-        say!("registry: {}", inventory.registry);
+        ctx.log.say(&format!("registry: {}", inventory.registry));
         if let Some(tp) = &inventory.test_package {
-            say!(
+            ctx.log.say(&format!(
                 "test package: {}:{} (built from {})",
                 tags::repository(&inventory.registry, &tp.name),
                 tp.tag,
                 tp.image
-            );
+            ));
         }
         let last = if reasons.is_some() { "WHY" } else { "" };
-        print_table(["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", "BASE SUPPORT ENDS", last], &rows);
+        print_table(
+            &ctx.log,
+            ["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", "BASE SUPPORT ENDS", last],
+            &rows,
+        );
         Ok(())
     }
 }
@@ -101,7 +106,7 @@ fn image_json(registry: &str, image: &Image) -> serde_json::Value {
     })
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+fn print_table<const N: usize>(log: &Log, header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -110,7 +115,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
-        say!("{}", padded.join("  ").trim_end());
+        log.say(padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {

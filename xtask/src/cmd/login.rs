@@ -17,7 +17,7 @@ impl flags::Login {
             .context("no registry user: pass --username USER (or set GITHUB_ACTOR)")?;
         if self.dry_run {
             let login = Step::Login { host: host.to_string(), username: username.to_string() };
-            say!("{}", login.command().display(ctx.docker.program()));
+            ctx.log.say(&login.command().display(ctx.docker.program()));
             return Ok(());
         }
         let token = ctx.env.get("CR_PAT").context(

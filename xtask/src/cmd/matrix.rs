@@ -27,7 +27,7 @@ impl flags::Matrix {
             })
             .collect();
         let matrix = serde_json::json!({ "include": entries }).to_string();
-        say!("{matrix}");
+        ctx.log.say(&matrix);
         gha::set_output(&ctx.env, "matrix", &matrix)
     }
 }

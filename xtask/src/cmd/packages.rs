@@ -25,7 +25,7 @@ impl flags::Packages {
         let found = &checked.packages;
         if self.json {
             let json = serde_json::json!({ "reference": reference, "distro": found.distro, "packages": found.packages });
-            say!("{}", serde_json::to_string_pretty(&json)?);
+            ctx.log.say(&serde_json::to_string_pretty(&json)?);
             return Ok(());
         }
         // One package a line, whatever its database says of it.

@@ -14,7 +14,7 @@ impl flags::Tags {
             ));
         }
         for reference in published_references(&inventory.registry, image, &build_id)? {
-            say!("{reference}");
+            ctx.log.say(&reference);
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ impl flags::Test {
                     process::run(
                         &cargo,
                         &full,
-                        Io::Stream,
+                        Io::Stream(ctx.log.sink()),
                         Duration::from_secs(3 * 3600),
                         "Install Rust with rustup",
                     )

@@ -130,7 +130,7 @@ impl World for Live<'_> {
             return Ok(None);
         };
         let registry = self.registry()?;
-        let log = self.log;
+        let log = &self.log;
         let _held = lock::lock(&self.lock_dir, &t.reference, || {
             log.info(&format!("waiting: another run on this machine is pushing {}", t.reference));
         })?;

@@ -166,7 +166,7 @@ impl Transcript {
 
     /// A line of the tool's own (a command as it starts, a registry request, a read-back).
     pub fn line(&mut self, line: &str) {
-        match self.live {
+        match &self.live {
             Some(log) => log.info(line),
             None => {
                 self.text.push_str(line);
@@ -177,7 +177,7 @@ impl Transcript {
 
     /// What another program printed.
     pub fn output(&mut self, text: &str) {
-        match self.live {
+        match &self.live {
             Some(log) => log.passthrough(text),
             None => self.text.push_str(text),
         }
@@ -568,10 +568,57 @@ mod tests {
         jobs: usize,
         on_failure: OnBuildFailure,
     ) -> (Report, anyhow::Result<()>) {
-        let log = Log::new(&crate::sys::env::Env::default());
+        run_logged(world, plan, jobs, on_failure, &Log::captured(false))
+    }
+
+    fn run_logged(
+        world: &Script,
+        plan: &Plan,
+        jobs: usize,
+        on_failure: OnBuildFailure,
+        log: &Log,
+    ) -> (Report, anyhow::Result<()>) {
         let (mut reports, result) =
-            execute(world, std::slice::from_ref(plan), &log, ExecOptions { jobs, on_failure });
+            execute(world, std::slice::from_ref(plan), log, ExecOptions { jobs, on_failure });
         (reports.remove(0), result)
+    }
+
+    /// What a run says, in order: each build in its group with its command, each verdict, each
+    /// image's pushes; in GitHub Actions the groups are workflow commands, and stdout holds
+    /// nothing the runner could mistake for one.
+    #[test]
+    fn a_run_reports_each_build_verdict_and_push_in_its_group() {
+        use crate::sys::output::Stream;
+        let world = Script { unchanged: vec!["a"], ..Default::default() };
+        let plan = compared(plan(&[("a", &[]), ("b", &["a"])], true), &["a", "b"]);
+        let log = Log::captured(false);
+        run_logged(&world, &plan, 1, OnBuildFailure::Stop, &log).1.unwrap();
+        let said = log.sink().text(Stream::Out);
+        let expected = [
+            "==> build a (1/2)\nDOCKER_BUILDKIT=0 docker build --force-rm --file Dockerfile --tag r/a:run-1 \
+             --iidfile /nonexistent/a.iid --label org.opencontainers.image.base.name=upstream:1 --label \
+             org.opencontainers.image.base.digest=sha256:upstream:1 .\n",
+            "a: unchanged\n",
+            "a is unchanged: what is built on it builds on the published a (image sha256:id-of-published-a)\n",
+            "==> build b (2/2)\n",
+            "b: packages: a 1 -> 2\n",
+            "==> push b\n",
+        ];
+        let mut from = 0;
+        for part in expected {
+            let at =
+                said[from..].find(part).unwrap_or_else(|| panic!("no {part:?} after {from} in:\n{said}"));
+            from += at + part.len();
+        }
+        assert!(!said.contains("==> push a"), "an unchanged image is not pushed:\n{said}");
+        assert_eq!(log.sink().text(Stream::Err), "", "nothing went wrong, so nothing is said on stderr");
+
+        let github = Log::captured(true);
+        let world = Script { unchanged: vec!["a"], ..Default::default() };
+        run_logged(&world, &plan, 2, OnBuildFailure::Stop, &github).1.unwrap();
+        let said = github.sink().text(Stream::Out);
+        assert!(said.contains("::group::build a (") && said.contains("::group::push b\n"), "{said}");
+        assert_eq!(said.matches("::group::").count(), said.matches("::endgroup::").count(), "{said}");
     }
 
     #[test]

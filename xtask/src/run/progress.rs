@@ -2,6 +2,7 @@
 
 use crate::plan::Build;
 use crate::run::State;
+use crate::sys::gha::Log;
 
 /// The one-line status of running builds, redrawn on a terminal.
 pub(crate) struct Progress {
@@ -14,7 +15,7 @@ impl Progress {
         Progress { on, shown: false }
     }
 
-    pub(crate) fn show(&mut self, steps: &[Build], state: &[State]) {
+    pub(crate) fn show(&mut self, log: &Log, steps: &[Build], state: &[State]) {
         if !self.on {
             return;
         }
@@ -27,13 +28,13 @@ impl Progress {
             })
             .collect();
         let built = state.iter().filter(|s| **s == State::Built).count();
-        eprint!("\r\x1b[2Kbuilding {} | {built}/{} built", running.join(", "), steps.len());
+        log.progress(&format!("building {} | {built}/{} built", running.join(", "), steps.len()));
         self.shown = true;
     }
 
-    pub(crate) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self, log: &Log) {
         if self.shown {
-            eprint!("\r\x1b[2K");
+            log.progress("");
             self.shown = false;
         }
     }

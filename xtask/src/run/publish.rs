@@ -28,7 +28,7 @@ pub(super) fn publish_all(
     let work = |p: &Publication| {
         let title = format!("{} {}", verb_of(plan, &p.image), p.image);
         if live {
-            log.group(&title, || publish_one(world, p, &ids, Transcript::live(*log)))
+            log.group(&title, || publish_one(world, p, &ids, Transcript::live(log.clone())))
         } else {
             publish_one(world, p, &ids, Transcript::kept())
         }

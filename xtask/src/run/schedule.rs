@@ -5,7 +5,6 @@
 //! loop in `build_all` feeds it the events the workers send.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::mpsc::{self, Sender};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -141,11 +140,11 @@ pub(super) fn build_all(
             let event = match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(event) => event,
                 Err(_) => {
-                    s.progress.show(&plan.builds, &s.state);
+                    s.progress.show(log, &plan.builds, &s.state);
                     continue;
                 }
             };
-            s.progress.clear();
+            s.progress.clear(log);
             match event {
                 Event::Built { index, elapsed, outcome } => {
                     s.on_built(index, elapsed, outcome, report, scope, &tx)
@@ -154,7 +153,7 @@ pub(super) fn build_all(
             }
         }
     });
-    s.progress.clear();
+    s.progress.clear(log);
     s.interrupted |= interrupt::requested();
     report.passed = plan
         .builds
@@ -197,7 +196,7 @@ impl<'a> Scheduler<'a> {
             jobs,
             on_failure: options.on_failure,
             live,
-            progress: Progress::new(!live && std::io::stderr().is_terminal()),
+            progress: Progress::new(!live && log.sink().shows_progress()),
             state: vec![State::Waiting; plan.builds.len()],
             steps: plan.builds.iter().map(|b| b.step.clone()).collect(),
             priority: order::longest_chain_first(&plan.builds),

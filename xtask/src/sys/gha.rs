@@ -6,36 +6,59 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::sys::env::Env;
+use crate::sys::output::{Sink, Stream};
 use crate::sys::random;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Log {
     github: bool,
+    sink: Sink,
 }
 
 impl Log {
     pub fn new(env: &Env) -> Log {
-        Log { github: env.in_github_actions() }
+        Log { github: env.in_github_actions(), sink: Sink::terminal() }
+    }
+
+    /// A log that keeps what it is told (`sink().text(..)` reads it), as GitHub Actions would
+    /// see it when `github`.
+    #[cfg(test)]
+    pub fn captured(github: bool) -> Log {
+        Log { github, sink: Sink::captured() }
+    }
+
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+
+    /// A line of the command's own output (a listing, JSON, a dry run's step), as it is.
+    pub fn say(&self, line: &str) {
+        self.sink.write(Stream::Out, &format!("{line}\n"));
+    }
+
+    /// Text of the command's own output, as it is (its newlines its own).
+    pub fn say_raw(&self, text: &str) {
+        self.sink.write(Stream::Out, text);
     }
 
     pub fn group<T>(&self, title: &str, body: impl FnOnce() -> T) -> T {
         if self.github {
-            say!("::group::{}", escape_data(title));
+            self.say(&format!("::group::{}", escape_data(title)));
         } else {
-            say!("==> {title}");
+            self.say(&format!("==> {title}"));
         }
         let result = body();
         if self.github {
-            say!("::endgroup::");
+            self.say("::endgroup::");
         }
         result
     }
 
     pub fn info(&self, message: &str) {
         if self.github && could_be_a_command(message) {
-            return self.verbatim(|| say!("{message}"));
+            return self.verbatim(|| self.say(message));
         }
-        say!("{message}");
+        self.say(message);
     }
 
     /// Prints what another program wrote. In Actions workflow commands are off meanwhile, so
@@ -45,9 +68,9 @@ impl Log {
             return;
         }
         self.verbatim(|| {
-            say_raw!("{text}");
+            self.say_raw(text);
             if !text.ends_with('\n') {
-                say!();
+                self.say("");
             }
         });
     }
@@ -60,10 +83,9 @@ impl Log {
             return body();
         }
         let token = random::token(128);
-        say!("::stop-commands::{token}");
-        let _ = std::io::stdout().flush();
+        self.say(&format!("::stop-commands::{token}"));
         let result = body();
-        say!("::{token}::");
+        self.say(&format!("::{token}::"));
         result
     }
 
@@ -73,10 +95,15 @@ impl Log {
         if self.github && could_be_a_command(message) {
             // On the stream it is written to, so that the runner reads the two in order.
             let token = random::token(128);
-            eprintln!("::stop-commands::{token}\n{message}\n::{token}::");
+            self.sink.write(Stream::Err, &format!("::stop-commands::{token}\n{message}\n::{token}::\n"));
             return;
         }
-        eprintln!("{message}");
+        self.sink.write(Stream::Err, &format!("{message}\n"));
+    }
+
+    /// The one-line progress of concurrent builds, redrawn in place (a terminal only).
+    pub fn progress(&self, line: &str) {
+        self.sink.write(Stream::Err, &format!("\r\x1b[2K{line}"));
     }
 
     pub fn warning(&self, message: &str) {
@@ -94,11 +121,11 @@ impl Log {
     fn annotate(&self, level: &str, message: &str) {
         // On stderr in Actions too, which the runner reads for workflow commands as well: stdout
         // stays the command's own output (a dry run's steps, JSON).
-        if self.github {
-            eprintln!("::{level}::{}", escape_data(message));
-        } else {
-            eprintln!("{level}: {message}");
-        }
+        let line = match self.github {
+            true => format!("::{level}::{}\n", escape_data(message)),
+            false => format!("{level}: {message}\n"),
+        };
+        self.sink.write(Stream::Err, &line);
     }
 }
 

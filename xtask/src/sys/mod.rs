@@ -10,6 +10,7 @@ pub mod git;
 pub mod github;
 pub mod inputs;
 pub mod interrupt;
+pub mod output;
 pub mod process;
 pub mod random;
 pub mod registry;

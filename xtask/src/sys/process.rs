@@ -2,7 +2,8 @@
 //! (SIGTERM, then SIGKILL, for the whole group) when the limit passes or the tool is
 //! interrupted. Every program the tool starts goes through here.
 
-use std::io::{BufRead, Write};
+use crate::sys::output::{Sink, Stream};
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -61,7 +62,7 @@ pub enum Io<'a> {
     /// stdout and stderr are captured apart, with optional bytes on stdin.
     Capture(Option<&'a [u8]>),
     /// Output goes to the user as it comes (builds); its last lines are kept for messages.
-    Stream,
+    Stream(&'a Sink),
 }
 
 /// Whether `program` is found on PATH.
@@ -109,11 +110,11 @@ pub fn run_with_env(
             finished.stderr = text(&finished_output(&child).stderr);
             Ok(finished)
         }
-        Io::Stream => {
+        Io::Stream(sink) => {
             let e = expression.stdin_null().stderr_to_stdout();
             let child = started(program, install_hint, e.reader().map(Child::Streamed))?;
             let (mut finished, tail) =
-                supervise(&child, timeout, |reader| forward(reader.expect("a reader")))?;
+                supervise(&child, timeout, |reader| forward(reader.expect("a reader"), sink))?;
             finished.stderr = tail;
             Ok(finished)
         }
@@ -300,20 +301,18 @@ fn stop(child: &Child) {
 }
 
 /// Copies a streamed child's output to ours as it comes; returns its last lines.
-fn forward(reader: &duct::ReaderHandle) -> String {
+fn forward(reader: &duct::ReaderHandle, sink: &Sink) -> String {
     let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let mut lines = std::io::BufReader::new(reader);
     let mut line = Vec::new();
-    let stdout = std::io::stdout();
     while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-        let mut out = stdout.lock();
-        let _ = out.write_all(&line);
+        let mut shown = text(&line);
         // Output cut off mid-line (a progress bar, a child stopped at its time limit) still ends
         // its line, so that what is printed next starts one (a workflow command must).
-        if !line.ends_with(b"\n") {
-            let _ = out.write_all(b"\n");
+        if !shown.ends_with('\n') {
+            shown.push('\n');
         }
-        let _ = out.flush();
+        sink.write(Stream::Out, &shown);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -371,9 +370,10 @@ mod tests {
 
     #[test]
     fn a_streamed_child_keeps_its_last_lines() {
+        let sink = Sink::captured();
         let f = sh(
             "for i in $(seq 1 30); do echo line $i; done; echo fail >&2; exit 1",
-            Io::Stream,
+            Io::Stream(&sink),
             Duration::from_secs(10),
         );
         assert!(!f.success);
@@ -382,6 +382,8 @@ mod tests {
         assert_eq!(lines.len(), TAIL_LINES);
         assert_eq!(lines.last(), Some(&"fail"));
         assert_eq!(lines[0], "line 20");
+        assert!(sink.text(Stream::Out).starts_with("line 1\nline 2\n"), "the output goes to the sink");
+        assert!(sink.text(Stream::Out).ends_with("line 30\nfail\n"));
     }
 
     #[test]

@@ -65,13 +65,13 @@ impl std::fmt::Display for StoppedByTimeLimit {
 impl std::error::Error for StoppedByTimeLimit {}
 
 impl Docker {
-    pub fn from_env(env: &Env) -> anyhow::Result<Docker> {
+    pub fn from_env(env: &Env, log: Log) -> anyhow::Result<Docker> {
         Ok(Docker {
             program: env.get("DOCKER").unwrap_or("docker").to_string(),
             client: OnceLock::new(),
             timeouts: Timeouts::from_env(env)?,
             backoff: Backoff::from_env(env)?,
-            log: Log::new(env),
+            log,
             buildkit_off: buildkit_off(env)?,
         })
     }
@@ -170,7 +170,7 @@ impl Docker {
 
     /// Runs a build: output streamed when `live`, else captured for printing whole.
     pub fn build(&self, build: &BuildStep, live: bool) -> anyhow::Result<Finished> {
-        let io = if live { Io::Stream } else { Io::Capture(None) };
+        let io = if live { Io::Stream(self.log.sink()) } else { Io::Capture(None) };
         let command = build.command();
         process::run_with_env(
             &self.program,

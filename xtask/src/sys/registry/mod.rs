@@ -357,7 +357,7 @@ mod tests {
             credentials: None,
             http: Box::new(Fake { answer, sent: Arc::clone(&sent) }),
             backoff: Backoff { retries: 2, base: Duration::ZERO, cap: Duration::ZERO },
-            log: Log::new(&Env::from_pairs(&[])),
+            log: Log::captured(false),
             scheme: Mutex::new(None),
             tokens: Mutex::new(BTreeMap::new()),
         };
