@@ -23,8 +23,11 @@ fn main() -> ExitCode {
     let flags = flags::Xtask::from_env_or_exit();
     sys::interrupt::install();
     let env = sys::env::Env::from_process();
+    sys::timing::start(env.get("XTASK_TIMINGS"));
     let log = sys::gha::Log::new(&env);
-    match run(flags, env) {
+    let result = run(flags, env);
+    sys::timing::finish();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.error(&format!("{e:#}"));

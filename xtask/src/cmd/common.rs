@@ -21,7 +21,7 @@ use crate::sys::docker::Docker;
 use crate::sys::env::Env;
 use crate::sys::gha::Log;
 use crate::sys::registry::Registry;
-use crate::sys::{inputs, random};
+use crate::sys::{inputs, random, timing};
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
 /// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
@@ -201,7 +201,7 @@ pub(super) fn run_or_show(
     if result.is_err() {
         return (reports, result);
     }
-    let written = write_sboms(ctx, inventory, plans, &reports, &sbom_dir);
+    let written = timing::span("sbom", "", || write_sboms(ctx, inventory, plans, &reports, &sbom_dir));
     (reports, written)
 }
 
@@ -220,12 +220,14 @@ fn run(
     });
     // The engine's answer and its registry settings are asked at once; an engine that does
     // not answer is the error to show, whatever the other question got.
-    let (engine, registry) = std::thread::scope(|scope| {
-        let registry = scope.spawn(|| {
-            asks.then(|| Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log.clone()))
-        });
-        let engine = ctx.docker.check_engine();
-        (engine, registry.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    let (engine, registry) = timing::span("engine and registry", "", || {
+        std::thread::scope(|scope| {
+            let registry = scope.spawn(|| {
+                asks.then(|| Registry::connect(&ctx.docker, &ctx.env, &inventory.registry, ctx.log.clone()))
+            });
+            let engine = ctx.docker.check_engine();
+            (engine, registry.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
     });
     if let Err(e) = engine {
         return (Vec::new(), Err(e));

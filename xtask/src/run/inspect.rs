@@ -9,15 +9,21 @@ use crate::model::packages::{self, Found};
 use crate::run::Checked;
 use crate::sys::docker::Docker;
 use crate::sys::rpm;
+use crate::sys::timing;
 
 /// The rules of `spec` that `reference` breaks, its packages, and what it holds.
-pub fn inspect(docker: &Docker, reference: &str, spec: Option<&Spec>) -> anyhow::Result<Checked> {
+pub fn inspect(
+    docker: &Docker,
+    image: &str,
+    reference: &str,
+    spec: Option<&Spec>,
+) -> anyhow::Result<Checked> {
     let rules_read = spec.map(Spec::files_to_read).unwrap_or_default();
-    let (config, files) =
-        read_files(docker, reference, &rules_read).map_err(|e| e.context("its files could not be read"))?;
+    let (config, files) = timing::span("check", image, || read_files(docker, reference, &rules_read))
+        .map_err(|e| e.context("its files could not be read"))?;
     let violations = spec.map(|s| s.check(&config.user, &files)).unwrap_or_default();
-    let (packages, notes) =
-        packages_in(docker, reference, &files).map_err(|e| e.context("its packages could not be listed"))?;
+    let (packages, notes) = timing::span("packages", image, || packages_in(docker, reference, &files))
+        .map_err(|e| e.context("its packages could not be listed"))?;
     let content = Content { files: tree(&files), config };
     Ok(Checked { violations, files: files.entries.len(), packages, notes, content })
 }

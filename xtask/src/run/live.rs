@@ -16,6 +16,7 @@ use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
 use crate::sys::gha::Log;
 use crate::sys::interrupt;
 use crate::sys::registry::{Manifest, Registry, Tag, Unanswered};
+use crate::sys::timing;
 
 /// The world of a real run: the container CLI, and the registry it pushes to.
 pub struct Live<'a> {
@@ -51,7 +52,7 @@ impl World for Live<'_> {
         if references.is_empty() {
             return Ok(());
         }
-        preflight::check_unique_tags_free(self.registry()?, references, jobs)
+        timing::span("registry", "", || preflight::check_unique_tags_free(self.registry()?, references, jobs))
     }
 
     fn pull(&self, reference: &str) -> anyhow::Result<()> {
@@ -72,7 +73,7 @@ impl World for Live<'_> {
             }
             std::fs::write(path, text)?;
         }
-        let out = self.docker.build(&build.step, live)?;
+        let out = timing::span("build", &build.image, || self.docker.build(&build.step, live))?;
         let id = std::fs::read_to_string(&build.iidfile)
             .ok()
             .map(|t| crate::sys::docker::normalize_id(&t))
@@ -90,7 +91,7 @@ impl World for Live<'_> {
 
     fn base_digest(&self, reference: &str) -> anyhow::Result<String> {
         let mut transcript = String::new();
-        let digest = self.docker.base_digest(reference, &mut transcript);
+        let digest = timing::span("bases", "", || self.docker.base_digest(reference, &mut transcript));
         self.log.passthrough(&transcript);
         digest
     }
@@ -102,7 +103,7 @@ impl World for Live<'_> {
         built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict> {
-        self.compare_with_published(c, origins, built, force)
+        timing::span("comparison", &c.image, || self.compare_with_published(c, origins, built, force))
     }
 
     fn adopt(&self, c: &Comparison, digest: &str, run_reference: &str) -> anyhow::Result<String> {
@@ -114,7 +115,7 @@ impl World for Live<'_> {
     }
 
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {
-        inspect::inspect(self.docker, &v.reference, v.spec.as_ref())
+        inspect::inspect(self.docker, &v.image, &v.reference, v.spec.as_ref())
     }
 
     fn publish(
@@ -129,6 +130,25 @@ impl World for Live<'_> {
             self.docker.run(&t.tag)?;
             return Ok(None);
         };
+        timing::span("push", &p.image, || self.send_target(p, t, push, id, transcript))
+    }
+
+    fn clean_up(&self, step: &Step) -> anyhow::Result<()> {
+        self.docker.run(step).map(|_| ())
+    }
+}
+
+impl Live<'_> {
+    /// Pushes target `t` (locked against other runs on this machine, its unique tag asked
+    /// about once more), reads it back, and gives it its local name.
+    fn send_target(
+        &self,
+        p: &Publication,
+        t: &Target,
+        push: &Step,
+        id: &str,
+        transcript: &mut Transcript,
+    ) -> anyhow::Result<Option<Pushed>> {
         let registry = self.registry()?;
         let log = &self.log;
         let _held = lock::lock(&self.lock_dir, &t.reference, || {
@@ -173,10 +193,6 @@ impl World for Live<'_> {
             _ => {}
         }
         result
-    }
-
-    fn clean_up(&self, step: &Step) -> anyhow::Result<()> {
-        self.docker.run(step).map(|_| ())
     }
 }
 

@@ -16,3 +16,4 @@ pub mod random;
 pub mod registry;
 pub mod retry;
 pub mod rpm;
+pub mod timing;
