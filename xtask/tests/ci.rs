@@ -126,6 +126,18 @@ fn ci_main_publishes_reports_digests_and_logs_out() {
     assert_eq!(published[0]["references"][2], format!("{reg}/base:latest"));
     let digest = published[0]["digest"].as_str().unwrap();
     assert!(digest.starts_with("sha256:") && out.stdout.contains(digest));
+    // What the attest job fans out over: the pushed images (not the push = false one), by
+    // repository without a tag, the digest pushed and its SBOM in the sbom-dir folder.
+    let json = output.lines().find_map(|l| l.strip_prefix("attest=")).expect(&output);
+    let attest: serde_json::Value = serde_json::from_str(json).unwrap();
+    let names: Vec<&str> = attest.as_array().unwrap().iter().map(|a| a["image"].as_str().unwrap()).collect();
+    let pushed: Vec<&str> =
+        published.as_array().unwrap().iter().map(|p| p["image"].as_str().unwrap()).collect();
+    assert_eq!(names, pushed, "{output}");
+    assert_eq!(attest[0]["repository"], format!("{reg}/base"));
+    assert_eq!(attest[0]["digest"], digest);
+    assert_eq!(attest[0]["sbom"], "base.spdx.json");
+    assert_eq!(attest[0]["registry"], reg.split('/').next().unwrap());
     // The digest is the one the registry holds (the fake docker's push put it there).
     let held = std::fs::read_to_string(f.docker.registry_file()).unwrap();
     assert!(
@@ -178,7 +190,7 @@ fn ci_main_logs_out_after_a_failure_and_reports_it() {
     let summary = f.file("summary.md");
     assert!(summary.contains("**Failed:** build of child"), "{summary}");
     assert!(summary.contains("| base |") && summary.contains("not pushed: the run failed"), "{summary}");
-    assert_eq!(f.file("output.txt"), "published=[]\n");
+    assert_eq!(f.file("output.txt"), "published=[]\nattest=[]\n", "a failed run attests nothing");
 }
 
 /// What a build prints reaches the runner as text: a Dockerfile that echoes `::error::` or

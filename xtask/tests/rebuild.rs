@@ -99,6 +99,12 @@ fn ci_main(dir: &TempDir, inventory: &Path, event: &str, number: &str, sha: &str
         .env_remove("GITHUB_TOKEN"))
 }
 
+/// The `attest` step output of a ci-main run (what the workflow's attest job fans out over).
+fn attest_output(output: &str) -> Vec<serde_json::Value> {
+    let line = output.lines().find_map(|l| l.strip_prefix("attest=")).unwrap_or_else(|| panic!("{output}"));
+    serde_json::from_str(line).unwrap()
+}
+
 fn unique_tags(registry: &Registry, name: &str) -> Vec<String> {
     registry.tags(&registry.repo(name)).into_iter().filter(|t| t.starts_with("v1.0.0_")).collect()
 }
@@ -220,6 +226,32 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
     );
     let output = std::fs::read_to_string(dir.path().join("output-2.txt")).unwrap();
     assert!(output.contains(&format!("sbom-dir={}", sboms.display())), "{output}");
+    // What the workflow attests: exactly the two images this run pushed, each by the digest
+    // the registry holds (read here, not by the tool) and the SBOM that names that digest.
+    let attest = attest_output(&output);
+    let attested: Vec<&str> = attest.iter().map(|a| a["image"].as_str().unwrap()).collect();
+    assert_eq!(attested, ["moving", "moving-kid"], "{output}");
+    for item in &attest {
+        let name = item["image"].as_str().unwrap();
+        let digest = registry.digest(&registry.repo(name), "v1.0.0_2.1");
+        assert_eq!(item["digest"], digest.as_str(), "{name}");
+        assert_eq!(
+            registry.digest(&registry.repo(name), "v1.0.0"),
+            digest,
+            "{name}: the version tag pins the same"
+        );
+        assert_eq!(item["repository"], format!("{host}/{name}"), "{name}");
+        assert_eq!(item["registry"], host.split('/').next().unwrap(), "{name}");
+        let document: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(sboms.join(item["sbom"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            document["packages"][0]["checksums"][0]["checksumValue"],
+            digest.trim_start_matches("sha256:")
+        );
+        assert!(document["name"].as_str().unwrap().contains(&digest), "{document}");
+    }
     assert!(purls(&sbom("moving")).contains(&"pkg:apk/alpine/openssl@3.1.4-r5?arch=x86_64".to_string()));
     let steady_doc = sbom("steady");
     assert_eq!(
@@ -233,6 +265,8 @@ fn a_rebuild_publishes_only_what_changed_says_why_and_writes_valid_sboms() {
         .map(|n| registry.tags(&registry.repo(n)))
         .collect();
     ci_main(&dir, &inv, "schedule", "3", &head).ok();
+    let output = std::fs::read_to_string(dir.path().join("output-3.txt")).unwrap();
+    assert_eq!(attest_output(&output), Vec::<serde_json::Value>::new(), "nothing pushed, nothing to attest");
     let summary = std::fs::read_to_string(dir.path().join("summary-3.md")).unwrap();
     for (name, before) in ["moving", "moving-kid", "steady", "steady-kid"].iter().zip(&tags_before) {
         assert_eq!(&registry.tags(&registry.repo(name)), before, "{name} was pushed");

@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 
 use crate::cmd::common::{chosen_images, require_base_support, run_or_show, Ctx, Prepared};
 use crate::cmd::publish::publish_plan;
+use crate::cmd::sboms::sbom_name;
 use crate::flags;
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
@@ -146,11 +147,15 @@ impl flags::CiMain {
         }
         let changes = what_changed(images, report);
         // A job's output that cannot be written must not hide why the run failed.
-        if let Err(e) = gha::set_output(&ctx.env, "published", &published_json(images, report)) {
-            if result.is_err() {
-                ctx.log.warning(&format!("{e:#}"));
-            } else {
-                return Err(e);
+        let attest = attest_json(&inventory, images, report, result.is_ok());
+        let outputs = [("published", published_json(images, report)), ("attest", attest)];
+        for (name, value) in outputs {
+            if let Err(e) = gha::set_output(&ctx.env, name, &value) {
+                if result.is_err() {
+                    ctx.log.warning(&format!("{e:#}"));
+                } else {
+                    return Err(e);
+                }
             }
         }
         finish(ctx, "ci-main", &rows, &changes, result)
@@ -248,6 +253,29 @@ fn published_json(images: &[&Image], report: &Report) -> String {
                     "digest": report.digest(&image.name),
                 })
             })
+        })
+        .collect();
+    serde_json::Value::Array(items).to_string()
+}
+
+/// What the workflow attests (build provenance and the SBOM, .github/workflows): each image
+/// this run pushed, by its repository without a tag, the digest users pin (the unique tag's,
+/// which the version tag and `latest` share) and its SBOM's path in the `sbom-dir` folder,
+/// which describes that digest. Unchanged images and push = false ones were not pushed, so
+/// they are not in it; nor is anything when the run failed, since its SBOMs were not written.
+fn attest_json(inventory: &Inventory, images: &[&Image], report: &Report, succeeded: bool) -> String {
+    let items: Vec<serde_json::Value> = images
+        .iter()
+        .filter(|_| succeeded)
+        .filter_map(|image| {
+            let digest = report.digest(&image.name)?;
+            Some(serde_json::json!({
+                "image": image.name,
+                "registry": registry_host(&inventory.registry),
+                "repository": repository(&inventory.registry, &image.name),
+                "digest": digest,
+                "sbom": sbom_name(&image.name),
+            }))
         })
         .collect();
     serde_json::Value::Array(items).to_string()

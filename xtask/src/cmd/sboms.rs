@@ -92,7 +92,12 @@ pub(super) fn writable(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
 }
 
 pub(super) fn sbom_file(dir: &Path, image: &str) -> PathBuf {
-    dir.join(format!("{image}.spdx.json"))
+    dir.join(sbom_name(image))
+}
+
+/// The SBOM's path in the SBOM folder (a folder of its own for an image named `team/base`).
+pub(super) fn sbom_name(image: &str) -> String {
+    format!("{image}.spdx.json")
 }
 
 /// target/sbom at the workspace root.

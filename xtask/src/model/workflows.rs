@@ -12,6 +12,8 @@ pub struct Contract {
     pub required: &'static [(&'static str, &'static str)],
     /// Whether its job pushes packages: it needs `packages: write`, and any other must not have it.
     pub pushes: bool,
+    /// Whether it attests what it published (build provenance and the SBOM of each image).
+    pub attests: bool,
 }
 
 pub const CONTRACTS: [Contract; 3] = [
@@ -21,6 +23,7 @@ pub const CONTRACTS: [Contract; 3] = [
         triggers: &["pull_request", "workflow_dispatch"],
         required: &[("branches: [main]", "pull requests to main must trigger it")],
         pushes: true,
+        attests: false,
     },
     Contract {
         file: "build_and_publish_images.yml",
@@ -33,8 +36,19 @@ pub const CONTRACTS: [Contract; 3] = [
             ("fetch-depth: 0", "an image's inputs are compared with the revision it was published from"),
             ("force:", "a manual run can force publishing what did not change (input `force`)"),
             ("steps.publish.outputs.sbom-dir", "the SBOMs ci-main writes are kept as an artifact"),
+            (
+                "attest: ${{ steps.publish.outputs.attest }}",
+                "the publish job hands on what ci-main says it pushed",
+            ),
+            (
+                "image: ${{ fromJSON(needs.publish.outputs.attest) }}",
+                "the attest job attests exactly what ci-main pushed, one image per matrix entry",
+            ),
+            ("push-to-registry: true", "the attestations are stored beside the image in the registry"),
+            ("sbom-path: sbom/${{ matrix.image.sbom }}", "each image's SBOM is attested"),
         ],
         pushes: true,
+        attests: true,
     },
     Contract {
         file: "tool.yml",
@@ -45,6 +59,7 @@ pub const CONTRACTS: [Contract; 3] = [
             "pull requests to main and pushes to main must run the tool's checks",
         )],
         pushes: false,
+        attests: false,
     },
 ];
 
@@ -158,6 +173,136 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
         (false, true) => problems.push(format!("{file}: the job pushes nothing: drop `packages: write`")),
         _ => {}
     }
+    problems.extend(top_level_grants(file, &lines));
+    problems.extend(attestation_problems(contract, &lines));
+    problems
+}
+
+/// The actions that make attestations (the last two are wrappers over the first).
+const ATTEST_ACTIONS: [&str; 3] =
+    ["actions/attest@", "actions/attest-build-provenance@", "actions/attest-sbom@"];
+
+/// Permissions granted to every job at once: the top-level `permissions:` grants nothing, and
+/// each job asks for what it needs.
+fn top_level_grants(file: &str, lines: &[(usize, &str)]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut inside = false;
+    for (n, line) in lines {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            inside = line.starts_with("permissions:");
+            if inside && line.contains("write") {
+                found.push(format!(
+                    "{file}:{n}: the whole workflow is granted `{}`: grant it per job",
+                    line.trim()
+                ));
+            }
+            continue;
+        }
+        if inside && line.contains(": write") {
+            found.push(format!(
+                "{file}:{n}: the whole workflow is granted `{}`: keep `permissions: {{}}` at the top and grant it \
+                 to the job that needs it",
+                line.trim()
+            ));
+        }
+    }
+    found
+}
+
+/// One job of the `jobs:` block: its name, first line and lines.
+struct Job<'a> {
+    name: &'a str,
+    line: usize,
+    lines: Vec<(usize, &'a str)>,
+}
+
+fn jobs<'a>(lines: &[(usize, &'a str)]) -> Vec<Job<'a>> {
+    let mut jobs: Vec<Job<'a>> = Vec::new();
+    let mut inside = false;
+    for (n, line) in lines {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            inside = line.trim() == "jobs:";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        match (indent, line.trim().strip_suffix(':')) {
+            (2, Some(name)) => jobs.push(Job { name, line: *n, lines: Vec::new() }),
+            _ => {
+                if let Some(job) = jobs.last_mut() {
+                    job.lines.push((*n, line));
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// The rules for attestations: none in a workflow that pull requests run; in the publishing
+/// workflow, each one attests a digest ci-main reported pushing, from a job that alone holds
+/// the right to sign (`id-token: write`, `attestations: write`).
+fn attestation_problems(contract: &Contract, lines: &[(usize, &str)]) -> Vec<String> {
+    let file = contract.file;
+    let mut problems = Vec::new();
+    let attests = lines.iter().any(|(_, l)| ATTEST_ACTIONS.iter().any(|a| l.contains(&format!("uses: {a}"))));
+    if contract.attests && !attests {
+        problems.push(format!(
+            "{file}: nothing is attested: each image published needs its build provenance and SBOM attested \
+             (actions/attest, by the digest ci-main reports)"
+        ));
+    }
+    for job in jobs(lines) {
+        let attest_steps: Vec<usize> = job
+            .lines
+            .iter()
+            .filter(|(_, l)| ATTEST_ACTIONS.iter().any(|a| l.contains(&format!("uses: {a}"))))
+            .map(|(n, _)| *n)
+            .collect();
+        let grants = |what: &str| job.lines.iter().any(|(_, l)| l.trim() == format!("{what}: write"));
+        if !contract.attests {
+            if let Some(n) = attest_steps.first() {
+                problems.push(format!(
+                    "{file}:{n}: an attestation in a workflow that pull requests run: only what main publishes is attested"
+                ));
+            }
+        }
+        if attest_steps.is_empty() {
+            for what in ["id-token", "attestations"] {
+                if grants(what) {
+                    problems.push(format!(
+                        "{file}:{}: job `{}` attests nothing: drop `{what}: write`",
+                        job.line, job.name
+                    ));
+                }
+            }
+            continue;
+        }
+        for what in ["id-token", "attestations"] {
+            if !grants(what) {
+                problems.push(format!(
+                    "{file}:{}: job `{}` attests, and needs `{what}: write`",
+                    job.line, job.name
+                ));
+            }
+        }
+        for (n, line) in &job.lines {
+            let Some((key, value)) = line.trim().split_once(':') else { continue };
+            let wanted = match key {
+                "subject-digest" => "${{ matrix.image.digest }}",
+                "subject-name" => "${{ matrix.image.repository }}",
+                "subject-path" | "subject-checksums" => "(none: attest by name and digest)",
+                _ => continue,
+            };
+            if value.trim() != wanted {
+                problems.push(format!(
+                    "{file}:{n}: `{}` must be `{wanted}`: attest only what ci-main reports it pushed (its `attest` output)",
+                    line.trim()
+                ));
+            }
+        }
+    }
     problems
 }
 
@@ -253,5 +398,59 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("moves to a new runner image under the workflow")), "{p:?}");
         let p = problems(tool, &good.replace("  RUSTUP_TOOLCHAIN: \"1.95.0\"\n", ""));
         assert!(p.iter().any(|p| p.contains("pin the Rust toolchain")), "{p:?}");
+    }
+
+    /// Attestations: only the publishing workflow makes them, of what ci-main pushed, from a
+    /// job that alone may sign; nothing is granted to the whole workflow.
+    #[test]
+    fn each_attestation_rule_can_fail() {
+        let main = &CONTRACTS[1];
+        let good = repo_workflow(main.file);
+        let found = |text: &str, what: &str| {
+            let p = problems(main, text);
+            assert!(p.iter().any(|p| p.contains(what)), "no `{what}` in {p:?}");
+        };
+        found(
+            &good.replace("permissions: {}\n", "permissions:\n  contents: write\n"),
+            "the whole workflow is granted",
+        );
+        found(
+            &good.replace("permissions: {}\n", "permissions: write-all\n"),
+            "the whole workflow is granted",
+        );
+        found(&good.replace("@1e69f48acb82d1966a394da916b4c1698aa569d6 # v4.2.2", "@v4"), "must be pinned");
+        found(
+            &good.replacen(
+                "subject-digest: ${{ matrix.image.digest }}",
+                "subject-digest: ${{ steps.build.outputs.digest }}",
+                1,
+            ),
+            "must be `${{ matrix.image.digest }}`",
+        );
+        found(
+            &good.replacen("subject-name: ${{ matrix.image.repository }}", "subject-name: ghcr.io/x/y", 1),
+            "subject-name",
+        );
+        found(
+            &good.replace(
+                "image: ${{ fromJSON(needs.publish.outputs.attest) }}",
+                "image: ${{ fromJSON(inputs.images) }}",
+            ),
+            "attests exactly what ci-main pushed",
+        );
+        found(&good.replace("      id-token: write\n", ""), "needs `id-token: write`");
+        found(&good.replace("      attestations: write\n", ""), "needs `attestations: write`");
+        found(
+            &good.replace("      contents: read\n", "      contents: read\n      id-token: write\n"),
+            "attests nothing: drop `id-token: write`",
+        );
+        let without: String = good.split("\n  attest:\n").next().unwrap().to_string();
+        found(&without, "nothing is attested");
+        let pr = &CONTRACTS[0];
+        let attesting_pr = repo_workflow(pr.file)
+            + "  attest:\n    runs-on: ubuntu-24.04\n    permissions:\n      id-token: write\n      attestations: write\n    \
+               steps:\n      - uses: actions/attest-build-provenance@a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32 # v4.1.0\n";
+        let p = problems(pr, &attesting_pr);
+        assert!(p.iter().any(|p| p.contains("an attestation in a workflow that pull requests run")), "{p:?}");
     }
 }
