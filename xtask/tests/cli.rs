@@ -740,3 +740,23 @@ fn text_from_an_image_cannot_steer_the_output() {
     let out = f.run(&["packages", "base"], &[env[0], ("GITHUB_ACTIONS", "true")]).ok();
     assert!(!out.all().lines().any(|l| l.trim_start().starts_with("::error")), "{}", out.all());
 }
+
+/// A Dockerfile that cannot be read (here: not UTF-8, which root cannot be kept from by file
+/// modes) stops only what needs it: listing works, and so does building the other images.
+#[test]
+fn an_unreadable_dockerfile_stops_only_what_needs_it() {
+    let f = Fixture::new("cli");
+    std::fs::write(f.dir.path().join("Dockerfile-child"), b"FROM scratch\n# caf\xe9\n").unwrap();
+    let listed = f.run(&["list"], &[]).ok();
+    assert!(listed.stdout.contains("child"), "{}", listed.stdout);
+    f.run(&["build", "base", "--dry-run"], &[]).ok();
+    let out = f.run(&["build", "child", "--dry-run"], &[]).fails();
+    assert!(
+        out.stderr.contains("Dockerfile-child: cannot read: stream did not contain valid UTF-8"),
+        "{}",
+        out.stderr
+    );
+    let checked = f.run(&["check"], &[]).fails();
+    assert!(checked.stderr.contains("Dockerfile-child: cannot read"), "{}", checked.stderr);
+    assert!(f.docker.calls_of("build").is_empty());
+}

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::bail;
+
 use super::common::{workspace_root, Ctx};
 use crate::model::inventory::{Image, Inventory};
 use crate::model::sources::own_ignore_file;
@@ -172,7 +174,11 @@ fn inputs_layout(inventory: &Inventory) -> anyhow::Result<(PathBuf, changes::Lay
     let patterns = |text: &Option<String>| text.as_deref().map(changes::dockerignore_patterns);
     let mut images = Vec::new();
     for image in inventory.images.values() {
-        let files = inventory.sources.image(&image.name).map_err(|e| anyhow::anyhow!(e))?;
+        let files = match inventory.sources.images.get(&image.name) {
+            Some(Ok(files)) => files,
+            Some(Err(unread)) => bail!("cannot read {}: {}", unread.path.display(), unread.error),
+            None => bail!("internal error: the Dockerfile of {} was not read", image.name),
+        };
         let own_ignore = own_ignore_file(&image.dockerfile);
         let context_ignore = image.context.join(".dockerignore");
         let mut sources = files.dockerfile.context_sources(&image.build_args);

@@ -11,7 +11,16 @@ use crate::dockerfile::Dockerfile;
 pub struct Sources {
     /// images.toml as read.
     pub inventory: String,
-    pub images: BTreeMap<String, ImageSources>,
+    /// Each image's files, or why its Dockerfile could not be read: that is an error only for
+    /// what needs it (a `list` does not).
+    pub images: BTreeMap<String, Result<ImageSources, Unread>>,
+}
+
+/// A Dockerfile that could not be read, and what the disk said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unread {
+    pub path: PathBuf,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +36,13 @@ pub struct ImageSources {
 
 impl Sources {
     /// The files of inventory image `name`; a Dockerfile that could not be read is an error
-    /// naming it (the loader records what the disk said).
+    /// naming it and what the disk said.
     pub fn image(&self, name: &str) -> Result<&ImageSources, String> {
-        self.images.get(name).ok_or_else(|| format!("images.{name}: its Dockerfile was not read"))
+        match self.images.get(name) {
+            Some(Ok(files)) => Ok(files),
+            Some(Err(unread)) => Err(format!("{}: cannot read: {}", unread.path.display(), unread.error)),
+            None => Err(format!("images.{name}: its Dockerfile was not read")),
+        }
     }
 }
 

@@ -38,16 +38,22 @@ impl Sink {
 
     /// Writes `text` as it is (no newline added) to `stream`.
     pub fn write(&self, stream: Stream, text: &str) {
+        self.write_bytes(stream, text.as_bytes());
+    }
+
+    /// Writes what another program printed, byte for byte (its text may not be UTF-8).
+    pub fn write_bytes(&self, stream: Stream, bytes: &[u8]) {
         if let Some(kept) = &self.captured {
-            kept.lock().unwrap_or_else(|p| p.into_inner()).push((stream, text.to_string()));
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            kept.lock().unwrap_or_else(|p| p.into_inner()).push((stream, text));
             return;
         }
         let _ = match stream {
             Stream::Out => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes()).and_then(|_| out.flush())
+                out.write_all(bytes).and_then(|_| out.flush())
             }
-            Stream::Err => std::io::stderr().lock().write_all(text.as_bytes()),
+            Stream::Err => std::io::stderr().lock().write_all(bytes),
         };
     }
 

@@ -306,13 +306,12 @@ fn forward(reader: &duct::ReaderHandle, sink: &Sink) -> String {
     let mut lines = std::io::BufReader::new(reader);
     let mut line = Vec::new();
     while lines.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-        let mut shown = text(&line);
         // Output cut off mid-line (a progress bar, a child stopped at its time limit) still ends
         // its line, so that what is printed next starts one (a workflow command must).
-        if !shown.ends_with('\n') {
-            shown.push('\n');
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
         }
-        sink.write(Stream::Out, &shown);
+        sink.write_bytes(Stream::Out, &line);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }

@@ -47,6 +47,9 @@ pub fn finish() {
     let end = recorder.start.elapsed().as_secs_f64() * 1000.0;
     let mut lines = recorder.spans.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lines.push(serde_json::json!({ "what": "exit", "image": "", "from_ms": end, "to_ms": end }).to_string());
-    // A bench aid: a file that cannot be written only loses the figures.
-    let _ = std::fs::write(&recorder.file, lines.join("\n") + "\n");
+    // A bench aid: a file that cannot be written loses only the figures, and says so.
+    if let Err(e) = std::fs::write(&recorder.file, lines.join("\n") + "\n") {
+        let warning = format!("warning: XTASK_TIMINGS: cannot write {}: {e}\n", recorder.file);
+        crate::sys::output::Sink::terminal().write(crate::sys::output::Stream::Err, &warning);
+    }
 }
