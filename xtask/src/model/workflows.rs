@@ -98,10 +98,50 @@ pub fn dependabot_problems(text: Option<&str>) -> Vec<String> {
 /// Problems of one workflow's text against its contract, each naming the line where it can.
 pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
     let file = contract.file;
-    let mut problems = Vec::new();
     let lines: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
+    let (mut problems, runs) = line_problems(contract, &lines);
+    if runs == 0 {
+        problems.push(format!("{file}: no run step; it must run `{}`", contract.command));
+    }
+    let on_block = block(&lines, "on:");
+    for trigger in contract.triggers {
+        let found = on_block.iter().any(|l| l.trim().trim_end_matches(':') == *trigger);
+        if !found {
+            problems.push(format!("{file}: `on:` lacks the `{trigger}` trigger"));
+        }
+    }
+    for (needle, why) in contract.required {
+        if !text.contains(needle) {
+            problems.push(format!("{file}: `{needle}` is missing: {why}"));
+        }
+    }
+    if !lines.iter().any(|(_, l)| l.trim_start().starts_with("RUSTUP_TOOLCHAIN:")) {
+        problems.push(format!(
+            "{file}: no `RUSTUP_TOOLCHAIN:` in `env:`; pin the Rust toolchain so a new release cannot change what passes"
+        ));
+    }
+    if !lines.iter().any(|(_, l)| l.starts_with("permissions:")) {
+        problems.push(format!(
+            "{file}: no top-level `permissions:`; grant nothing by default (`permissions: {{}}`)"
+        ));
+    }
+    match (contract.pushes, text.contains("packages: write")) {
+        (true, false) => problems.push(format!("{file}: the job needs `packages: write` to push")),
+        (false, true) => problems.push(format!("{file}: the job pushes nothing: drop `packages: write`")),
+        _ => {}
+    }
+    problems.extend(top_level_grants(file, &lines));
+    problems.extend(attestation_problems(contract, &lines));
+    problems
+}
+
+/// The rules each line is held to (runner, permissions, triggers, run steps, pinned actions),
+/// and how many run steps there are.
+fn line_problems(contract: &Contract, lines: &[(usize, &str)]) -> (Vec<String>, usize) {
+    let file = contract.file;
+    let mut problems = Vec::new();
     let mut runs = 0;
-    for (n, line) in &lines {
+    for (n, line) in lines {
         if let Some(label) = line.trim().strip_prefix("runs-on:") {
             if label.trim().trim_matches(['"', '\'']).ends_with("-latest") {
                 problems.push(format!(
@@ -143,39 +183,7 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
             }
         }
     }
-    if runs == 0 {
-        problems.push(format!("{file}: no run step; it must run `{}`", contract.command));
-    }
-    let on_block = block(&lines, "on:");
-    for trigger in contract.triggers {
-        let found = on_block.iter().any(|l| l.trim().trim_end_matches(':') == *trigger);
-        if !found {
-            problems.push(format!("{file}: `on:` lacks the `{trigger}` trigger"));
-        }
-    }
-    for (needle, why) in contract.required {
-        if !text.contains(needle) {
-            problems.push(format!("{file}: `{needle}` is missing: {why}"));
-        }
-    }
-    if !lines.iter().any(|(_, l)| l.trim_start().starts_with("RUSTUP_TOOLCHAIN:")) {
-        problems.push(format!(
-            "{file}: no `RUSTUP_TOOLCHAIN:` in `env:`; pin the Rust toolchain so a new release cannot change what passes"
-        ));
-    }
-    if !lines.iter().any(|(_, l)| l.starts_with("permissions:")) {
-        problems.push(format!(
-            "{file}: no top-level `permissions:`; grant nothing by default (`permissions: {{}}`)"
-        ));
-    }
-    match (contract.pushes, text.contains("packages: write")) {
-        (true, false) => problems.push(format!("{file}: the job needs `packages: write` to push")),
-        (false, true) => problems.push(format!("{file}: the job pushes nothing: drop `packages: write`")),
-        _ => {}
-    }
-    problems.extend(top_level_grants(file, &lines));
-    problems.extend(attestation_problems(contract, &lines));
-    problems
+    (problems, runs)
 }
 
 /// The actions that make attestations (the last two are wrappers over the first).
