@@ -190,7 +190,9 @@ fn ci_main_logs_out_after_a_failure_and_reports_it() {
     let summary = f.file("summary.md");
     assert!(summary.contains("**Failed:** build of child"), "{summary}");
     assert!(summary.contains("| base |") && summary.contains("not pushed: the run failed"), "{summary}");
-    assert_eq!(f.file("output.txt"), "published=[]\nattest=[]\n", "a failed run attests nothing");
+    // What was built is described (its SBOM); nothing was pushed, so nothing is attested.
+    let output = f.file("output.txt");
+    assert!(output.ends_with("published=[]\nattest=[]\n"), "a failed run attests nothing: {output}");
 }
 
 /// What a build prints reaches the runner as text: a Dockerfile that echoes `::error::` or
@@ -326,4 +328,35 @@ fn cleanup_without_a_token_sends_nothing() {
         .env("GITHUB_API_URL", "http://127.0.0.1:9");
     let out = run(&mut cmd).ok();
     assert_eq!(out.stdout, "DELETE http://127.0.0.1:9/orgs/cfpb/packages/container/regtech%2Fsbl%2Ftest\n");
+}
+
+/// An image pushed before the run fails is published: it gets its SBOM and is in the `attest`
+/// output (the workflow attests it), while the image whose push failed is not.
+#[test]
+fn a_run_that_fails_after_pushing_an_image_still_attests_it() {
+    let f = Fixture::new("ci");
+    let out = run_in_actions(
+        &f,
+        &["ci-main"],
+        &[("FAKE_PUSH_FAIL", "child:v1.0.0_12.3"), ("FAKE_PUSH_MESSAGE", "denied")],
+    )
+    .fails();
+    assert!(out.stderr.contains("child"), "{}", out.stderr);
+    let output = f.file("output.txt");
+    let json = output.lines().find_map(|l| l.strip_prefix("attest=")).expect(&output);
+    let attest: serde_json::Value = serde_json::from_str(json).unwrap();
+    let names: Vec<&str> = attest.as_array().unwrap().iter().map(|a| a["image"].as_str().unwrap()).collect();
+    assert_eq!(names, ["base"], "{output}\n{}", out.stdout);
+    assert!(output.contains("sbom-dir="), "the SBOM of what was pushed is kept: {output}");
+}
+
+/// ci-main publishes: a pull request's event never gets it to run.
+#[test]
+fn ci_main_refuses_to_run_for_a_pull_request() {
+    let f = Fixture::new("ci");
+    for event in ["pull_request", "pull_request_target"] {
+        let out = run_in_actions(&f, &["ci-main"], &[("GITHUB_EVENT_NAME", event)]).fails();
+        assert!(out.stderr.contains(&format!("does not run for a {event} event")), "{}", out.stderr);
+        assert!(f.docker.calls_of("build").is_empty() && f.pushes().is_empty());
+    }
 }

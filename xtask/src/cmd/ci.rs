@@ -86,6 +86,13 @@ impl flags::CiPr {
 
 impl flags::CiMain {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        // ci-main publishes and its workflow attests: never for a pull request's code.
+        if let Some(event @ ("pull_request" | "pull_request_target")) = ctx.env.get("GITHUB_EVENT_NAME") {
+            bail!(
+                "ci-main publishes, and does not run for a {event} event: pull requests run `cargo xtask ci-pr` \
+                 (build_images.yml)"
+            );
+        }
         let inventory = ctx.inventory()?;
         let build_id = BuildId::require(self.build_id.as_deref(), ctx.actions_run().as_ref())?;
         let scheduled = ctx.env.get("GITHUB_EVENT_NAME") == Some("schedule");
@@ -146,20 +153,30 @@ impl flags::CiMain {
             });
         }
         let changes = what_changed(images, report);
-        // A job's output that cannot be written must not hide why the run failed.
-        let attest = attest_json(&inventory, images, report, result.is_ok());
-        let outputs = [("published", published_json(images, report)), ("attest", attest)];
-        for (name, value) in outputs {
-            if let Err(e) = gha::set_output(&ctx.env, name, &value) {
-                if result.is_err() {
-                    ctx.log.warning(&format!("{e:#}"));
-                } else {
-                    return Err(e);
-                }
-            }
-        }
+        write_outputs(ctx, &inventory, images, report, &result)?;
         finish(ctx, "ci-main", &rows, &changes, result)
     }
+}
+
+/// The step outputs: what was published, and what the workflow attests. One that cannot be
+/// written must not hide why the run failed.
+fn write_outputs(
+    ctx: &Ctx,
+    inventory: &Inventory,
+    images: &[&Image],
+    report: &Report,
+    result: &anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let outputs =
+        [("published", published_json(images, report)), ("attest", attest_json(inventory, images, report))];
+    for (name, value) in outputs {
+        match gha::set_output(&ctx.env, name, &value) {
+            Err(e) if result.is_err() => ctx.log.warning(&format!("{e:#}")),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether a manual run (workflow_dispatch) asked for `force`: its input, read from the event.
@@ -259,14 +276,15 @@ fn published_json(images: &[&Image], report: &Report) -> String {
 }
 
 /// What the workflow attests (build provenance and the SBOM, .github/workflows): each image
-/// this run pushed, by its repository without a tag, the digest users pin (the unique tag's,
-/// which the version tag and `latest` share) and its SBOM's path in the `sbom-dir` folder,
-/// which describes that digest. Unchanged images and push = false ones were not pushed, so
-/// they are not in it; nor is anything when the run failed, since its SBOMs were not written.
-fn attest_json(inventory: &Inventory, images: &[&Image], report: &Report, succeeded: bool) -> String {
+/// this run pushed (all three tags), by its repository without a tag, the digest users pin
+/// (the unique tag's, which the version tag and `latest` share) and its SBOM's path in the
+/// `sbom-dir` folder, which describes that digest. Also when the run failed after pushing
+/// it: it is published. Unchanged images and push = false ones were not pushed.
+fn attest_json(inventory: &Inventory, images: &[&Image], report: &Report) -> String {
     let items: Vec<serde_json::Value> = images
         .iter()
-        .filter(|_| succeeded)
+        .filter(|image| report.pushed.iter().filter(|p| p.image == image.name).count() == 3)
+        .filter(|image| report.sboms.contains(&image.name))
         .filter_map(|image| {
             let digest = report.digest(&image.name)?;
             Some(serde_json::json!({

@@ -197,12 +197,18 @@ pub(super) fn run_or_show(
     if let Err(e) = writable(&sbom_dir, &files) {
         return (Vec::new(), Err(e));
     }
-    let (reports, result) = run(ctx, inventory, plans, exec);
-    if result.is_err() {
-        return (reports, result);
+    let (mut reports, result) = run(ctx, inventory, plans, exec);
+    // Also after a failure: an image pushed before it is published, and gets its SBOM (and
+    // its attestations, which take the SBOM).
+    let written = timing::span("sbom", "", || write_sboms(ctx, inventory, plans, &mut reports, &sbom_dir));
+    match (result, written) {
+        (Err(e), Err(w)) => {
+            ctx.log.warning(&format!("{w:#}"));
+            (reports, Err(e))
+        }
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => (reports, Err(e)),
+        (Ok(()), Ok(())) => (reports, Ok(())),
     }
-    let written = timing::span("sbom", "", || write_sboms(ctx, inventory, plans, &reports, &sbom_dir));
-    (reports, written)
 }
 
 /// Runs the plans against the engine and, when anything is asked of or pushed to the

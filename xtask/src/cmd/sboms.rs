@@ -19,12 +19,12 @@ pub(super) fn write_sboms(
     ctx: &Ctx,
     inventory: &Inventory,
     plans: &[Plan],
-    reports: &[Report],
+    reports: &mut [Report],
     dir: &Path,
 ) -> anyhow::Result<()> {
     let created = ctx.created()?;
     let mut written = 0;
-    for (plan, report) in plans.iter().zip(reports) {
+    for (plan, report) in plans.iter().zip(reports.iter_mut()) {
         for build in &plan.builds {
             let image = &build.image;
             let (Some(found), Some(entry)) = (report.packages.get(image), inventory.images.get(image)) else {
@@ -62,6 +62,7 @@ pub(super) fn write_sboms(
             // An image named `team/base` has its SBOM in a folder `team` (made by `writable`).
             std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
                 .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
+            report.sboms.push(image.clone());
             written += 1;
         }
     }

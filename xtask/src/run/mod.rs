@@ -52,6 +52,8 @@ pub struct Pushed {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The builds whose SBOM this run wrote (cmd/sboms.rs).
+    pub sboms: Vec<String>,
     /// The id of the image each build made.
     pub ids: BTreeMap<String, String>,
     pub pushed: Vec<Pushed>,

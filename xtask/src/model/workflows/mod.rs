@@ -1,6 +1,8 @@
 //! What `check` requires of the three workflows: they stay thin wrappers around one command.
 //! A line-level reading of our own YAML, enough for these rules without a YAML parser. Pure.
 
+mod entries;
+mod jobs;
 /// One workflow file's contract.
 pub struct Contract {
     pub file: &'static str,
@@ -14,6 +16,8 @@ pub struct Contract {
     pub pushes: bool,
     /// Whether it attests what it published (build provenance and the SBOM of each image).
     pub attests: bool,
+    /// Triggers it must not have.
+    pub forbidden_triggers: &'static [&'static str],
 }
 
 pub const CONTRACTS: [Contract; 3] = [
@@ -24,6 +28,7 @@ pub const CONTRACTS: [Contract; 3] = [
         required: &[("branches: [main]", "pull requests to main must trigger it")],
         pushes: true,
         attests: false,
+        forbidden_triggers: &[],
     },
     Contract {
         file: "build_and_publish_images.yml",
@@ -49,6 +54,7 @@ pub const CONTRACTS: [Contract; 3] = [
         ],
         pushes: true,
         attests: true,
+        forbidden_triggers: &["pull_request", "pull_request_target", "workflow_call", "workflow_run"],
     },
     Contract {
         file: "tool.yml",
@@ -60,6 +66,7 @@ pub const CONTRACTS: [Contract; 3] = [
         )],
         pushes: false,
         attests: false,
+        forbidden_triggers: &[],
     },
 ];
 
@@ -110,8 +117,10 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
             problems.push(format!("{file}: `on:` lacks the `{trigger}` trigger"));
         }
     }
+    // Required text counts only where it is not a comment.
+    let code: String = text.lines().map(|l| entries::without_comment(l).to_string() + "\n").collect();
     for (needle, why) in contract.required {
-        if !text.contains(needle) {
+        if !code.contains(needle) {
             problems.push(format!("{file}: `{needle}` is missing: {why}"));
         }
     }
@@ -130,8 +139,10 @@ pub fn problems(contract: &Contract, text: &str) -> Vec<String> {
         (false, true) => problems.push(format!("{file}: the job pushes nothing: drop `packages: write`")),
         _ => {}
     }
-    problems.extend(top_level_grants(file, &lines));
-    problems.extend(attestation_problems(contract, &lines));
+    let entries = entries::entries(text);
+    problems.extend(jobs::top_level_grants(file, &entries));
+    problems.extend(jobs::trigger_problems(contract, &entries));
+    problems.extend(jobs::job_problems(contract, &entries));
     problems
 }
 
@@ -173,7 +184,7 @@ fn line_problems(contract: &Contract, lines: &[(usize, &str)]) -> (Vec<String>, 
             }
         }
         if let Some(value) = code.strip_prefix("uses:") {
-            let value = value.trim();
+            let value = value.trim().trim_matches(['"', '\'']);
             let pinned = value
                 .split_once('@')
                 .is_some_and(|(_, rev)| rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -184,134 +195,6 @@ fn line_problems(contract: &Contract, lines: &[(usize, &str)]) -> (Vec<String>, 
         }
     }
     (problems, runs)
-}
-
-/// The actions that make attestations (the last two are wrappers over the first).
-const ATTEST_ACTIONS: [&str; 3] =
-    ["actions/attest@", "actions/attest-build-provenance@", "actions/attest-sbom@"];
-
-/// Permissions granted to every job at once: the top-level `permissions:` grants nothing, and
-/// each job asks for what it needs.
-fn top_level_grants(file: &str, lines: &[(usize, &str)]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut inside = false;
-    for (n, line) in lines {
-        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
-            inside = line.starts_with("permissions:");
-            if inside && line.contains("write") {
-                found.push(format!(
-                    "{file}:{n}: the whole workflow is granted `{}`: grant it per job",
-                    line.trim()
-                ));
-            }
-            continue;
-        }
-        if inside && line.contains(": write") {
-            found.push(format!(
-                "{file}:{n}: the whole workflow is granted `{}`: keep `permissions: {{}}` at the top and grant it \
-                 to the job that needs it",
-                line.trim()
-            ));
-        }
-    }
-    found
-}
-
-/// One job of the `jobs:` block: its name, first line and lines.
-struct Job<'a> {
-    name: &'a str,
-    line: usize,
-    lines: Vec<(usize, &'a str)>,
-}
-
-fn jobs<'a>(lines: &[(usize, &'a str)]) -> Vec<Job<'a>> {
-    let mut jobs: Vec<Job<'a>> = Vec::new();
-    let mut inside = false;
-    for (n, line) in lines {
-        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
-            inside = line.trim() == "jobs:";
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        let indent = line.len() - line.trim_start().len();
-        match (indent, line.trim().strip_suffix(':')) {
-            (2, Some(name)) => jobs.push(Job { name, line: *n, lines: Vec::new() }),
-            _ => {
-                if let Some(job) = jobs.last_mut() {
-                    job.lines.push((*n, line));
-                }
-            }
-        }
-    }
-    jobs
-}
-
-/// The rules for attestations: none in a workflow that pull requests run; in the publishing
-/// workflow, each one attests a digest ci-main reported pushing, from a job that alone holds
-/// the right to sign (`id-token: write`, `attestations: write`).
-fn attestation_problems(contract: &Contract, lines: &[(usize, &str)]) -> Vec<String> {
-    let file = contract.file;
-    let mut problems = Vec::new();
-    let attests = lines.iter().any(|(_, l)| ATTEST_ACTIONS.iter().any(|a| l.contains(&format!("uses: {a}"))));
-    if contract.attests && !attests {
-        problems.push(format!(
-            "{file}: nothing is attested: each image published needs its build provenance and SBOM attested \
-             (actions/attest, by the digest ci-main reports)"
-        ));
-    }
-    for job in jobs(lines) {
-        let attest_steps: Vec<usize> = job
-            .lines
-            .iter()
-            .filter(|(_, l)| ATTEST_ACTIONS.iter().any(|a| l.contains(&format!("uses: {a}"))))
-            .map(|(n, _)| *n)
-            .collect();
-        let grants = |what: &str| job.lines.iter().any(|(_, l)| l.trim() == format!("{what}: write"));
-        if !contract.attests {
-            if let Some(n) = attest_steps.first() {
-                problems.push(format!(
-                    "{file}:{n}: an attestation in a workflow that pull requests run: only what main publishes is attested"
-                ));
-            }
-        }
-        if attest_steps.is_empty() {
-            for what in ["id-token", "attestations"] {
-                if grants(what) {
-                    problems.push(format!(
-                        "{file}:{}: job `{}` attests nothing: drop `{what}: write`",
-                        job.line, job.name
-                    ));
-                }
-            }
-            continue;
-        }
-        for what in ["id-token", "attestations"] {
-            if !grants(what) {
-                problems.push(format!(
-                    "{file}:{}: job `{}` attests, and needs `{what}: write`",
-                    job.line, job.name
-                ));
-            }
-        }
-        for (n, line) in &job.lines {
-            let Some((key, value)) = line.trim().split_once(':') else { continue };
-            let wanted = match key {
-                "subject-digest" => "${{ matrix.image.digest }}",
-                "subject-name" => "${{ matrix.image.repository }}",
-                "subject-path" | "subject-checksums" => "(none: attest by name and digest)",
-                _ => continue,
-            };
-            if value.trim() != wanted {
-                problems.push(format!(
-                    "{file}:{n}: `{}` must be `{wanted}`: attest only what ci-main reports it pushed (its `attest` output)",
-                    line.trim()
-                ));
-            }
-        }
-    }
-    problems
 }
 
 /// The indented lines under a top-level key.
@@ -446,8 +329,14 @@ mod tests {
             ),
             "attests exactly what ci-main pushed",
         );
-        found(&good.replace("      id-token: write\n", ""), "needs `id-token: write`");
-        found(&good.replace("      attestations: write\n", ""), "needs `attestations: write`");
+        found(
+            &good.replace("      id-token: write # the OIDC token Sigstore signs with\n", ""),
+            "needs `id-token: write`",
+        );
+        found(
+            &good.replace("      attestations: write # stores the attestations in GitHub's API\n", ""),
+            "needs `attestations: write`",
+        );
         found(
             &good.replace("      contents: read\n", "      contents: read\n      id-token: write\n"),
             "attests nothing: drop `id-token: write`",
@@ -460,5 +349,94 @@ mod tests {
                steps:\n      - uses: actions/attest-build-provenance@a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32 # v4.1.0\n";
         let p = problems(pr, &attesting_pr);
         assert!(p.iter().any(|p| p.contains("an attestation in a workflow that pull requests run")), "{p:?}");
+    }
+
+    /// A rule holds however the YAML spells it: quotes, comments, blanks, flow mappings.
+    #[test]
+    fn spellings_that_mean_the_same_are_judged_the_same() {
+        let main = &CONTRACTS[1];
+        let good = repo_workflow(main.file);
+        let refused = |text: String, what: &str| {
+            let p = problems(main, &text);
+            assert!(p.iter().any(|p| p.contains(what)), "no `{what}` in {p:?}");
+        };
+        let top = |grant: &str| good.replace("permissions: {}\n", &format!("permissions:\n  {grant}\n"));
+        refused(top("id-token: \"write\""), "the whole workflow is granted");
+        refused(top("'id-token':  write   # later"), "the whole workflow is granted");
+        refused(
+            good.replace(
+                "      contents: read\n      packages: write\n",
+                "      contents: read\n      packages: write\n      id-token: write # later\n",
+            ),
+            "attests nothing",
+        );
+        refused(
+            good.replacen(
+                "    permissions:\n      contents: read\n      packages: write\n",
+                "    permissions: { contents: read, packages: write, attestations: \"write\" }\n",
+                1,
+            ),
+            "attests nothing: drop `attestations: write`",
+        );
+        refused(
+            good.replacen("subject-digest: ${{ matrix.image.digest }}", "\"subject-digest\": sha256:0123", 1),
+            "must be `${{ matrix.image.digest }}`",
+        );
+        refused(
+            good.replacen("          push-to-registry: true\n", "          push-to-registry: false\n", 1),
+            "push-to-registry: true",
+        );
+        refused(
+            good.replace(
+                "    timeout-minutes: 30\n",
+                "    timeout-minutes: 30\n    continue-on-error: true\n",
+            ),
+            "let a failure fail the run",
+        );
+        refused(
+            good.replace(
+                "image: ${{ fromJSON(needs.publish.outputs.attest) }}",
+                "image: ${{ fromJSON('[]') }} # image: ${{ fromJSON(needs.publish.outputs.attest) }}",
+            ),
+            "fromJSON(needs.publish.outputs.attest)",
+        );
+        refused(
+            good.replace("  workflow_dispatch:\n", "  workflow_dispatch:\n  pull_request:\n"),
+            "`pull_request` would run the publishing workflow",
+        );
+        refused(
+            good.replace("  workflow_dispatch:\n", "  workflow_dispatch:\n  workflow_call:\n"),
+            "`workflow_call`",
+        );
+        refused(good.replacen("branches: [main]", "branches: [\"**\"]", 1), "publishes from main only");
+        refused(
+            good.replace(
+                "      actions: read # the SBOMs",
+                "      contents: write\n      actions: read # the SBOMs",
+            ),
+            "`contents: write`",
+        );
+        let pr = &CONTRACTS[0];
+        let attesting = repo_workflow(pr.file)
+            + "  sneak:\n    runs-on: ubuntu-24.04\n    permissions: { id-token: write, attestations: write }\n    steps:\n      \
+               - { uses: 'Actions/Attest@1e69f48acb82d1966a394da916b4c1698aa569d6' }\n";
+        let p = problems(pr, &attesting);
+        assert!(p.iter().any(|p| p.contains("an attestation in a workflow that pull requests run")), "{p:?}");
+
+        // The same rules, spelled otherwise, pass.
+        let respelled = good
+            .replace(
+                "subject-digest: ${{ matrix.image.digest }}",
+                "subject-digest: ${{matrix.image.digest}} # from ci-main",
+            )
+            .replace(
+                "uses: actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6",
+                "uses: 'actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6'",
+            )
+            .replace(
+                "      id-token: write # the OIDC token Sigstore signs with\n",
+                "      id-token: 'write'\n",
+            );
+        assert_eq!(problems(main, &respelled), Vec::<String>::new());
     }
 }
