@@ -8,6 +8,7 @@ pub mod labels;
 pub mod listing;
 pub mod oci;
 pub mod packages;
+pub mod platform;
 pub mod rebuild;
 pub mod sbom;
 pub mod sources;

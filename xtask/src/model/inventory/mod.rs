@@ -43,6 +43,8 @@ pub struct Image {
     pub push: bool,
     pub depends_on: Vec<String>,
     pub build_args: BTreeMap<String, String>,
+    /// The platforms it is built and published for, as one index (its own `platforms`, else
+    /// the inventory's); empty means the engine's own platform and a single manifest.
     pub platforms: Vec<String>,
     /// The hardening rules a build must pass before it may be pushed; `None` when neither
     /// `[verify]` nor `[images.NAME.verify]` is present.
@@ -88,6 +90,8 @@ struct RawInventory {
     images: BTreeMap<String, RawImage>,
     /// Rules every image is verified against; an image's own `verify` table overrides them.
     verify: Option<RawVerify>,
+    /// The platforms every image is built for, unless it names its own.
+    platforms: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -109,8 +113,7 @@ struct RawImage {
     depends_on: Vec<String>,
     #[serde(default)]
     build_args: BTreeMap<String, String>,
-    #[serde(default)]
-    platforms: Vec<String>,
+    platforms: Option<Vec<String>>,
     verify: Option<RawVerify>,
     /// Any TOML value, so that a quoted date gets this key's own error rather than serde's.
     base_support_ends: Option<toml::Value>,

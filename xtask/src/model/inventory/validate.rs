@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{Image, Inventory, Problem, RawImage, RawInventory, RawTestPackage, RawVerify, TestPackage};
 use crate::model::hardening;
 use crate::model::oci;
+use crate::model::platform::Platform;
 use crate::model::sources::Sources;
 use crate::model::support::SupportEnds;
 
@@ -92,9 +93,12 @@ impl Validator<'_> {
         if let Some(baseline) = &raw.verify {
             self.verify_paths(baseline, &["verify"]);
         }
+        if let Some(platforms) = &raw.platforms {
+            self.platforms(&["platforms"], platforms);
+        }
         let mut images = BTreeMap::new();
         for (name, image) in &raw.images {
-            if let Some(image) = self.image(name, image, raw.verify.as_ref()) {
+            if let Some(image) = self.image(name, image, raw.verify.as_ref(), raw.platforms.as_deref()) {
                 images.insert(name.clone(), image);
             }
         }
@@ -125,7 +129,13 @@ impl Validator<'_> {
         }
     }
 
-    fn image(&mut self, name: &str, r: &RawImage, baseline: Option<&RawVerify>) -> Option<Image> {
+    fn image(
+        &mut self,
+        name: &str,
+        r: &RawImage,
+        baseline: Option<&RawVerify>,
+        default_platforms: Option<&[String]>,
+    ) -> Option<Image> {
         let key = |field: &'static str| ["images", name, field];
         let before = self.problems.len();
         if let Some(problem) = oci::name_problem(name) {
@@ -153,7 +163,7 @@ impl Validator<'_> {
             push: r.push.unwrap_or(true),
             depends_on: r.depends_on.clone(),
             build_args: r.build_args.clone(),
-            platforms: r.platforms.clone(),
+            platforms: r.platforms.as_deref().or(default_platforms).unwrap_or_default().to_vec(),
             verify: merge_verify(baseline, r.verify.as_ref()),
             base_support_ends,
         })
@@ -196,15 +206,22 @@ impl Validator<'_> {
                 );
             }
         }
-        for platform in &r.platforms {
-            let parts: Vec<&str> = platform.split('/').collect();
-            let valid = (2..=3).contains(&parts.len())
-                && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric()));
-            if !valid {
-                self.report(
-                    &["images", name, "platforms"],
-                    format!("`{platform}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64"),
-                );
+        if let Some(platforms) = &r.platforms {
+            self.platforms(&["images", name, "platforms"], platforms);
+        }
+    }
+
+    /// A list of `os/arch[/variant]`, each once.
+    fn platforms(&mut self, key: &[&str], platforms: &[String]) {
+        let mut seen: Vec<Platform> = Vec::new();
+        for written in platforms {
+            match Platform::parse(written) {
+                None => self.report(
+                    key,
+                    format!("`{written}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64"),
+                ),
+                Some(p) if seen.contains(&p) => self.report(key, format!("`{written}` is listed twice")),
+                Some(p) => seen.push(p),
             }
         }
     }
