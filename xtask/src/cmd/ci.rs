@@ -10,6 +10,7 @@ use crate::flags;
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::oci::registry_host;
+use crate::model::platform::Platform;
 use crate::model::step::Step;
 use crate::model::tags::{published_references, repository, BuildId};
 use crate::model::text;
@@ -67,6 +68,7 @@ impl flags::CiPr {
                         .map(|t| t.reference.clone())
                         .collect(),
                     digest: None,
+                    platforms: Vec::new(),
                     status: "built, not pushed (pull request)".into(),
                     seconds: seconds(&b.image),
                 }
@@ -76,6 +78,7 @@ impl flags::CiPr {
                 image: package.to_string(),
                 tags: vec![p.reference.clone()],
                 digest: Some(p.digest.clone()),
+                platforms: Vec::new(),
                 status: "pushed (write-permission probe)".into(),
                 seconds: seconds(&p.image),
             }));
@@ -148,6 +151,7 @@ impl flags::CiMain {
                     .digest(&image.name)
                     .map(String::from)
                     .or_else(|| kept.and_then(|v| v.published.clone())),
+                platforms: platform_digests(image, report),
                 status: push_status(image, report),
                 seconds: report.seconds(&image.name),
             });
@@ -264,11 +268,21 @@ fn published_json(images: &[&Image], report: &Report) -> String {
         .filter_map(|image| {
             let pushed: Vec<&Pushed> = report.pushed.iter().filter(|p| p.image == image.name).collect();
             (pushed.len() == 3).then(|| {
-                serde_json::json!({
+                let mut item = serde_json::json!({
                     "image": image.name,
                     "references": pushed.iter().map(|p| p.reference.as_str()).collect::<Vec<_>>(),
                     "digest": report.digest(&image.name),
-                })
+                });
+                // An index: each platform's manifest digest beside the index's.
+                if !image.platforms.is_empty() {
+                    item["platforms"] = serde_json::Value::Object(
+                        platform_digests(image, report)
+                            .into_iter()
+                            .map(|(p, d)| (p.to_string(), d.into()))
+                            .collect(),
+                    );
+                }
+                item
             })
         })
         .collect();
@@ -277,26 +291,58 @@ fn published_json(images: &[&Image], report: &Report) -> String {
 
 /// What the workflow attests (build provenance and the SBOM, .github/workflows): each image
 /// this run pushed (all three tags), by its repository without a tag, the digest users pin
-/// (the unique tag's, which the version tag and `latest` share) and its SBOM's path in the
-/// `sbom-dir` folder, which describes that digest. Also when the run failed after pushing
+/// (the unique tag's, which the version tag and `latest` share; an index's for an image with
+/// several platforms) and its SBOM's path in the `sbom-dir` folder, which describes that
+/// digest (each platform's manifest, for an index). Also when the run failed after pushing
 /// it: it is published. Unchanged images and push = false ones were not pushed.
 fn attest_json(inventory: &Inventory, images: &[&Image], report: &Report) -> String {
-    let items: Vec<serde_json::Value> = images
-        .iter()
-        .filter(|image| report.pushed.iter().filter(|p| p.image == image.name).count() == 3)
-        .filter(|image| report.sboms.contains(&image.name))
-        .filter_map(|image| {
-            let digest = report.digest(&image.name)?;
-            Some(serde_json::json!({
-                "image": image.name,
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    let fully_pushed = |image: &Image| report.pushed.iter().filter(|p| p.image == image.name).count() == 3;
+    for image in images.iter().filter(|i| fully_pushed(i)) {
+        let Some(digest) = report.digest(&image.name) else { continue };
+        let item = |name: String, digest: &str, sbom: String| {
+            serde_json::json!({
+                "image": name,
                 "registry": registry_host(&inventory.registry),
                 "repository": repository(&inventory.registry, &image.name),
                 "digest": digest,
-                "sbom": sbom_name(&image.name),
-            }))
-        })
-        .collect();
+                "sbom": sbom,
+            })
+        };
+        if image.platforms.is_empty() {
+            if report.sboms.contains(&image.name) {
+                items.push(item(image.name.clone(), digest, sbom_name(&image.name, None)));
+            }
+            continue;
+        }
+        // The index users pin, attested for its provenance; each platform's manifest with the
+        // SBOM that describes it.
+        items.push(item(image.name.clone(), digest, String::new()));
+        for (platform, digest) in platform_digests(image, report) {
+            if !report.sboms.contains(&crate::plan::platforms::key(&image.name, Some(&platform))) {
+                continue;
+            }
+            items.push(item(
+                format!("{}@{platform}", image.name),
+                &digest,
+                sbom_name(&image.name, Some(&platform)),
+            ));
+        }
+    }
     serde_json::Value::Array(items).to_string()
+}
+
+/// The manifest digest each platform of `image` was pushed with.
+fn platform_digests(image: &Image, report: &Report) -> Vec<(Platform, String)> {
+    image
+        .platforms
+        .iter()
+        .filter_map(|p| Platform::parse(p))
+        .filter_map(|p| {
+            let digest = report.digest(&crate::plan::platforms::key(&image.name, Some(&p)))?.to_string();
+            Some((p, digest))
+        })
+        .collect()
 }
 
 /// Why this run's workflow token may only read, when it is a pull request from a fork or one
@@ -396,6 +442,8 @@ struct Row {
     image: String,
     tags: Vec<String>,
     digest: Option<String>,
+    /// For an index: each platform's manifest digest, shown under the index's.
+    platforms: Vec<(Platform, String)>,
     status: String,
     seconds: Option<f64>,
 }
@@ -417,7 +465,10 @@ fn finish(
             "| {} | {} | {} | {} | {} |\n",
             row.image,
             tags.join("<br>"),
-            row.digest.as_deref().map_or("-".to_string(), |d| format!("`{d}`")),
+            row.digest.as_deref().map_or("-".to_string(), |d| {
+                let platforms = row.platforms.iter().map(|(p, d)| format!("<br>{p}: `{d}`"));
+                format!("`{d}`{}", platforms.collect::<String>())
+            }),
             text::markdown(&row.status),
             row.seconds.map_or("-".to_string(), |s| format!("{s:.1}")),
         ));

@@ -12,6 +12,7 @@ use super::sboms::{default_sbom_dir, sbom_file, writable, write_sboms};
 use crate::flags::BuildArgs;
 use crate::model::inventory::{Image, Inventory};
 use crate::model::labels;
+use crate::model::platform::Platform;
 use crate::model::sources::own_ignore_file;
 use crate::model::tags::ActionsRun;
 use crate::plan;
@@ -21,7 +22,7 @@ use crate::sys::docker::Docker;
 use crate::sys::env::Env;
 use crate::sys::gha::Log;
 use crate::sys::registry::Registry;
-use crate::sys::{inputs, random, timing};
+use crate::sys::{emulation, inputs, random, timing};
 
 /// How to build (builder, pull, cache) and how to run (jobs, failure policy), from the flags
 /// and what the container CLI offers. BuildKit is used whenever the client has it; the legacy
@@ -128,33 +129,40 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Fails before anything builds when a buildx builder cannot make the platforms an image asks
-/// for: the docker driver builds one platform, and only those it lists.
+/// Fails before anything builds when an image's platforms cannot be built here: a buildx
+/// builder that does not offer one, or a foreign architecture this machine cannot emulate.
 fn builder_makes_platforms(ctx: &Ctx, builder: &Builder, images: &[&Image]) -> anyhow::Result<()> {
-    let Builder::Buildx { name } = builder else { return Ok(()) };
-    if images.iter().all(|i| i.platforms.is_empty()) {
+    let mut asked: Vec<(&str, &String)> =
+        images.iter().flat_map(|i| i.platforms.iter().map(move |p| (i.name.as_str(), p))).collect();
+    asked.dedup_by(|a, b| a.1 == b.1);
+    if asked.is_empty() {
         return Ok(());
     }
-    let (driver, offered) = ctx.docker.buildx_builder(name.as_deref())?;
+    // A remote engine runs the builds on another machine, whose emulators this one cannot see.
+    if !ctx.env.get("DOCKER_HOST").is_some_and(|h| !h.starts_with("unix://")) {
+        for (image, written) in &asked {
+            let Some(platform) = Platform::parse(written) else { continue };
+            if let Some(why) = emulation::missing(&platform) {
+                bail!(
+                    "images.{image}.platforms asks for {platform}, which this machine cannot build: {why}. Install \
+                     an emulator: on Debian or Ubuntu `apt-get install qemu-user-static` registers it with \
+                     binfmt_misc (where no systemd runs: `grep -v '^#' /usr/lib/binfmt.d/qemu-{}.conf > \
+                     /proc/sys/fs/binfmt_misc/register`); in GitHub Actions add docker/setup-qemu-action before \
+                     the build. Or drop {platform} from the image's platforms",
+                    platform.machine().map_or("<arch>", |m| m.0)
+                );
+            }
+        }
+    }
+    let Builder::Buildx { name } = builder else { return Ok(()) };
+    let (_, offered) = ctx.docker.buildx_builder(name.as_deref())?;
     let builder = name.as_deref().unwrap_or("the current builder");
-    for image in images.iter().filter(|i| !i.platforms.is_empty()) {
-        if driver == "docker" && image.platforms.len() > 1 {
-            bail!(
-                "images.{}.platforms asks for {}, but {builder} uses the docker driver, which builds one platform \
-                 at a time: create a builder that can (`docker buildx create --driver docker-container --name multi`) \
-                 and pass --builder multi",
-                image.name,
-                image.platforms.join(", ")
-            );
-        }
-        if let Some(missing) = image.platforms.iter().find(|p| !offered.is_empty() && !offered.contains(p)) {
-            bail!(
-                "images.{}.platforms asks for {missing}, which {builder} does not build (it builds {}): pass \
-                 --builder with one that does, or drop {missing}",
-                image.name,
-                offered.join(", ")
-            );
-        }
+    if let Some((image, missing)) = asked.iter().find(|(_, p)| !offered.is_empty() && !offered.contains(p)) {
+        bail!(
+            "images.{image}.platforms asks for {missing}, which {builder} does not build (it builds {}): pass \
+             --builder with one that does, or drop {missing}",
+            offered.join(", ")
+        );
     }
     Ok(())
 }
@@ -185,15 +193,14 @@ pub(super) fn run_or_show(
         for build in plans.iter().flat_map(|p| &p.builds) {
             ctx.log.say(&format!(
                 "# write {}: the SPDX 2.3 SBOM of {}",
-                sbom_file(&sbom_dir, &build.image).display(),
+                sbom_file(&sbom_dir, build).display(),
                 build.image
             ));
         }
         return (Vec::new(), Ok(()));
     }
     // The SBOM folder must take every file before anything builds or is pushed.
-    let files: Vec<PathBuf> =
-        plans.iter().flat_map(|p| &p.builds).map(|b| sbom_file(&sbom_dir, &b.image)).collect();
+    let files: Vec<PathBuf> = plans.iter().flat_map(|p| &p.builds).map(|b| sbom_file(&sbom_dir, b)).collect();
     if let Err(e) = writable(&sbom_dir, &files) {
         return (Vec::new(), Err(e));
     }
@@ -247,7 +254,9 @@ fn run(
         Ok(changed.into_iter().map(|(name, why)| (name, why.to_string())).collect())
     };
     let in_git = git::repository_root(inventory.folder()).is_ok();
+    let connect = |host: &str| Registry::connect(&ctx.docker, &ctx.env, host, ctx.log.clone());
     let world = Live {
+        connect: &connect,
         docker: &ctx.docker,
         registry: registry.as_ref(),
         log: ctx.log.clone(),

@@ -11,7 +11,7 @@ impl flags::Packages {
         let local = self.reference.is_none();
         let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
         ctx.docker.check_engine()?;
-        let checked = inspect(&ctx.docker, &reference, &reference, None).map_err(|e| match local {
+        let checked = inspect(&ctx.docker, &reference, &reference, None, None).map_err(|e| match local {
             true => e.context(format!(
                 "{reference} is the local build of {}: build it first (`cargo xtask build {}`), or name another \
                  image with --reference",

@@ -7,8 +7,9 @@ use anyhow::Context;
 
 use super::common::{workspace_root, Ctx};
 use crate::model::inventory::Inventory;
+use crate::model::platform::Platform;
 use crate::model::sbom;
-use crate::plan::Plan;
+use crate::plan::{Build, Plan};
 use crate::run::Report;
 use crate::sys::gha;
 
@@ -27,7 +28,8 @@ pub(super) fn write_sboms(
     for (plan, report) in plans.iter().zip(reports.iter_mut()) {
         for build in &plan.builds {
             let image = &build.image;
-            let (Some(found), Some(entry)) = (report.packages.get(image), inventory.images.get(image)) else {
+            let (Some(found), Some(entry)) = (report.packages.get(image), inventory.images.get(&build.of))
+            else {
                 continue;
             };
             let digest = report
@@ -38,7 +40,7 @@ pub(super) fn write_sboms(
                 })
                 .or_else(|| report.ids.get(image).cloned())
                 .unwrap_or_default();
-            let repository = crate::model::tags::repository(&inventory.registry, image);
+            let repository = crate::model::tags::repository(&inventory.registry, &build.of);
             let version = entry.version.to_string();
             // Where the image is: by digest in the registry when it is published there, else
             // under its first local tag.
@@ -58,7 +60,7 @@ pub(super) fn write_sboms(
                 run: &plan.run.token,
             };
             let document = sbom::document(&subject, found);
-            let file = sbom_file(dir, image);
+            let file = sbom_file(dir, build);
             // An image named `team/base` has its SBOM in a folder `team` (made by `writable`).
             std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")
                 .with_context(|| format!("--sbom-dir: cannot write {}", file.display()))?;
@@ -92,13 +94,17 @@ pub(super) fn writable(dir: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn sbom_file(dir: &Path, image: &str) -> PathBuf {
-    dir.join(sbom_name(image))
+pub(super) fn sbom_file(dir: &Path, build: &Build) -> PathBuf {
+    dir.join(sbom_name(&build.of, build.platform.as_ref()))
 }
 
-/// The SBOM's path in the SBOM folder (a folder of its own for an image named `team/base`).
-pub(super) fn sbom_name(image: &str) -> String {
-    format!("{image}.spdx.json")
+/// The SBOM's path in the SBOM folder (a folder of its own for an image named `team/base`):
+/// `base.spdx.json`, or one per platform, `base.linux-arm64.spdx.json`.
+pub(super) fn sbom_name(image: &str, platform: Option<&Platform>) -> String {
+    match platform {
+        Some(p) => format!("{image}.{}.spdx.json", p.tag_suffix()),
+        None => format!("{image}.spdx.json"),
+    }
 }
 
 /// target/sbom at the workspace root.

@@ -19,7 +19,7 @@ impl flags::Verify {
         })?;
         let reference = self.reference.unwrap_or_else(|| local_reference(&inventory.registry, image));
         ctx.docker.check_engine()?;
-        let checked = inspect(&ctx.docker, &reference, &reference, Some(&spec))?;
+        let checked = inspect(&ctx.docker, &reference, &reference, Some(&spec), None)?;
         let violations = &checked.violations;
         if violations.is_empty() {
             ctx.log.info(&checked.passed(&reference));

@@ -28,6 +28,9 @@ pub struct Entry {
     /// Its extended attributes (file capabilities among them) as the archive records them
     /// (`SCHILY.xattr.NAME`): `NAME=hex` each, sorted, `;`-separated; empty when none.
     pub xattrs: String,
+    /// For an ELF file, the machine it is built for (e_machine): what says an image is the
+    /// platform its configuration names.
+    pub machine: Option<u16>,
 }
 
 /// Entries of the archive, and the contents of the regular files `keep` selected (at most

@@ -3,6 +3,8 @@
 //! path-component := [a-z0-9]+ ( separator [a-z0-9]+ )*   separator := "." | "_" | "__" | "-"+
 //! tag            := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
 
+use crate::model::platform::Platform;
+
 pub const MAX_TAG_LEN: usize = 128;
 
 /// Why a string is not a valid tag, or `None` when it is one.
@@ -170,9 +172,97 @@ pub fn describe_query(host: &str, repository: &str, tag: &str, expectation: &str
     format!("# registry {host}: GET /v2/{repository}/manifests/{tag} ({expectation})")
 }
 
+/// The media type of the index an image with several platforms is published as: an OCI image
+/// index, whatever its platforms' manifests are (docker's pushes are Docker v2 manifests, which
+/// an OCI index may list; docker, podman and skopeo read it).
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// One platform's manifest, as the registry holds it, for an index.
+pub struct Member<'a> {
+    pub platform: &'a Platform,
+    pub media_type: &'a str,
+    pub body: &'a str,
+}
+
+/// The index of `members`, byte for byte as it is pushed (its digest is of these bytes).
+pub fn image_index(members: &[Member<'_>]) -> String {
+    let manifests: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| {
+            let mut platform = serde_json::json!({ "architecture": m.platform.arch, "os": m.platform.os });
+            if !m.platform.variant.is_empty() {
+                platform["variant"] = serde_json::Value::String(m.platform.variant.clone());
+            }
+            serde_json::json!({
+                "mediaType": m.media_type,
+                "digest": digest_of(m.body.as_bytes()),
+                "size": m.body.len(),
+                "platform": platform,
+            })
+        })
+        .collect();
+    serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }).to_string()
+}
+
+/// `sha256:<hex>` of `bytes`: the digest a registry gives content.
+pub fn digest_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(bytes);
+    format!("sha256:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The platforms' manifest digests of an index or manifest list `body`, each with its
+/// platform; None when `body` is a single image's manifest.
+pub fn index_members(body: &str) -> Option<Vec<(Platform, String)>> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let manifests = value.get("manifests")?.as_array()?;
+    Some(
+        manifests
+            .iter()
+            .filter_map(|m| {
+                let p = &m["platform"];
+                let platform = Platform {
+                    os: p["os"].as_str()?.to_string(),
+                    arch: p["architecture"].as_str()?.to_string(),
+                    variant: p["variant"].as_str().unwrap_or_default().to_string(),
+                };
+                Some((platform, m["digest"].as_str()?.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// The registry host, repository path and tag (or digest) of an image as a Dockerfile names
+/// it: Docker Hub's short names (`alpine:3.23`) are `library/alpine` on registry-1.docker.io.
+pub fn base_location(base: &str) -> (String, String, String) {
+    let full = full_repository(base);
+    let (host, path) = full.split_once('/').unwrap_or(("docker.io", &full));
+    let host = if host == "docker.io" { "registry-1.docker.io" } else { host };
+    let (_, tag, digest) = split_reference(base);
+    (host.to_string(), path.to_string(), digest.or(tag).unwrap_or_else(|| "latest".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn where_bases_are() {
+        let at = |b: &str| base_location(b);
+        assert_eq!(
+            at("alpine:3.23"),
+            ("registry-1.docker.io".into(), "library/alpine".into(), "3.23".into())
+        );
+        assert_eq!(
+            at("127.0.0.1:5000/ns/base"),
+            ("127.0.0.1:5000".into(), "ns/base".into(), "latest".into())
+        );
+        assert_eq!(
+            at("registry.access.redhat.com/ubi8/python-312:latest"),
+            ("registry.access.redhat.com".into(), "ubi8/python-312".into(), "latest".into())
+        );
+        assert_eq!(at("ghcr.io/x/y@sha256:ab").2, "sha256:ab");
+    }
 
     #[test]
     fn api_names() {

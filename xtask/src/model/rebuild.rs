@@ -75,6 +75,8 @@ pub struct Published {
     /// Why the image's other tags do not agree with its version tag (`latest` left behind by a
     /// run that failed half-way, or moved by hand), when they do not.
     pub tags_disagree: Option<String>,
+    /// How the platforms published differ from those built (one added or dropped), when they do.
+    pub platforms_differ: Option<String>,
 }
 
 impl Published {
@@ -90,6 +92,7 @@ impl Published {
             content: Content::default(),
             unreadable: Some(why),
             tags_disagree: None,
+            platforms_differ: None,
         }
     }
 }
@@ -119,13 +122,24 @@ pub struct Verdict {
     /// the version tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// For one platform of several: the digest of the published index it is a member of (what
+    /// users pin), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 impl Verdict {
     /// Publish, for the one reason `why`, without a comparison of packages; `published` is the
     /// digest under the version tag, when there is one.
     pub fn publish_because(why: String, published: Option<String>) -> Verdict {
-        Verdict { publish: true, why: vec![why], packages: Diff::default(), published, since: None }
+        Verdict {
+            publish: true,
+            why: vec![why],
+            packages: Diff::default(),
+            published,
+            since: None,
+            index: None,
+        }
     }
 
     pub fn line(&self) -> String {
@@ -161,6 +175,9 @@ pub fn judge(
     if let Some(reason) = &published.tags_disagree {
         why.push(format!("tags: {reason}"));
     }
+    if let Some(reason) = &published.platforms_differ {
+        why.push(format!("platforms: {reason}"));
+    }
     let changed = !why.is_empty();
     // What explains.
     let (explanations, diff) = explain(origins, packages, published, inputs);
@@ -186,6 +203,7 @@ pub fn judge(
         packages: diff,
         published: Some(published.digest.clone()),
         since: Some(since),
+        index: None,
     }
 }
 
@@ -295,6 +313,7 @@ mod tests {
             content: content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "1")]),
             unreadable: None,
             tags_disagree: None,
+            platforms_differ: None,
         }
     }
 

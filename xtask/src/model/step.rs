@@ -51,8 +51,10 @@ pub struct BuildStep {
 /// One step of a plan that runs the container CLI, other than a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// `pull [--platform P] REFERENCE`.
     Pull {
         reference: String,
+        platform: Option<String>,
     },
     Tag {
         source: String,
@@ -86,7 +88,12 @@ impl Step {
     }
 
     pub fn pull(reference: &str) -> Step {
-        Step::Pull { reference: reference.to_string() }
+        Step::Pull { reference: reference.to_string(), platform: None }
+    }
+
+    /// A pull of one platform's image (by digest, for a base pinned to it).
+    pub fn pull_for(reference: &str, platform: &str) -> Step {
+        Step::Pull { reference: reference.to_string(), platform: Some(platform.to_string()) }
     }
 
     pub fn remove(reference: &str) -> Step {
@@ -96,7 +103,7 @@ impl Step {
     /// The image (or registry host) the step is about: what it makes, names, sends or removes.
     pub fn subject(&self) -> &str {
         match self {
-            Step::Pull { reference } | Step::Push { reference } | Step::Remove { reference } => reference,
+            Step::Pull { reference, .. } | Step::Push { reference } | Step::Remove { reference } => reference,
             Step::Tag { target, .. } => target,
             Step::Login { host, .. } | Step::Logout { host } => host,
         }
@@ -118,7 +125,8 @@ impl Step {
     pub fn command(&self) -> DockerCommand {
         let words = |w: &[&str]| DockerCommand::new(w.iter().copied());
         match self {
-            Step::Pull { reference } => words(&["pull", reference]),
+            Step::Pull { reference, platform: None } => words(&["pull", reference]),
+            Step::Pull { reference, platform: Some(p) } => words(&["pull", "--platform", p, reference]),
             Step::Tag { source, target } => words(&["tag", source, target]),
             Step::Push { reference } => words(&["push", reference]),
             Step::Remove { reference } => words(&["image", "rm", reference]),

@@ -4,7 +4,7 @@
 //! place.
 
 use super::{order, Build, Plan, Target};
-use crate::model::oci::{api_name, describe_query, split_reference};
+use crate::model::oci::{api_name, base_location, describe_query, split_reference};
 
 impl Plan {
     /// One line per step, in the order one job runs them.
@@ -19,10 +19,21 @@ impl Plan {
         let mut outside: Vec<&String> = self.builds.iter().flat_map(Build::outside_images).collect();
         outside.sort();
         outside.dedup();
-        for name in outside {
+        for name in outside.into_iter().filter(|n| !self.pins.iter().any(|p| &&p.base == n)) {
             line(
                 &mut out,
                 format!("# base {name}: {program} image inspect (pulled first when missing): its digest is a label"),
+            );
+        }
+        for pin in &self.pins {
+            let (host, path, tag) = base_location(&pin.base);
+            line(
+                &mut out,
+                format!(
+                    "# base {} for {}: registry {host}: GET /v2/{path}/manifests/{tag}, the {} manifest's digest; \
+                     {program} pull --platform {} <it by digest>; {program} tag <it> {}",
+                    pin.base, pin.platform, pin.platform, pin.platform, pin.local
+                ),
             );
         }
         // Each build, then its check and its comparison, in the order one job runs them.
@@ -96,8 +107,27 @@ fn show_target(out: &mut String, t: &Target, program: &str) {
     }
     // A later tag is made locally only once the registry holds it (run/live.rs).
     let tag_after = t.push.is_some() && t.retag_of.is_some();
-    if !tag_after {
-        line(out, t.tag.command().display(program));
+    if let (false, Some(tag)) = (tag_after, &t.tag) {
+        line(out, tag.command().display(program));
+    }
+    if let Some(members) = &t.index {
+        let (host, path, tag) = api_name(&t.reference);
+        let platforms: Vec<String> = members
+            .iter()
+            .map(|(p, r)| format!("{p} ({})", split_reference(r).1.unwrap_or_default()))
+            .collect();
+        line(
+            out,
+            format!(
+                "# registry {host}: PUT /v2/{path}/manifests/{tag} (an OCI image index of {})",
+                platforms.join(", ")
+            ),
+        );
+        out.push_str(&query(
+            &t.reference,
+            "read back: must hold that index, each platform's manifest as pushed",
+        ));
+        return;
     }
     match (&t.push, &t.retag_of) {
         (Some(_), Some(source)) => {
@@ -114,8 +144,8 @@ fn show_target(out: &mut String, t: &Target, program: &str) {
     if t.push.is_some() {
         out.push_str(&query(&t.reference, "read back: must hold the image this run built"));
     }
-    if tag_after {
-        line(out, t.tag.command().display(program));
+    if let (true, Some(tag)) = (tag_after, &t.tag) {
+        line(out, tag.command().display(program));
     }
 }
 

@@ -15,15 +15,20 @@ pub mod changes;
 mod display;
 pub mod order;
 pub mod parents;
+pub mod platforms;
 
 use crate::model::hardening;
+use crate::model::oci::{self, split_reference};
+use crate::model::platform::Platform;
 use crate::model::rebuild::{self, Base, Origins};
 use crate::model::sources::own_ignore_file;
 pub use crate::model::step::{BuildStep, Builder, Step};
 use crate::model::tags::{self, BuildId};
 pub use order::{runner_groups, select};
+use parents::Replacement;
 use parents::Use;
 pub use parents::{lineage, BaseSource, Lineage};
+pub use platforms::Pin;
 
 /// The names one run gives what it builds, and the folder for its files (image ids, Dockerfile
 /// copies).
@@ -51,7 +56,13 @@ impl RunNames {
 /// image's id, and the files to write first (when its FROM names a parent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
+    /// What the run calls it: the image's name, with the platform when it has several
+    /// (`base@linux/arm64`, platforms::key).
     pub image: String,
+    /// The inventory image it is a build of.
+    pub of: String,
+    /// The platform it is built for; None for the engine's own (an image without `platforms`).
+    pub platform: Option<Platform>,
     pub step: BuildStep,
     pub reference: String,
     pub iidfile: PathBuf,
@@ -70,6 +81,8 @@ pub struct Build {
     /// --from`): (parent, its version tag's reference). The image ids built on join the
     /// SOURCES label, so that a changed parent republishes this image too.
     pub parent_sources: Vec<(String, String)>,
+    /// For one platform of several: its outside bases (FROM), pinned to that platform.
+    pub pins: Vec<Pin>,
 }
 
 impl Build {
@@ -121,7 +134,14 @@ impl Build {
 /// An image compared with what is published under its version tag before it is pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comparison {
+    /// The build compared (Build::image).
     pub image: String,
+    /// Its inventory image.
+    pub of: String,
+    /// The platform whose manifest of the published index it is compared with.
+    pub platform: Option<Platform>,
+    /// Every platform its image is built for (empty for the engine's own).
+    pub platforms: Vec<Platform>,
     /// `<registry>/<name>:v<version>`.
     pub published: String,
 }
@@ -131,10 +151,19 @@ pub struct Comparison {
 pub struct Verification {
     pub image: String,
     pub reference: String,
+    /// The platform it must be: its configuration and its executables say so.
+    pub platform: Option<Platform>,
     /// None when the inventory has no rules for it: its files are still read for its packages.
     pub spec: Option<hardening::Spec>,
     /// The name the build is kept under when it breaks a rule (`tags::rejected_reference`).
     pub kept_as: String,
+}
+
+impl Comparison {
+    /// Its image's platforms, as a list to read.
+    pub fn platforms_text(&self) -> String {
+        self.platforms.iter().map(Platform::to_string).collect::<Vec<_>>().join(", ")
+    }
 }
 
 impl Verification {
@@ -149,17 +178,24 @@ impl Verification {
 /// made right before it is pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
+    /// The build it publishes (Build::image), or for an index the inventory image.
     pub image: String,
-    /// The run-private reference it was built as.
+    /// The run-private reference it was built as (none for an index).
     pub source: String,
     pub targets: Vec<Target>,
+    /// Publications that must be out before this one: an index waits for its platforms'.
+    pub after: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub reference: String,
-    pub tag: Step,
+    /// The local name it gets (none for an index, which the engine cannot hold).
+    pub tag: Option<Step>,
     pub push: Option<Step>,
+    /// An index of the platforms' manifests, pushed under `reference` by a manifest PUT:
+    /// (platform, the reference its manifest was pushed and read back under).
+    pub index: Option<Vec<(Platform, String)>>,
     /// A unique tag: asked about again right before it is pushed.
     pub immutable: bool,
     /// Pushed by giving it, in the registry, the manifest this earlier target of the image was
@@ -179,6 +215,8 @@ pub struct Plan {
     /// from, pulled before the builds: no build pulls by itself, so what each uses is what its
     /// labels record.
     pub pulls: Vec<Step>,
+    /// Outside bases pinned per platform before the builds (images with several platforms).
+    pub pins: Vec<Pin>,
     pub builds: Vec<Build>,
     pub verifications: Vec<Verification>,
     /// Images published only when they differ from the published ones (publish, ci-main).
@@ -196,6 +234,7 @@ impl Plan {
             run: run.clone(),
             must_be_absent: Vec::new(),
             pulls: Vec::new(),
+            pins: Vec::new(),
             builds: Vec::new(),
             verifications: Vec::new(),
             comparisons: Vec::new(),
@@ -218,28 +257,6 @@ pub struct BuildOptions {
     pub builder: Builder,
 }
 
-/// Multi-platform images need buildx; say so before anything runs.
-fn check_platforms(images: &[&Image], builder: &Builder) -> anyhow::Result<()> {
-    if matches!(builder, Builder::Buildx { .. }) {
-        return Ok(());
-    }
-    match images.iter().find(|i| i.platforms.len() > 1 || (!i.platforms.is_empty() && *builder != Builder::Podman)) {
-        Some(image) if *builder == Builder::Podman => bail!(
-            "images.{}.platforms ({}): podman builds one platform at a time; keep one, or build with docker \
-             buildx",
-            image.name,
-            image.platforms.join(", ")
-        ),
-        Some(image) => bail!(
-            "images.{}.platforms ({}) needs docker buildx, which this client does not offer: install the buildx \
-             plugin, or remove `platforms` to build for this machine's platform",
-            image.name,
-            image.platforms.join(", ")
-        ),
-        None => Ok(()),
-    }
-}
-
 /// Everything a plan is made from.
 pub struct Inputs<'a> {
     pub inventory: &'a Inventory,
@@ -250,205 +267,372 @@ pub struct Inputs<'a> {
     pub run: &'a RunNames,
 }
 
-/// The build of one image.
+impl Inputs<'_> {
+    /// The run-private reference `image` is built as for `platform`.
+    fn reference(&self, image: &str, platform: Option<&Platform>) -> String {
+        platforms::suffixed(&self.run.reference(self.registry, image), platform)
+    }
+}
+
+/// The build of one image for `platform`, from `dockerfile`.
 fn build_step(
     image: &Image,
+    platform: Option<&Platform>,
     inputs: &Inputs<'_>,
     labels: &[(String, String)],
     dockerfile: &Path,
 ) -> BuildStep {
     let parents = inputs.lineage.get(&image.name).map(|l| l.uses.as_slice()).unwrap_or_default();
     let parent_args = parents.iter().filter_map(|u| match &u.how {
-        Use::Arg(arg) => Some((arg.clone(), inputs.run.reference(inputs.registry, &u.parent))),
+        Use::Arg(arg) => Some((arg.clone(), inputs.reference(&u.parent, platform))),
         Use::Named { .. } => None,
     });
+    // BuildKit and buildah set TARGET* themselves; the legacy builder needs them passed.
+    let target_args = match (platform, &inputs.options.builder) {
+        (Some(p), Builder::Legacy) => platforms::target_args(p),
+        _ => Vec::new(),
+    };
     BuildStep {
         builder: inputs.options.builder.clone(),
         no_cache: inputs.options.no_cache,
-        platforms: image.platforms.clone(),
+        platforms: platform.map(|p| vec![p.to_string()]).unwrap_or_default(),
         dockerfile: dockerfile.to_path_buf(),
-        tag: inputs.run.reference(inputs.registry, &image.name),
-        iidfile: iidfile(inputs.run, &image.name),
-        build_args: image.build_args.clone().into_iter().chain(parent_args).collect(),
+        tag: inputs.reference(&image.name, platform),
+        iidfile: iidfile(inputs.run, &platforms::key(&image.name, platform)),
+        build_args: image.build_args.clone().into_iter().chain(parent_args).chain(target_args).collect(),
         labels: labels.to_vec(),
         context: image.context.clone(),
     }
 }
 
-fn iidfile(run: &RunNames, image: &str) -> PathBuf {
-    run.dir.join(format!("{image}.iid"))
+fn iidfile(run: &RunNames, key: &str) -> PathBuf {
+    run.dir.join(format!("{}.iid", key.replace('@', "-").replace('/', "-")))
 }
 
-/// The builds of `images` (in dependency order), with their verifications.
+/// The builds of `images` (in dependency order, each image's platforms in its order), with
+/// their verifications.
 fn builds(
     inputs: &Inputs<'_>,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
 ) -> anyhow::Result<(Vec<Build>, Vec<Verification>)> {
-    check_platforms(inputs.images, &inputs.options.builder)?;
     let mut builds = Vec::new();
     let mut verifications = Vec::new();
     for image in inputs.images {
-        let reference = inputs.run.reference(inputs.registry, &image.name);
-        let mut copies = Vec::new();
-        if let Some(links) = inputs
-            .lineage
-            .get(&image.name)
-            .filter(|l| l.uses.iter().any(|u| matches!(u.how, Use::Named { .. })))
-        {
-            let name = image
-                .dockerfile
-                .file_name()
-                .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
-            // A folder per image: children's Dockerfiles often share a file name.
-            let copy = inputs.run.dir.join(&image.name).join(name);
-            let text = parents::rewrite(&links.dockerfile, &links.uses, &|parent| {
-                inputs.run.reference(inputs.registry, parent)
+        for platform in platforms::variants(image) {
+            let build = build_of(inputs, image, platform.as_ref(), labels)?;
+            verifications.push(Verification {
+                image: build.image.clone(),
+                reference: build.reference.clone(),
+                platform: platform.clone(),
+                spec: image.verify.clone(),
+                kept_as: platforms::suffixed(
+                    &tags::rejected_reference(inputs.registry, &image.name),
+                    platform.as_ref(),
+                ),
             });
-            if let Some(ignore) = &links.dockerignore {
-                copies.push((own_ignore_file(&copy), ignore.clone()));
-            }
-            copies.insert(0, (copy, text));
+            builds.push(build);
         }
-        let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
-        let step = build_step(image, inputs, &labels(image), dockerfile);
-        let needs: Vec<String> = image
-            .depends_on
-            .iter()
-            .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
-            .cloned()
-            .collect();
-        verifications.push(Verification {
-            image: image.name.clone(),
-            reference: reference.clone(),
-            spec: image.verify.clone(),
-            kept_as: tags::rejected_reference(inputs.registry, &image.name),
-        });
-        let links = inputs.lineage.get(&image.name);
-        let base = links.and_then(|l| l.base.clone());
-        let sources = links.map(|l| l.sources.clone()).unwrap_or_default();
-        let version_tag = |p: &String| {
-            let parent = &inputs.inventory.images[p];
-            format!("{}:{}", tags::repository(inputs.registry, p), tags::version_tag(parent))
-        };
-        let parent_sources = needs
-            .iter()
-            .filter(|p| !matches!(&base, Some(BaseSource::Parent { image, .. }) if image == *p))
-            .map(|p| (p.clone(), version_tag(p)))
-            .collect();
-        builds.push(Build {
-            image: image.name.clone(),
-            step,
-            reference,
-            iidfile: iidfile(inputs.run, &image.name),
-            copies,
-            needs,
-            base,
-            sources,
-            parent_sources,
-        });
     }
     Ok((builds, verifications))
 }
 
+/// The build of `image` for `platform`: on its parents' builds for that platform, and (for one
+/// platform of several) on its outside base pinned to that platform.
+fn build_of(
+    inputs: &Inputs<'_>,
+    image: &Image,
+    platform: Option<&Platform>,
+    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
+) -> anyhow::Result<Build> {
+    let key = platforms::key(&image.name, platform);
+    let links = inputs.lineage.get(&image.name);
+    let needs = parents_for(inputs, image, platform)?;
+    let (copies, pins) = dockerfile_copy(inputs, image, platform)?;
+    let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
+    let step = build_step(image, platform, inputs, &labels(image), dockerfile);
+    let base = links.and_then(|l| l.base.clone());
+    let version_tag = |p: &str| {
+        let parent = &inputs.inventory.images[p];
+        format!("{}:{}", tags::repository(inputs.registry, p), tags::version_tag(parent))
+    };
+    let parent_sources = image
+        .depends_on
+        .iter()
+        .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
+        .filter(|p| !matches!(&base, Some(BaseSource::Parent { image, .. }) if image == *p))
+        .map(|p| (platforms::key(p, platform), version_tag(p)))
+        .collect();
+    Ok(Build {
+        image: key.clone(),
+        of: image.name.clone(),
+        platform: platform.cloned(),
+        step,
+        reference: inputs.reference(&image.name, platform),
+        iidfile: iidfile(inputs.run, &key),
+        copies,
+        needs,
+        base,
+        sources: links.map(|l| l.sources.clone()).unwrap_or_default(),
+        parent_sources,
+        pins,
+    })
+}
+
+/// The builds `image`'s build for `platform` builds on: its parents' for the same platform.
+fn parents_for(
+    inputs: &Inputs<'_>,
+    image: &Image,
+    platform: Option<&Platform>,
+) -> anyhow::Result<Vec<String>> {
+    let mut needs = Vec::new();
+    for parent in image.depends_on.iter().filter_map(|p| inputs.images.iter().find(|i| &i.name == p)) {
+        let offered = platforms::variants(parent);
+        if !offered.iter().any(|p| p.as_ref() == platform) {
+            let what =
+                |p: Option<&Platform>| p.map_or("the engine's own platform".to_string(), |p| p.to_string());
+            bail!(
+                "images.{}.platforms: {} is built for {}, which its parent {} is not built for (its platforms: \
+                 {}): give both the same platforms",
+                image.name,
+                image.name,
+                what(platform),
+                parent.name,
+                if parent.platforms.is_empty() { "none, the engine's own".to_string() } else { parent.platforms.join(", ") }
+            );
+        }
+        needs.push(platforms::key(&parent.name, platform));
+    }
+    Ok(needs)
+}
+
+/// The Dockerfile copy a build needs, if any: its named parents replaced by this run's builds
+/// (for its platform), and for one platform of several its outside base replaced by the pin
+/// (with the Dockerfile's own `.dockerignore`, which BuildKit reads beside it).
+fn dockerfile_copy(
+    inputs: &Inputs<'_>,
+    image: &Image,
+    platform: Option<&Platform>,
+) -> anyhow::Result<(Vec<(PathBuf, String)>, Vec<Pin>)> {
+    let links = inputs.lineage.get(&image.name);
+    let mut replacements: Vec<Replacement> = Vec::new();
+    if let Some(links) = links {
+        replacements.extend(links.uses.iter().filter_map(|u| match &u.how {
+            Use::Named { first_line, last_line, written } => Some(Replacement {
+                first_line: *first_line,
+                last_line: *last_line,
+                written: written.clone(),
+                with: inputs.reference(&u.parent, platform),
+            }),
+            Use::Arg(_) => None,
+        }));
+    }
+    let files = inputs.inventory.sources.image(&image.name).map_err(|e| anyhow::anyhow!(e))?;
+    let mut pins = Vec::new();
+    if let Some(platform) = platform {
+        let outside = parents::outside_froms(inputs.inventory, image, &files.dockerfile)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        for mut from in outside {
+            let pin = Pin::new(inputs.run, &from.written, platform);
+            from.with = pin.local.clone();
+            replacements.push(from);
+            if !pins.contains(&pin) {
+                pins.push(pin);
+            }
+        }
+    }
+    if replacements.is_empty() {
+        return Ok((Vec::new(), pins));
+    }
+    let name = image.dockerfile.file_name().map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+    // A folder per build: children's Dockerfiles often share a file name.
+    let folder = platforms::key(&image.name, platform).replace('@', "-").replace('/', "-");
+    let copy = inputs.run.dir.join(folder).join(name);
+    let mut copies = vec![(copy.clone(), parents::rewrite_lines(&files.text, &replacements))];
+    if let Some(ignore) = &files.own_ignore {
+        copies.push((own_ignore_file(&copy), ignore.clone()));
+    }
+    Ok((copies, pins))
+}
+
 /// `docker pull` of every image from outside the inventory the builds start from or take files
 /// from, when --pull asks for fresh ones: a child's build cannot pull (its parent exists only
-/// in this run), and the digests the labels record must be those the builds will use.
+/// in this run), and the digests the labels record must be those the builds will use. A base
+/// pinned per platform is pulled by its digest anyway.
 fn pulls(inputs: &Inputs<'_>, builds: &[Build]) -> Vec<Step> {
     if !inputs.options.pull {
         return Vec::new();
     }
-    let mut images: Vec<&String> = builds.iter().flat_map(Build::outside_images).collect();
+    let mut images: Vec<&String> = builds
+        .iter()
+        .flat_map(|b| b.outside_images().filter(move |i| !b.pins.iter().any(|p| &p.base == *i)))
+        .collect();
     images.sort();
     images.dedup();
     images.into_iter().map(|image| Step::pull(image)).collect()
+}
+
+/// Every outside base pinned for a platform, once.
+fn pins(builds: &[Build]) -> Vec<Pin> {
+    let mut pins: Vec<Pin> = builds.iter().flat_map(|b| b.pins.iter().cloned()).collect();
+    pins.sort();
+    pins.dedup();
+    pins
 }
 
 /// Removing every run-private name once the run is over. An image that kept another tag (a
 /// published or local one) only loses the name. One that did not (unchanged, or a run that
 /// failed) goes with the untagged layers only it used: the legacy builder commits every
 /// `--label` as a layer of its own, and the `created` label differs on every run, so kept
-/// layers would pile up on a long-lived runner, one chain per image per run.
-fn cleanup(inputs: &Inputs<'_>) -> Vec<Step> {
-    inputs
-        .images
-        .iter()
-        .map(|image| Step::remove(&inputs.run.reference(inputs.registry, &image.name)))
-        .collect()
+/// layers would pile up on a long-lived runner, one chain per image per run. The names the
+/// pinned bases were given go too; the bases stay, as any pulled base does.
+fn cleanup(builds: &[Build]) -> Vec<Step> {
+    let names = builds.iter().map(|b| b.reference.clone());
+    names.chain(pins(builds).into_iter().map(|p| p.local)).map(|r| Step::remove(&r)).collect()
 }
 
 fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> Target {
     Target {
         reference: reference.to_string(),
-        tag: Step::tag(source, reference),
+        tag: Some(Step::tag(source, reference)),
         push: push.then(|| Step::push(reference)),
         immutable,
         retag_of: None,
+        index: None,
     }
 }
 
-/// Builds `images` (already in dependency order) and gives each its local-only tag
-/// (`local-v<version>`); pushes nothing.
-pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
-    let (builds, verifications) = builds(inputs, &|_| Vec::new())?;
-    let pulls = pulls(inputs, &builds);
-    let publications = inputs
-        .images
-        .iter()
-        .map(|image| {
-            let source = inputs.run.reference(inputs.registry, &image.name);
-            let local = tags::local_reference(inputs.registry, image);
-            Publication {
-                image: image.name.clone(),
-                targets: vec![local_target(&source, &local, false, false)],
-                source,
-            }
-        })
-        .collect();
+/// The plan's phases before the publications: pulls, pins, builds, checks, cleanup.
+fn building(inputs: &Inputs<'_>, labels: &dyn Fn(&Image) -> Vec<(String, String)>) -> anyhow::Result<Plan> {
+    let (builds, verifications) = builds(inputs, labels)?;
     Ok(Plan {
-        pulls,
+        pulls: pulls(inputs, &builds),
+        pins: pins(&builds),
+        cleanup: cleanup(&builds),
         builds,
         verifications,
-        publications,
-        cleanup: cleanup(inputs),
         ..Plan::empty(inputs.run)
     })
 }
 
+/// Builds `images` (already in dependency order) and gives each its local-only tag
+/// (`local-v<version>`, with the platform for one of several); pushes nothing.
+pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
+    let mut plan = building(inputs, &|_| Vec::new())?;
+    plan.publications = plan
+        .builds
+        .iter()
+        .map(|b| {
+            let image = &inputs.inventory.images[&b.of];
+            let local =
+                platforms::suffixed(&tags::local_reference(inputs.registry, image), b.platform.as_ref());
+            Publication {
+                image: b.image.clone(),
+                targets: vec![local_target(&b.reference, &local, false, false)],
+                source: b.reference.clone(),
+                after: Vec::new(),
+            }
+        })
+        .collect();
+    Ok(plan)
+}
+
 /// Builds every image, then tags and pushes the three published tags of each image whose
-/// `push` is true (unique, version, latest), per image in that order.
+/// `push` is true (unique, version, latest), per image in that order. An image with several
+/// platforms pushes each platform's build under the unique tag and its platform
+/// (`v1.0.0_12.3-linux-arm64`), then one index of them under the three tags.
 pub fn publish_plan(
     inputs: &Inputs<'_>,
     build_id: &BuildId,
     labels: &dyn Fn(&Image) -> Vec<(String, String)>,
     force: bool,
 ) -> anyhow::Result<Plan> {
-    let (builds, verifications) = builds(inputs, labels)?;
-    let mut plan = Plan {
-        pulls: pulls(inputs, &builds),
-        builds,
-        verifications,
-        force,
-        cleanup: cleanup(inputs),
-        ..Plan::empty(inputs.run)
-    };
+    let mut plan = Plan { force, ..building(inputs, labels)? };
     for image in inputs.images {
         let references = tags::published_references(inputs.registry, image, build_id)?;
-        let source = inputs.run.reference(inputs.registry, &image.name);
         if image.push {
             plan.must_be_absent.push(references[0].clone());
-            plan.comparisons.push(Comparison { image: image.name.clone(), published: references[1].clone() });
         }
-        let targets = references
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Target {
-                retag_of: (image.push && i > 0).then(|| references[0].clone()),
-                ..local_target(&source, r, image.push, i == 0)
-            })
-            .collect();
-        plan.publications.push(Publication { image: image.name.clone(), source, targets });
+        let variants = platforms::variants(image);
+        for platform in &variants {
+            let key = platforms::key(&image.name, platform.as_ref());
+            let source = inputs.reference(&image.name, platform.as_ref());
+            if image.push {
+                plan.comparisons.push(Comparison {
+                    image: key.clone(),
+                    of: image.name.clone(),
+                    platform: platform.clone(),
+                    platforms: variants.iter().flatten().cloned().collect(),
+                    published: references[1].clone(),
+                });
+            }
+            let targets = match platform {
+                None => published_targets(&source, &references, image.push),
+                Some(_) if image.push => {
+                    let unique = platforms::suffixed(&references[0], platform.as_ref());
+                    if let Some(problem) =
+                        oci::tag_problem(split_reference(&unique).1.as_deref().unwrap_or_default())
+                    {
+                        bail!("--build-id: {unique}: {problem}");
+                    }
+                    plan.must_be_absent.push(unique.clone());
+                    vec![local_target(&source, &unique, true, true)]
+                }
+                // Never pushed: each platform's build gets the tags locally, with its platform.
+                Some(p) => references
+                    .iter()
+                    .map(|r| local_target(&source, &platforms::suffixed(r, Some(p)), false, false))
+                    .collect(),
+            };
+            plan.publications.push(Publication { image: key, source, targets, after: Vec::new() });
+        }
+        if image.push && !image.platforms.is_empty() {
+            plan.publications.push(index_publication(inputs, image, &references, &variants));
+        }
     }
     Ok(plan)
+}
+
+/// The three tags of a single-platform image: the unique tag pushed, the version tag and
+/// `latest` given its manifest in the registry.
+fn published_targets(source: &str, references: &[String; 3], push: bool) -> Vec<Target> {
+    references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Target {
+            retag_of: (push && i > 0).then(|| references[0].clone()),
+            ..local_target(source, r, push, i == 0)
+        })
+        .collect()
+}
+
+/// The index of an image's platforms, pushed under its unique tag once every platform's build
+/// is out (and its parents' indexes), then given to the version tag and `latest`.
+fn index_publication(
+    inputs: &Inputs<'_>,
+    image: &Image,
+    references: &[String; 3],
+    variants: &[Option<Platform>],
+) -> Publication {
+    let members: Vec<(Platform, String)> = variants
+        .iter()
+        .flatten()
+        .map(|p| (p.clone(), platforms::suffixed(&references[0], Some(p))))
+        .collect();
+    let targets = references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Target {
+            reference: r.clone(),
+            tag: None,
+            push: Some(Step::push(r)),
+            immutable: i == 0,
+            retag_of: (i > 0).then(|| references[0].clone()),
+            index: (i == 0).then(|| members.clone()),
+        })
+        .collect();
+    let mut after: Vec<String> = variants.iter().map(|p| platforms::key(&image.name, p.as_ref())).collect();
+    after.extend(image.depends_on.iter().filter(|p| inputs.images.iter().any(|i| &&i.name == p)).cloned());
+    Publication { image: image.name.clone(), source: String::new(), targets, after }
 }
 
 /// The plans ci-pr runs, in order. With `probe` (a write token is present) the first builds
@@ -471,14 +655,23 @@ pub fn pull_request_plans(
         .chain(inputs.images.iter().copied().filter(|i| !first.iter().any(|f| f.name == i.name)))
         .collect();
     let mut whole = build_plan(&Inputs { images: &ordered, ..*inputs })?;
-    let rest_builds = whole.builds.split_off(first.len());
-    let rest_publications = whole.publications.split_off(first.len());
+    let in_first = |of: &str| first.iter().any(|f| f.name == of);
+    let (probe_builds, rest_builds): (Vec<Build>, Vec<Build>) =
+        whole.builds.into_iter().partition(|b| in_first(&b.of));
+    let probe_keys: Vec<String> = probe_builds.iter().map(|b| b.image.clone()).collect();
+    let (probe_publications, rest_publications): (Vec<Publication>, Vec<Publication>) =
+        whole.publications.into_iter().partition(|p| probe_keys.contains(&p.image));
+    whole.builds = probe_builds;
+    whole.publications = probe_publications;
     let (probe_checks, rest_checks): (Vec<Verification>, Vec<Verification>) =
-        whole.verifications.into_iter().partition(|v| first.iter().any(|f| f.name == v.image));
+        whole.verifications.into_iter().partition(|v| probe_keys.contains(&v.image));
     let source = inputs.run.reference(inputs.registry, &package.image);
     let target = format!("{}:{}", tags::repository(inputs.registry, &package.name), package.tag);
     let mut probe_publications = whole.publications;
-    if let Some(p) = probe_publications.iter_mut().find(|p| p.image == package.image) {
+    if let Some(p) = probe_publications
+        .iter_mut()
+        .find(|p| p.image == package.image || p.image.starts_with(&format!("{}@", package.image)))
+    {
         p.targets.push(local_target(&source, &target, true, false));
     }
     let probe = Plan {
@@ -709,7 +902,7 @@ dockerfile = "Dockerfile-other"
             ["reg.example/ns/base:v1.0.0_42.2", "reg.example/ns/base:v1.0.0", "reg.example/ns/base:latest"]
         );
         assert_eq!(
-            base.targets[1].tag.command().args,
+            base.targets[1].tag.as_ref().unwrap().command().args,
             ["tag", "reg.example/ns/base:run-t0", "reg.example/ns/base:v1.0.0"]
         );
         assert!(base.targets[0].immutable && !base.targets[1].immutable);
@@ -814,7 +1007,7 @@ dockerfile = "Dockerfile-other"
             .collect();
         assert_eq!(pushed.len(), 1);
         assert_eq!(
-            pushed[0].tag.command().args,
+            pushed[0].tag.as_ref().unwrap().command().args,
             ["tag", "reg.example/ns/mid:run-t0", "reg.example/ns/test:do_not_use"]
         );
 
@@ -826,23 +1019,87 @@ dockerfile = "Dockerfile-other"
     }
 
     #[test]
-    fn platforms_need_a_builder_that_can_make_them() {
+    fn each_platform_gets_a_build_on_its_parents_build_and_its_pinned_base() {
         let d = TestDir::new("plan");
         let mut inv = inventory(&d);
-        inv.images.get_mut("other").unwrap().platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
-        for builder in [Builder::Legacy, Builder::BuildKit] {
-            let options = BuildOptions { builder, ..Default::default() };
-            let err = with_inputs(&inv, &["other"], &options, build_plan).unwrap_err().to_string();
-            assert!(
-                err.contains("images.other.platforms (linux/amd64, linux/arm64) needs docker buildx"),
-                "{err}"
-            );
+        d.write("Dockerfile-base", "FROM alpine:3.23\nRUN true\n");
+        let both = vec!["linux/amd64".to_string(), "linux/arm64".to_string()];
+        for name in ["base", "mid", "leaf"] {
+            inv.images.get_mut(name).unwrap().platforms = both.clone();
         }
-        let podman = BuildOptions { builder: Builder::Podman, ..Default::default() };
-        let err = with_inputs(&inv, &["other"], &podman, build_plan).unwrap_err().to_string();
-        assert!(err.contains("podman builds one platform at a time"), "{err}");
-        let options = BuildOptions { builder: Builder::Buildx { name: None }, ..Default::default() };
-        assert!(with_inputs(&inv, &["other"], &options, build_plan).is_ok());
+        let id = BuildId::parse("7").unwrap();
+        let plan = plan_of(&inv, &["leaf"], &BuildOptions::default(), Some(&id));
+        let keys: Vec<&str> = plan.builds.iter().map(|b| b.image.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "base@linux/amd64",
+                "base@linux/arm64",
+                "mid@linux/amd64",
+                "mid@linux/arm64",
+                "leaf@linux/amd64",
+                "leaf@linux/arm64"
+            ]
+        );
+        let arm = |key: &str| plan.builds.iter().find(|b| b.image == key).unwrap();
+        // The base's FROM is pinned per platform; the legacy builder gets TARGET* itself.
+        let base = arm("base@linux/arm64");
+        assert_eq!(base.pins.len(), 1);
+        assert_eq!(base.pins[0].local, "xtask-pin-t0/alpine-3-23:linux-arm64");
+        assert!(
+            base.copies[0].1.starts_with("FROM xtask-pin-t0/alpine-3-23:linux-arm64\n"),
+            "{:?}",
+            base.copies
+        );
+        let args = base.step.command().args.join(" ");
+        assert!(
+            args.contains("--platform linux/arm64") && args.contains("--build-arg TARGETARCH=arm64"),
+            "{args}"
+        );
+        assert_eq!(plan.pins.len(), 2, "one pin per platform of the one base");
+        // The child builds on the parent's build for the same platform, by ARG and by FROM.
+        let mid = arm("mid@linux/arm64");
+        assert_eq!(mid.needs, ["base@linux/arm64"]);
+        assert!(mid
+            .step
+            .command()
+            .args
+            .contains(&"BASE_IMAGE=reg.example/ns/base:run-t0-linux-arm64".to_string()));
+        let leaf = arm("leaf@linux/arm64");
+        assert_eq!(leaf.needs, ["mid@linux/arm64", "base@linux/arm64"]);
+        assert!(
+            leaf.copies[0].1.contains("FROM reg.example/ns/mid:run-t0-linux-arm64 AS m\n"),
+            "{:?}",
+            leaf.copies
+        );
+        // Each platform goes out under the unique tag and its platform, then one index.
+        let index = plan.publications.iter().find(|p| p.image == "base").unwrap();
+        assert_eq!(index.after, ["base@linux/amd64", "base@linux/arm64"]);
+        let members = index.targets[0].index.as_ref().unwrap();
+        assert_eq!(members[1].1, "reg.example/ns/base:v1.0.0_7-linux-arm64");
+        assert!(index.targets.iter().all(|t| t.tag.is_none()), "the engine cannot hold an index");
+        assert!(plan.must_be_absent.contains(&"reg.example/ns/base:v1.0.0_7-linux-arm64".to_string()));
+        let compared: Vec<&str> = plan.comparisons.iter().map(|c| c.image.as_str()).collect();
+        assert_eq!(compared, ["base@linux/amd64", "base@linux/arm64", "mid@linux/amd64", "mid@linux/arm64"]);
+        let shown = plan.display("docker");
+        assert!(
+            shown.contains("an OCI image index of linux/amd64 (v1.0.0_7-linux-amd64), linux/arm64"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "# base alpine:3.23 for linux/arm64: registry registry-1.docker.io: GET /v2/library/alpine/manifests/3.23"
+            ),
+            "{shown}"
+        );
+
+        // A child cannot be built for a platform its parent is not built for.
+        inv.images.get_mut("base").unwrap().platforms = vec!["linux/amd64".into()];
+        let err = with_inputs(&inv, &["mid"], &BuildOptions::default(), build_plan).unwrap_err().to_string();
+        assert!(
+            err.contains("mid is built for linux/arm64, which its parent base is not built for"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -261,19 +261,73 @@ pub fn final_base(inventory: &Inventory, image: &Image, dockerfile: &Dockerfile)
     }
 }
 
-/// The Dockerfile text with each named FROM of a parent replaced by `reference(parent)`.
-pub fn rewrite(text: &str, uses: &[ParentUse], reference: &dyn Fn(&str) -> String) -> String {
+/// An image named on some lines of a Dockerfile, and what it is replaced with in the copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub first_line: usize,
+    pub last_line: usize,
+    pub written: String,
+    pub with: String,
+}
+
+/// `text` with the first occurrence of each replacement's image, within its lines, replaced.
+pub fn rewrite_lines(text: &str, replacements: &[Replacement]) -> String {
     let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
-    for u in uses {
-        let Use::Named { first_line, last_line, written } = &u.how else { continue };
-        for line in lines.iter_mut().take(*last_line).skip(first_line - 1) {
-            if let Some(at) = line.find(written.as_str()) {
-                line.replace_range(at..at + written.len(), &reference(&u.parent));
+    for r in replacements {
+        for line in lines.iter_mut().take(r.last_line).skip(r.first_line - 1) {
+            if let Some(at) = line.find(r.written.as_str()) {
+                line.replace_range(at..at + r.written.len(), &r.with);
                 break;
             }
         }
     }
     lines.concat()
+}
+
+/// The FROM lines of `image` that start from an image outside the inventory (neither a parent,
+/// nor a stage, nor `scratch`), as written; none with a `--platform` of its own (a stage that
+/// runs on the build machine). One whose image comes from an ARG is refused: a build for
+/// several platforms pins each such base to its platform's digest, which needs it written.
+pub fn outside_froms(
+    inventory: &Inventory,
+    image: &Image,
+    dockerfile: &Dockerfile,
+) -> Result<Vec<Replacement>, String> {
+    let froms = dockerfile.froms(&image.build_args);
+    let references = dockerfile.image_references(&image.build_args);
+    let stages: Vec<&str> = froms.iter().filter_map(|f| f.stage.as_deref()).collect();
+    let registries = registries(inventory);
+    let mut found = Vec::new();
+    for from in &froms {
+        let stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&from.resolved));
+        let parent = inventory_image(inventory, &registries, &from.resolved).is_some()
+            || image.depends_on.iter().any(|p| is_arg_reference(&from.image, &parent_build_arg(p)));
+        if stage || parent || from.resolved.eq_ignore_ascii_case("scratch") || from.platform.is_some() {
+            continue;
+        }
+        if from.image != from.resolved {
+            return Err(format!(
+                "{}:{}: FROM {} takes its image from an ARG; to build images.{}.platforms each base is \
+                 pinned to its platform's digest: write the image itself ({})",
+                image.dockerfile.display(),
+                from.line,
+                from.image,
+                image.name,
+                from.resolved
+            ));
+        }
+        let last_line = references
+            .iter()
+            .find(|r| r.first_line == from.line && r.written == from.image)
+            .map_or(from.line, |r| r.last_line);
+        found.push(Replacement {
+            first_line: from.line,
+            last_line,
+            written: from.image.clone(),
+            with: String::new(),
+        });
+    }
+    Ok(found)
 }
 
 /// The inventory image `reference` names (with its tag and digest), under any of `registries`:
@@ -340,6 +394,23 @@ pub fn lineage(inventory: &Inventory, images: &[&Image]) -> anyhow::Result<Linea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Dockerfile text with each named FROM of a parent replaced by `reference(parent)`.
+    fn rewrite(text: &str, uses: &[ParentUse], reference: &dyn Fn(&str) -> String) -> String {
+        let named: Vec<Replacement> = uses
+            .iter()
+            .filter_map(|u| match &u.how {
+                Use::Named { first_line, last_line, written } => Some(Replacement {
+                    first_line: *first_line,
+                    last_line: *last_line,
+                    written: written.clone(),
+                    with: reference(&u.parent),
+                }),
+                Use::Arg(_) => None,
+            })
+            .collect();
+        rewrite_lines(text, &named)
+    }
     use crate::testdir::TestDir;
 
     fn inventory(dir: &TestDir, child_dockerfile: &str) -> Inventory {

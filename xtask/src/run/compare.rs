@@ -4,7 +4,7 @@
 //! and read like a built one), and whether the inputs changed since its revision (git).
 
 use crate::model::filesystem::Content;
-use crate::model::oci::{api_name, split_reference};
+use crate::model::oci::{api_name, index_members, split_reference};
 use crate::model::rebuild::{self, Base, Inputs, Origins, Published, Verdict};
 use crate::model::step::Step;
 use crate::plan::Comparison;
@@ -27,14 +27,14 @@ impl Live<'_> {
         built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict> {
-        let published = self.published(c)?;
+        let (published, index) = self.published(c)?;
         let inputs = match published.as_ref().map(|p| p.revision.as_deref()) {
             None => Inputs::Unknown("nothing published".into()),
             Some(None) => Inputs::Unknown(format!("the published image has no {} label", rebuild::REVISION)),
-            Some(Some(revision)) => self.inputs_since(&c.image, revision),
+            Some(Some(revision)) => self.inputs_since(&c.of, revision),
         };
         let packages = &built.packages.packages;
-        Ok(rebuild::judge(
+        let mut verdict = rebuild::judge(
             &c.published,
             origins,
             packages,
@@ -42,21 +42,53 @@ impl Live<'_> {
             published.as_ref(),
             &inputs,
             force,
-        ))
+        );
+        verdict.index = index;
+        Ok(verdict)
     }
 
-    /// The published image under `c.published`, pulled by its digest and read; None when the
-    /// registry holds nothing under that tag.
-    fn published(&self, c: &Comparison) -> anyhow::Result<Option<Published>> {
+    /// For one platform of several: the digest of its manifest in the index `digest` names
+    /// (`body`), and how the index's platforms differ from those built. An image published for
+    /// one platform only, or without this one, cannot be compared: it counts as changed.
+    fn member(&self, c: &Comparison, digest: &str, body: &str) -> Result<(String, Option<String>), String> {
+        let Some(platform) = &c.platform else { return Ok((digest.to_string(), None)) };
+        let Some(members) = index_members(body) else {
+            return Err(format!(
+                "it is published for one platform, not as an index of {}",
+                c.platforms_text()
+            ));
+        };
+        let published: Vec<String> = members.iter().map(|(p, _)| p.to_string()).collect();
+        let Some((_, child)) = members.iter().find(|(p, _)| platform.matches(&p.os, &p.arch, &p.variant))
+        else {
+            return Err(format!("{platform} is added (published: {})", published.join(", ")));
+        };
+        let dropped: Vec<&String> =
+            published.iter().filter(|p| !c.platforms.iter().any(|b| &b.to_string() == *p)).collect();
+        let differ = (!dropped.is_empty()).then(|| {
+            format!(
+                "{} dropped (built: {})",
+                dropped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                c.platforms_text()
+            )
+        });
+        Ok((child.clone(), differ))
+    }
+
+    /// The published image under `c.published` (for one platform of several, that platform's
+    /// in the index), pulled by its digest and read; None when the registry holds nothing under
+    /// that tag. Beside it, the index's digest.
+    fn published(&self, c: &Comparison) -> anyhow::Result<(Option<Published>, Option<String>)> {
         let registry = self
             .registry
             .ok_or_else(|| anyhow::anyhow!("internal error: a comparison without a registry to ask"))?;
         let (_, path, tag) = api_name(&c.published);
-        let digest = match registry.tag(&path, &tag) {
-            Ok(Tag::Absent) => return Ok(None),
-            Ok(Tag::Present { digest, .. }) => digest,
+        let (digest, body) = match registry.tag(&path, &tag) {
+            Ok(Tag::Absent) => return Ok((None, None)),
+            Ok(Tag::Present { digest, manifest, .. }) => (digest, manifest.body),
             Err(e) => anyhow::bail!("cannot ask the registry about {}: {e}", c.published),
         };
+        let index = c.platform.is_some().then(|| digest.clone());
         // `latest` must hold what the version tag holds: a run that failed half-way, or a hand,
         // may have left it behind, and only publishing again puts it right.
         let tags_disagree = match registry.tag(&path, "latest") {
@@ -68,6 +100,10 @@ impl Live<'_> {
             Err(e) => {
                 anyhow::bail!("cannot ask the registry about {}:latest: {e}", split_reference(&c.published).0)
             }
+        };
+        let (digest, platforms_differ) = match self.member(c, &digest, &body) {
+            Ok(found) => found,
+            Err(why) => return Ok((Some(Published::unreadable(&digest, why)), index)),
         };
         let pinned = by_digest(&c.published, &digest);
         // An engine that holds it already (an earlier pull, a self-hosted runner) is asked as
@@ -84,7 +120,7 @@ impl Live<'_> {
                 if crate::sys::interrupt::requested() {
                     return Err(e);
                 }
-                return Ok(Some(Published::unreadable(&digest, format!("{e:#}"))));
+                return Ok((Some(Published::unreadable(&digest, format!("{e:#}"))), index));
             }
             self.pulled.lock().unwrap_or_else(|p| p.into_inner()).insert(c.image.clone(), pinned.clone());
         }
@@ -100,17 +136,21 @@ impl Live<'_> {
             (Some(name), Some(digest)) => Some(Base { name, digest }),
             _ => None,
         };
-        Ok(Some(Published {
-            digest,
-            unique_tag: label(rebuild::REF_NAME),
-            revision: label(rebuild::REVISION),
-            base,
-            sources: label(rebuild::SOURCES).map(|l| rebuild::parse_sources(&l)),
-            packages,
-            content: Content { files: tree(&files), config },
-            unreadable: None,
-            tags_disagree,
-        }))
+        Ok((
+            Some(Published {
+                digest,
+                unique_tag: label(rebuild::REF_NAME),
+                revision: label(rebuild::REVISION),
+                base,
+                sources: label(rebuild::SOURCES).map(|l| rebuild::parse_sources(&l)),
+                packages,
+                content: Content { files: tree(&files), config },
+                unreadable: None,
+                tags_disagree,
+                platforms_differ,
+            }),
+            index,
+        ))
     }
 
     fn inputs_since(&self, image: &str, revision: &str) -> Inputs {

@@ -6,6 +6,7 @@ use crate::model::filesystem::{Config, Content, Node, Tree};
 use crate::model::hardening::Spec;
 use crate::model::listing::{Kind, Listing};
 use crate::model::packages::{self, Found};
+use crate::model::platform::Platform;
 use crate::run::Checked;
 use crate::sys::docker::Docker;
 use crate::sys::rpm;
@@ -17,15 +18,45 @@ pub fn inspect(
     image: &str,
     reference: &str,
     spec: Option<&Spec>,
+    platform: Option<&Platform>,
 ) -> anyhow::Result<Checked> {
     let rules_read = spec.map(Spec::files_to_read).unwrap_or_default();
     let (config, files) = timing::span("check", image, || read_files(docker, reference, &rules_read))
         .map_err(|e| e.context("its files could not be read"))?;
+    if let Some(platform) = platform {
+        is_platform(docker, reference, &files, platform)?;
+    }
     let violations = spec.map(|s| s.check(&config.user, &files)).unwrap_or_default();
     let (packages, notes) = timing::span("packages", image, || packages_in(docker, reference, &files))
         .map_err(|e| e.context("its packages could not be listed"))?;
     let content = Content { files: tree(&files), config };
     Ok(Checked { violations, files: files.entries.len(), packages, notes, content })
+}
+
+/// Fails unless `reference` is `platform`: its configuration says so, and its executables are
+/// of that machine (an image of another platform's layers under this one's name is not).
+fn is_platform(docker: &Docker, reference: &str, files: &Listing, platform: &Platform) -> anyhow::Result<()> {
+    let (os, arch, variant) = docker.platform_of(reference)?;
+    if !platform.matches(&os, &arch, &variant) {
+        let is = [os, arch, variant].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
+        anyhow::bail!("it was to be built for {platform}, but its configuration says {is}");
+    }
+    let Some((_, expected)) = platform.machine() else { return Ok(()) };
+    let other: Vec<&str> = files
+        .entries
+        .iter()
+        .filter(|e| e.mode & 0o111 != 0 && e.machine.is_some_and(|m| m != expected))
+        .map(|e| e.path.as_str())
+        .collect();
+    if !other.is_empty() {
+        anyhow::bail!(
+            "it was to be built for {platform}, but {} of its executables are for another machine ({}{})",
+            other.len(),
+            other.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+            if other.len() > 3 { ", ..." } else { "" }
+        );
+    }
+    Ok(())
 }
 
 /// The configuration of `reference` and its files, keeping the contents of the package

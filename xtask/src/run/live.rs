@@ -6,10 +6,11 @@ use std::sync::Mutex;
 
 use anyhow::bail;
 
-use crate::model::oci::api_name;
+use crate::model::oci::{api_name, image_index, Member, OCI_INDEX};
+use crate::model::platform::Platform;
 use crate::model::rebuild::{Origins, Verdict};
 use crate::model::step::Step;
-use crate::plan::{Build, Comparison, Publication, Target, Verification};
+use crate::plan::{Build, Comparison, Pin, Publication, Target, Verification};
 use crate::run::compare::{ChangedImages, InputsSince};
 use crate::run::{inspect, lock, preflight, Built, Checked, Pushed, Transcript, World};
 use crate::sys::docker::{Docker, StoppedByTimeLimit, REFUSED_PUSH};
@@ -34,6 +35,8 @@ pub struct Live<'a> {
     pub changes: Mutex<HashMap<String, Result<ChangedImages, String>>>,
     /// The published images this run pulled to compare with, by image: removed once compared.
     pub pulled: Mutex<HashMap<String, String>>,
+    /// A client of another registry (a base's), asked for what it holds.
+    pub connect: &'a (dyn Fn(&str) -> anyhow::Result<Registry> + Sync),
 }
 
 impl Live<'_> {
@@ -96,6 +99,10 @@ impl World for Live<'_> {
         digest
     }
 
+    fn pin(&self, pin: &Pin) -> anyhow::Result<String> {
+        timing::span("bases", &pin.base, || self.pin_base(pin))
+    }
+
     fn compare(
         &self,
         c: &Comparison,
@@ -115,7 +122,7 @@ impl World for Live<'_> {
     }
 
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked> {
-        inspect::inspect(self.docker, &v.image, &v.reference, v.spec.as_ref())
+        inspect::inspect(self.docker, &v.image, &v.reference, v.spec.as_ref(), v.platform.as_ref())
     }
 
     fn publish(
@@ -126,8 +133,7 @@ impl World for Live<'_> {
         transcript: &mut Transcript,
     ) -> anyhow::Result<Option<Pushed>> {
         let Some(push) = &t.push else {
-            transcript.line(&t.tag.command().display(self.program()));
-            self.docker.run(&t.tag)?;
+            self.tag_locally(t, transcript)?;
             return Ok(None);
         };
         timing::span("push", &p.image, || self.send_target(p, t, push, id, transcript))
@@ -139,6 +145,13 @@ impl World for Live<'_> {
 }
 
 impl Live<'_> {
+    /// Gives target `t` its local name, when it has one (an index has none).
+    fn tag_locally(&self, t: &Target, transcript: &mut Transcript) -> anyhow::Result<()> {
+        let Some(tag) = &t.tag else { return Ok(()) };
+        transcript.line(&tag.command().display(self.program()));
+        self.docker.run(tag).map(|_| ())
+    }
+
     /// Pushes target `t` (locked against other runs on this machine, its unique tag asked
     /// about once more), reads it back, and gives it its local name.
     fn send_target(
@@ -165,10 +178,9 @@ impl Live<'_> {
         // loses it again if the registry does not end up holding it; the version tag and
         // `latest` are made locally only once the registry holds them, so a local `latest`
         // never runs ahead of the registry's.
-        let pushed_by_name = t.retag_of.is_none();
+        let pushed_by_name = t.retag_of.is_none() && t.tag.is_some();
         if pushed_by_name {
-            transcript.line(&t.tag.command().display(self.program()));
-            self.docker.run(&t.tag)?;
+            self.tag_locally(t, transcript)?;
         }
         let result = self.send_and_read_back(p, t, push, registry, id, transcript);
         match (&result, pushed_by_name) {
@@ -184,9 +196,8 @@ impl Live<'_> {
                 }
             }
             (Ok(_), false) => {
-                transcript.line(&t.tag.command().display(self.program()));
                 // The registry holds it: a local name that could not be made is only a warning.
-                if let Err(e) = self.docker.run(&t.tag) {
+                if let Err(e) = self.tag_locally(t, transcript) {
                     self.log.warning(&format!("{} is pushed, but not tagged locally: {e:#}", t.reference));
                 }
             }
@@ -270,20 +281,30 @@ impl Live<'_> {
         transcript: &mut Transcript,
     ) -> Result<Option<String>, (anyhow::Error, bool)> {
         let (_, path, tag) = api_name(&t.reference);
-        match &t.retag_of {
+        let read_back = |reference: &str| {
+            let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(reference).cloned();
+            known.ok_or_else(|| {
+                let e =
+                    anyhow::anyhow!("internal error: {reference} was not read back before {}", t.reference);
+                (e, false)
+            })
+        };
+        let index = match &t.index {
+            Some(members) => Some(self.index_of(members, &read_back)?),
+            None => None,
+        };
+        match (&t.retag_of, index) {
+            // An index of the platforms' manifests, each as the registry holds it.
+            (_, Some(index)) => {
+                transcript.line(&format!("registry: PUT {path}:{tag} (an OCI image index of {})", index.1));
+                registry.put_manifest(&path, &tag, &index.0).map(Some).map_err(|e| {
+                    let stopped = matches!(e, Unanswered::Unreachable(_));
+                    (anyhow::anyhow!("pushing the index {} failed: {e}", t.reference), stopped)
+                })
+            }
             // The registry gives this tag the manifest it holds under the earlier one.
-            Some(source) => {
-                let known = self.read_back.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned();
-                let manifest = match known {
-                    Some(manifest) => manifest,
-                    None => {
-                        let e = anyhow::anyhow!(
-                            "internal error: {source} was not read back before {} was given its manifest",
-                            t.reference
-                        );
-                        return Err((e, false));
-                    }
-                };
+            (Some(source), None) => {
+                let manifest = read_back(source)?;
                 transcript.line(&format!("registry: PUT {path}:{tag} (the manifest of {source})"));
                 registry.put_manifest(&path, &tag, &manifest).map(Some).map_err(|e| {
                     let hint = match e {
@@ -298,7 +319,7 @@ impl Live<'_> {
                     (e, stopped)
                 })
             }
-            None => {
+            (None, None) => {
                 transcript.line(&push.command().display(self.program()));
                 let mut output = String::new();
                 let pushed = self.docker.push(push.subject(), registry.host(), &mut output);
@@ -309,6 +330,22 @@ impl Live<'_> {
                 })
             }
         }
+    }
+
+    /// The OCI index of `members` (each platform's manifest as read back), and what it lists.
+    fn index_of(
+        &self,
+        members: &[(Platform, String)],
+        read_back: &dyn Fn(&str) -> Result<Manifest, (anyhow::Error, bool)>,
+    ) -> Result<(Manifest, String), (anyhow::Error, bool)> {
+        let manifests: Vec<Manifest> = members.iter().map(|(_, r)| read_back(r)).collect::<Result<_, _>>()?;
+        let listed: Vec<Member<'_>> = members
+            .iter()
+            .zip(&manifests)
+            .map(|((platform, _), m)| Member { platform, media_type: &m.media_type, body: &m.body })
+            .collect();
+        let names: Vec<String> = members.iter().map(|(p, _)| p.to_string()).collect();
+        Ok((Manifest { media_type: OCI_INDEX.to_string(), body: image_index(&listed) }, names.join(", ")))
     }
 }
 

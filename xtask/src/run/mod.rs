@@ -18,9 +18,11 @@ use std::time::Duration;
 use anyhow::bail;
 
 mod compare;
+mod indexes;
 pub mod inspect;
 mod live;
 pub mod lock;
+mod pin;
 pub mod preflight;
 mod progress;
 mod publish;
@@ -38,6 +40,7 @@ use crate::model::hardening::Violation;
 use crate::model::packages::Found;
 use crate::model::rebuild::{Origins, Verdict};
 use crate::model::step::Step;
+use crate::plan::Pin;
 use crate::plan::{Build, Comparison, Plan, Publication, Target, Verification};
 use crate::sys::gha::Log;
 use crate::sys::interrupt::{self};
@@ -198,6 +201,9 @@ pub trait World: Sync {
     fn build(&self, build: &Build, live: bool) -> anyhow::Result<Built>;
     /// The digest of an image a build starts from (pulled when the engine lacks it).
     fn base_digest(&self, reference: &str) -> anyhow::Result<String>;
+    /// Pins an outside base for one platform (its manifest for that platform, pulled by digest
+    /// and named `pin.local`); returns that manifest's digest.
+    fn pin(&self, pin: &Pin) -> anyhow::Result<String>;
     /// The hardening rules the built image breaks, and its packages.
     fn verify(&self, v: &Verification) -> anyhow::Result<Checked>;
     /// Compares a built image (made from `origins`, checked as `built`) with what is published
@@ -243,7 +249,9 @@ pub fn execute(
             world.check_absent(&plan.must_be_absent, options.jobs)?;
             pull_all(world, plan, log)?;
             resolve_bases(world, plan, &mut report)?;
-            match build_all(world, plan, log, options, &mut report) {
+            let built = build_all(world, plan, log, options, &mut report);
+            indexes::decide_as_one(plan, &mut report);
+            match built {
                 Ok(()) => publish_all(world, plan, log, options.jobs, &mut report),
                 // A plan that pushes nothing (a local build) still tags what passed, as a
                 // developer iterating on one Dockerfile expects; publishing stays all-or-nothing.
@@ -314,6 +322,7 @@ pub fn execute(
 mod tests {
     use super::*;
     use crate::model::step::BuildStep;
+    use crate::plan::Pin;
     use crate::plan::RunNames;
     use crate::plan::{order, BaseSource};
     use std::sync::{Condvar, Mutex};
@@ -321,6 +330,9 @@ mod tests {
     fn build(image: &str, needs: &[&str]) -> Build {
         Build {
             image: image.to_string(),
+            of: image.to_string(),
+            platform: None,
+            pins: Vec::new(),
             step: BuildStep {
                 builder: Default::default(),
                 no_cache: false,
@@ -348,6 +360,7 @@ mod tests {
         let publications = builds
             .iter()
             .map(|b| Publication {
+                after: Vec::new(),
                 image: b.image.clone(),
                 source: b.reference.clone(),
                 targets: ["1", "latest"]
@@ -356,7 +369,8 @@ mod tests {
                     .map(|(i, tag)| {
                         let reference = format!("r/{}:{tag}", b.image);
                         Target {
-                            tag: Step::tag(&b.reference, &reference),
+                            tag: Some(Step::tag(&b.reference, &reference)),
+                            index: None,
                             push: push.then(|| Step::push(&reference)),
                             immutable: i == 0,
                             retag_of: None,
@@ -371,6 +385,7 @@ mod tests {
             run: RunNames { token: "1".into(), dir: std::path::PathBuf::from("/nonexistent/run") },
             must_be_absent: Vec::new(),
             pulls: Vec::new(),
+            pins: Vec::new(),
             builds,
             verifications: Vec::new(),
             comparisons: Vec::new(),
@@ -461,6 +476,11 @@ mod tests {
             Ok(format!("sha256:{reference}"))
         }
 
+        fn pin(&self, pin: &Pin) -> anyhow::Result<String> {
+            self.note(format!("pin {} {}", pin.base, pin.platform));
+            Ok(format!("sha256:{}-{}", pin.base, pin.platform.tag_suffix()))
+        }
+
         fn compare(&self, c: &Comparison, _: &Origins, _: &Checked, force: bool) -> anyhow::Result<Verdict> {
             self.note(format!("compare {}", c.image));
             let same = self.unchanged.contains(&c.image.as_str());
@@ -470,6 +490,7 @@ mod tests {
                 packages: Default::default(),
                 published: Some(format!("sha256:published-{}", c.image)),
                 since: Some("1".into()),
+                index: None,
             })
         }
 
@@ -708,6 +729,7 @@ mod tests {
         plan.verifications = images
             .iter()
             .map(|image| Verification {
+                platform: None,
                 image: image.to_string(),
                 reference: format!("r/{image}:run-1"),
                 spec: Default::default(),
@@ -784,7 +806,13 @@ mod tests {
         }
         plan.comparisons = images
             .iter()
-            .map(|i| Comparison { image: i.to_string(), published: format!("r/{i}:1") })
+            .map(|i| Comparison {
+                image: i.to_string(),
+                of: i.to_string(),
+                platform: None,
+                platforms: Vec::new(),
+                published: format!("r/{i}:1"),
+            })
             .collect();
         plan
     }

@@ -48,7 +48,7 @@ pub(super) fn publish_all(
         let mut running = 0;
         loop {
             while running < jobs.max(1) && first_failure.is_none() {
-                let ready = waiting.iter().position(|p| parents_out(plan, &publishing, &finished, &p.image));
+                let ready = waiting.iter().position(|p| parents_out(plan, &publishing, &finished, p));
                 let Some(p) = ready.map(|i| waiting.remove(i)) else { break };
                 running += 1;
                 let (tx, work) = (tx.clone(), &work);
@@ -96,9 +96,11 @@ fn verb_of(plan: &Plan, image: &str) -> &'static str {
 
 /// Whether every parent of `image` this run publishes is fully out: a child's published tags
 /// never stand on a parent the registry does not hold.
-fn parents_out(plan: &Plan, publishing: &[&str], finished: &[String], image: &str) -> bool {
-    let needs = plan.builds.iter().find(|b| b.image == image).map(|b| b.needs.as_slice()).unwrap_or_default();
-    needs.iter().filter(|n| publishing.contains(&n.as_str())).all(|n| finished.contains(n))
+fn parents_out(plan: &Plan, publishing: &[&str], finished: &[String], p: &Publication) -> bool {
+    let needs =
+        plan.builds.iter().find(|b| b.image == p.image).map(|b| b.needs.as_slice()).unwrap_or_default();
+    // An index waits for its platforms' builds (and its parents' indexes) to be out.
+    needs.iter().chain(&p.after).filter(|n| publishing.contains(&n.as_str())).all(|n| finished.contains(n))
 }
 
 /// Makes every target of `p`, in order, stopping at the first failure.
@@ -110,7 +112,10 @@ fn publish_one(
 ) -> ImageDone {
     let start = Instant::now();
     let mut done = ImageDone::new(&p.image);
-    let Some(id) = ids.get(&p.image) else {
+    // An index is made of what its platforms pushed; it has no image of its own.
+    let index = p.targets.iter().any(|t| t.index.is_some());
+    let none = String::new();
+    let Some(id) = ids.get(&p.image).or(index.then_some(&none)) else {
         done.failure = Some(anyhow::anyhow!("{} was not built in this run", p.image));
         return done;
     };

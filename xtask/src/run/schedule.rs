@@ -55,6 +55,12 @@ struct Inspected {
 /// The digest of every image from outside the inventory that a build starts from or takes
 /// files from, asked once per image before any build: they go in the builds' labels.
 pub(super) fn resolve_bases(world: &dyn World, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    // A base pinned for one platform is known by that platform's manifest digest.
+    let mut pinned: BTreeMap<String, String> = BTreeMap::new();
+    for pin in &plan.pins {
+        let digest = world.pin(pin).map_err(|e| e.context(format!("{} for {}", pin.base, pin.platform)))?;
+        pinned.insert(pin.local.clone(), digest);
+    }
     let mut known: BTreeMap<String, String> = BTreeMap::new();
     let mut digest_of = |name: &str, image: &str| -> anyhow::Result<Base> {
         if let Some(digest) = known.get(name) {
@@ -66,8 +72,12 @@ pub(super) fn resolve_bases(world: &dyn World, plan: &Plan, report: &mut Report)
         Ok(Base { name: name.to_string(), digest })
     };
     for build in &plan.builds {
+        let pin = |name: &str| build.pins.iter().find(|p| p.base == name).and_then(|p| pinned.get(&p.local));
         let base = match &build.base {
-            Some(BaseSource::Outside(name)) => Some(digest_of(name, &build.image)?),
+            Some(BaseSource::Outside(name)) => match pin(name) {
+                Some(digest) => Some(Base { name: name.clone(), digest: digest.clone() }),
+                None => Some(digest_of(name, &build.image)?),
+            },
             _ => None,
         };
         let sources =

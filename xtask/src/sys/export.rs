@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::filesystem;
 use crate::model::listing::{Entry, Kind, Listing};
+use crate::model::platform::elf_machine;
 
 // An RPM database (RHEL 8's Berkeley DB) runs to tens of megabytes.
 const MAX_KEPT: u64 = 256 << 20;
@@ -43,6 +44,7 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
             entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
         let mut size = entry.size();
         let mut digest = String::new();
+        let mut machine = None;
         if kind == Kind::File {
             let wanted = keep(&path);
             let kept = wanted && size <= limit;
@@ -53,11 +55,15 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).with_context(|| format!("reading {path} from the image"))?;
                 digest = hex(&Sha256::digest(filesystem::normalised(&path, &data)));
+                machine = elf_machine(&data);
                 if kept {
                     listing.contents.push((path.clone(), data));
                 }
             } else {
-                digest = digest_of(&mut entry).with_context(|| format!("reading {path} from the image"))?;
+                let head;
+                (digest, head) =
+                    digest_of(&mut entry).with_context(|| format!("reading {path} from the image"))?;
+                machine = elf_machine(&head);
             }
         }
         if kind == Kind::Hardlink {
@@ -71,13 +77,13 @@ fn scan_keeping(input: impl Read, keep: &dyn Fn(&str) -> bool, limit: u64) -> an
                 }
             }
             if let Some(linked) = files.get(&target).map(|&i| &listing.entries[i]) {
-                (size, digest) = (linked.size, linked.digest.clone());
+                (size, digest, machine) = (linked.size, linked.digest.clone(), linked.machine);
             }
         }
         if matches!(kind, Kind::File | Kind::Hardlink) {
             files.insert(path.clone(), listing.entries.len());
         }
-        listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest, xattrs });
+        listing.entries.push(Entry { path, kind, mode, link, uid, gid, size, digest, xattrs, machine });
     }
     Ok(listing)
 }
@@ -96,14 +102,19 @@ fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<String> 
     Ok(found.join(";"))
 }
 
-/// The SHA-256 of what `input` reads to its end, hex.
-fn digest_of(input: &mut impl Read) -> std::io::Result<String> {
+/// The SHA-256 of what `input` reads to its end, hex, and its first bytes (an ELF header's).
+fn digest_of(input: &mut impl Read) -> std::io::Result<(String, Vec<u8>)> {
     let mut hasher = Sha256::new();
+    let mut head = Vec::new();
     let mut buffer = [0u8; 64 * 1024];
     loop {
         match input.read(&mut buffer)? {
-            0 => return Ok(hex(&hasher.finalize())),
-            n => hasher.update(&buffer[..n]),
+            0 => return Ok((hex(&hasher.finalize()), head)),
+            n => {
+                hasher.update(&buffer[..n]);
+                let wanted = 20usize.saturating_sub(head.len()).min(n);
+                head.extend_from_slice(&buffer[..wanted]);
+            }
         }
     }
 }

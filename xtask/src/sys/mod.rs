@@ -3,6 +3,7 @@
 //! environment, retries.
 
 pub mod docker;
+pub mod emulation;
 pub mod env;
 pub mod export;
 pub mod gha;

@@ -221,7 +221,13 @@ impl Docker {
 
     /// Runs a pull, retrying transient failures; its output goes to `transcript`.
     pub fn pull(&self, reference: &str, transcript: &mut String) -> anyhow::Result<()> {
-        let command = Step::pull(reference).command();
+        self.pull_step(&Step::pull(reference), transcript)
+    }
+
+    /// Runs a pull step (retrying transient failures); its output goes to `transcript`.
+    pub fn pull_step(&self, step: &Step, transcript: &mut String) -> anyhow::Result<()> {
+        let reference = step.subject();
+        let command = step.command();
         let what = format!("{} pull {reference}", self.name());
         let registry = crate::model::oci::registry_of(reference);
         self.retrying(&what, registry, Some(transcript), || {
@@ -311,6 +317,17 @@ impl Docker {
         }
         let (id, digests): (String, Vec<String>) = id_and(reference, &out, "RepoDigests")?;
         Ok(crate::model::oci::repo_digest_of(reference, &digests).unwrap_or(id))
+    }
+
+    /// The platform (os, architecture, variant) a local image's configuration names.
+    pub fn platform_of(&self, reference: &str) -> anyhow::Result<(String, String, String)> {
+        let out = self.ask(
+            "image inspect",
+            &["image", "inspect", "--format", "{{.Os}} {{.Architecture}} {{.Variant}}", reference],
+        )?;
+        let mut words = out.stdout.split_whitespace().map(String::from);
+        let (os, arch) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+        Ok((os, arch, words.next().unwrap_or_default()))
     }
 
     /// The id and labels of a local image.
