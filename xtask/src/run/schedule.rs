@@ -111,8 +111,12 @@ fn inspect_built(
             ),
             Err(e) => return Err(e.context(format!("comparing it with {} failed", c.published))),
         };
+        // An unchanged image hands on the published one: to its children, which build on it, and
+        // (one platform of several) to its image's new index when another platform changed, so
+        // that an unchanged platform keeps the manifest digest it was published with.
         let has_children = plan.builds.iter().any(|b| b.needs.contains(&v.image));
-        let adopted = match (&verdict.published, verdict.publish, has_children) {
+        let hands_on = has_children || c.platform.is_some();
+        let adopted = match (&verdict.published, verdict.publish, hands_on) {
             (Some(digest), false, true) => Some(world.adopt(c, digest, &v.reference)?),
             _ => None,
         };

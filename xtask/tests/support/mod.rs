@@ -1051,13 +1051,55 @@ impl Registry {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The manifest under `repository:tag` as stored: its media type and bytes.
+    pub fn manifest(&self, repository: &str, tag: &str) -> (String, String) {
+        let (status, headers, body) = self.get(&format!("/v2/{repository}/manifests/{tag}"));
+        assert_eq!(status, 200, "manifest of {repository}:{tag}: {body}");
+        (header(&headers, "content-type").expect("Content-Type header"), body)
+    }
+
+    /// PUTs an OCI image index of `members` (platform as `os/arch`, repository:tag of a
+    /// manifest pushed before) under `repository:tag`, as a multi-platform upstream image is.
+    pub fn put_index(&self, repository: &str, tag: &str, members: &[(&str, &str)]) {
+        let manifests: Vec<serde_json::Value> = members
+            .iter()
+            .map(|(platform, member)| {
+                let (os, arch) = platform.split_once('/').unwrap();
+                let (media_type, body) = self.manifest(repository, member);
+                serde_json::json!({
+                    "mediaType": media_type,
+                    "digest": self.digest(repository, member),
+                    "size": body.len(),
+                    "platform": { "os": os, "architecture": arch },
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        })
+        .to_string();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let request = format!(
+            "PUT /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: \
+             application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host(),
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 201"), "PUT of the index {repository}:{tag}: {response}");
+    }
+
     fn get(&self, path: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut request = format!(
             // Every manifest type: distribution answers MANIFEST_UNKNOWN for an OCI manifest
             // (podman pushes those) when the Accept header leaves OCI out.
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json\r\n",
             self.host()
         );
         if let Some((user, password)) = &self.auth {
