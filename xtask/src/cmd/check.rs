@@ -63,7 +63,14 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
     for contract in &workflows::CONTRACTS {
         let path = folder.join(contract.file);
         match std::fs::read_to_string(&path) {
-            Ok(text) => problems.extend(workflows::problems(contract, &text)),
+            Ok(text) => {
+                problems.extend(workflows::problems(contract, &text));
+                problems.extend(workflows::emulation_problems(
+                    contract,
+                    &text,
+                    &foreign_platforms(inventory),
+                ));
+            }
             Err(e) => problems.push(format!("{}: cannot read: {e}", path.display())),
         }
     }
@@ -82,6 +89,21 @@ pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The platforms the inventory asks for that GitHub's runner (linux/amd64) does not run.
+fn foreign_platforms(inventory: &Inventory) -> Vec<String> {
+    let mut foreign: Vec<String> = inventory
+        .images
+        .values()
+        .flat_map(|i| i.platforms.iter())
+        .filter_map(|p| crate::model::platform::Platform::parse(p))
+        .filter(|p| p.arch != "amd64")
+        .map(|p| p.to_string())
+        .collect();
+    foreign.sort();
+    foreign.dedup();
+    foreign
 }
 
 /// `path` without `.` and `..` components (a lexical clean-up: the folder may not exist).

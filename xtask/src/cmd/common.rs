@@ -139,7 +139,7 @@ fn builder_makes_platforms(ctx: &Ctx, builder: &Builder, images: &[&Image]) -> a
         return Ok(());
     }
     // A remote engine runs the builds on another machine, whose emulators this one cannot see.
-    if !ctx.env.get("DOCKER_HOST").is_some_and(|h| !h.starts_with("unix://")) {
+    if ctx.env.get("DOCKER_HOST").is_none_or(|h| h.starts_with("unix://")) {
         for (image, written) in &asked {
             let Some(platform) = Platform::parse(written) else { continue };
             if let Some(why) = emulation::missing(&platform) {

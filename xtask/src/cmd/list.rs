@@ -52,7 +52,7 @@ impl flags::List {
             ctx.log.say(&format!("no image is affected by the changes since {reference}"));
             return Ok(());
         }
-        let rows: Vec<[String; 7]> = images
+        let rows: Vec<[String; 8]> = images
             .iter()
             .map(|i| {
                 [
@@ -61,6 +61,7 @@ impl flags::List {
                     if i.push { "yes" } else { "no" }.to_string(),
                     if i.depends_on.is_empty() { "-".to_string() } else { i.depends_on.join(",") },
                     tag_templates(i).join(" "),
+                    if i.platforms.is_empty() { "engine's own".to_string() } else { i.platforms.join(",") },
                     i.base_support_ends.as_ref().map_or("-".to_string(), |e| e.date.clone()),
                     reason(&i.name).cloned().unwrap_or_default(),
                 ]
@@ -78,7 +79,7 @@ impl flags::List {
         let last = if reasons.is_some() { "WHY" } else { "" };
         print_table(
             &ctx.log,
-            ["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", "BASE SUPPORT ENDS", last],
+            ["IMAGE", "VERSION", "PUSH", "DEPENDS ON", "TAGS", "PLATFORMS", "BASE SUPPORT ENDS", last],
             &rows,
         );
         Ok(())

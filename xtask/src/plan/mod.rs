@@ -8,27 +8,25 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
 use crate::model::inventory::{Image, Inventory};
+mod builds;
 pub mod changes;
 mod display;
 pub mod order;
 pub mod parents;
 pub mod platforms;
+mod publish;
 
 use crate::model::hardening;
-use crate::model::oci::{self, split_reference};
 use crate::model::platform::Platform;
 use crate::model::rebuild::{self, Base, Origins};
-use crate::model::sources::own_ignore_file;
 pub use crate::model::step::{BuildStep, Builder, Step};
-use crate::model::tags::{self, BuildId};
+use crate::model::tags::{self};
+use builds::builds;
 pub use order::{runner_groups, select};
-use parents::Replacement;
-use parents::Use;
 pub use parents::{lineage, BaseSource, Lineage};
 pub use platforms::Pin;
+pub use publish::{build_plan, publish_plan, pull_request_plans};
 
 /// The names one run gives what it builds, and the folder for its files (image ids, Dockerfile
 /// copies).
@@ -274,186 +272,6 @@ impl Inputs<'_> {
     }
 }
 
-/// The build of one image for `platform`, from `dockerfile`.
-fn build_step(
-    image: &Image,
-    platform: Option<&Platform>,
-    inputs: &Inputs<'_>,
-    labels: &[(String, String)],
-    dockerfile: &Path,
-) -> BuildStep {
-    let parents = inputs.lineage.get(&image.name).map(|l| l.uses.as_slice()).unwrap_or_default();
-    let parent_args = parents.iter().filter_map(|u| match &u.how {
-        Use::Arg(arg) => Some((arg.clone(), inputs.reference(&u.parent, platform))),
-        Use::Named { .. } => None,
-    });
-    // BuildKit and buildah set TARGET* themselves; the legacy builder needs them passed.
-    let target_args = match (platform, &inputs.options.builder) {
-        (Some(p), Builder::Legacy) => platforms::target_args(p),
-        _ => Vec::new(),
-    };
-    BuildStep {
-        builder: inputs.options.builder.clone(),
-        no_cache: inputs.options.no_cache,
-        platforms: platform.map(|p| vec![p.to_string()]).unwrap_or_default(),
-        dockerfile: dockerfile.to_path_buf(),
-        tag: inputs.reference(&image.name, platform),
-        iidfile: iidfile(inputs.run, &platforms::key(&image.name, platform)),
-        build_args: image.build_args.clone().into_iter().chain(parent_args).chain(target_args).collect(),
-        labels: labels.to_vec(),
-        context: image.context.clone(),
-    }
-}
-
-fn iidfile(run: &RunNames, key: &str) -> PathBuf {
-    run.dir.join(format!("{}.iid", key.replace('@', "-").replace('/', "-")))
-}
-
-/// The builds of `images` (in dependency order, each image's platforms in its order), with
-/// their verifications.
-fn builds(
-    inputs: &Inputs<'_>,
-    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-) -> anyhow::Result<(Vec<Build>, Vec<Verification>)> {
-    let mut builds = Vec::new();
-    let mut verifications = Vec::new();
-    for image in inputs.images {
-        for platform in platforms::variants(image) {
-            let build = build_of(inputs, image, platform.as_ref(), labels)?;
-            verifications.push(Verification {
-                image: build.image.clone(),
-                reference: build.reference.clone(),
-                platform: platform.clone(),
-                spec: image.verify.clone(),
-                kept_as: platforms::suffixed(
-                    &tags::rejected_reference(inputs.registry, &image.name),
-                    platform.as_ref(),
-                ),
-            });
-            builds.push(build);
-        }
-    }
-    Ok((builds, verifications))
-}
-
-/// The build of `image` for `platform`: on its parents' builds for that platform, and (for one
-/// platform of several) on its outside base pinned to that platform.
-fn build_of(
-    inputs: &Inputs<'_>,
-    image: &Image,
-    platform: Option<&Platform>,
-    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-) -> anyhow::Result<Build> {
-    let key = platforms::key(&image.name, platform);
-    let links = inputs.lineage.get(&image.name);
-    let needs = parents_for(inputs, image, platform)?;
-    let (copies, pins) = dockerfile_copy(inputs, image, platform)?;
-    let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
-    let step = build_step(image, platform, inputs, &labels(image), dockerfile);
-    let base = links.and_then(|l| l.base.clone());
-    let version_tag = |p: &str| {
-        let parent = &inputs.inventory.images[p];
-        format!("{}:{}", tags::repository(inputs.registry, p), tags::version_tag(parent))
-    };
-    let parent_sources = image
-        .depends_on
-        .iter()
-        .filter(|p| inputs.images.iter().any(|i| &&i.name == p))
-        .filter(|p| !matches!(&base, Some(BaseSource::Parent { image, .. }) if image == *p))
-        .map(|p| (platforms::key(p, platform), version_tag(p)))
-        .collect();
-    Ok(Build {
-        image: key.clone(),
-        of: image.name.clone(),
-        platform: platform.cloned(),
-        step,
-        reference: inputs.reference(&image.name, platform),
-        iidfile: iidfile(inputs.run, &key),
-        copies,
-        needs,
-        base,
-        sources: links.map(|l| l.sources.clone()).unwrap_or_default(),
-        parent_sources,
-        pins,
-    })
-}
-
-/// The builds `image`'s build for `platform` builds on: its parents' for the same platform.
-fn parents_for(
-    inputs: &Inputs<'_>,
-    image: &Image,
-    platform: Option<&Platform>,
-) -> anyhow::Result<Vec<String>> {
-    let mut needs = Vec::new();
-    for parent in image.depends_on.iter().filter_map(|p| inputs.images.iter().find(|i| &i.name == p)) {
-        let offered = platforms::variants(parent);
-        if !offered.iter().any(|p| p.as_ref() == platform) {
-            let what =
-                |p: Option<&Platform>| p.map_or("the engine's own platform".to_string(), |p| p.to_string());
-            bail!(
-                "images.{}.platforms: {} is built for {}, which its parent {} is not built for (its platforms: \
-                 {}): give both the same platforms",
-                image.name,
-                image.name,
-                what(platform),
-                parent.name,
-                if parent.platforms.is_empty() { "none, the engine's own".to_string() } else { parent.platforms.join(", ") }
-            );
-        }
-        needs.push(platforms::key(&parent.name, platform));
-    }
-    Ok(needs)
-}
-
-/// The Dockerfile copy a build needs, if any: its named parents replaced by this run's builds
-/// (for its platform), and for one platform of several its outside base replaced by the pin
-/// (with the Dockerfile's own `.dockerignore`, which BuildKit reads beside it).
-fn dockerfile_copy(
-    inputs: &Inputs<'_>,
-    image: &Image,
-    platform: Option<&Platform>,
-) -> anyhow::Result<(Vec<(PathBuf, String)>, Vec<Pin>)> {
-    let links = inputs.lineage.get(&image.name);
-    let mut replacements: Vec<Replacement> = Vec::new();
-    if let Some(links) = links {
-        replacements.extend(links.uses.iter().filter_map(|u| match &u.how {
-            Use::Named { first_line, last_line, written } => Some(Replacement {
-                first_line: *first_line,
-                last_line: *last_line,
-                written: written.clone(),
-                with: inputs.reference(&u.parent, platform),
-            }),
-            Use::Arg(_) => None,
-        }));
-    }
-    let files = inputs.inventory.sources.image(&image.name).map_err(|e| anyhow::anyhow!(e))?;
-    let mut pins = Vec::new();
-    if let Some(platform) = platform {
-        let outside = parents::outside_froms(inputs.inventory, image, &files.dockerfile)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        for mut from in outside {
-            let pin = Pin::new(inputs.run, &from.written, platform);
-            from.with = pin.local.clone();
-            replacements.push(from);
-            if !pins.contains(&pin) {
-                pins.push(pin);
-            }
-        }
-    }
-    if replacements.is_empty() {
-        return Ok((Vec::new(), pins));
-    }
-    let name = image.dockerfile.file_name().map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
-    // A folder per build: children's Dockerfiles often share a file name.
-    let folder = platforms::key(&image.name, platform).replace('@', "-").replace('/', "-");
-    let copy = inputs.run.dir.join(folder).join(name);
-    let mut copies = vec![(copy.clone(), parents::rewrite_lines(&files.text, &replacements))];
-    if let Some(ignore) = &files.own_ignore {
-        copies.push((own_ignore_file(&copy), ignore.clone()));
-    }
-    Ok((copies, pins))
-}
-
 /// `docker pull` of every image from outside the inventory the builds start from or take files
 /// from, when --pull asks for fresh ones: a child's build cannot pull (its parent exists only
 /// in this run), and the digests the labels record must be those the builds will use. A base
@@ -490,7 +308,7 @@ fn cleanup(builds: &[Build]) -> Vec<Step> {
     names.chain(pins(builds).into_iter().map(|p| p.local)).map(|r| Step::remove(&r)).collect()
 }
 
-fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> Target {
+pub(super) fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> Target {
     Target {
         reference: reference.to_string(),
         tag: Some(Step::tag(source, reference)),
@@ -502,7 +320,10 @@ fn local_target(source: &str, reference: &str, push: bool, immutable: bool) -> T
 }
 
 /// The plan's phases before the publications: pulls, pins, builds, checks, cleanup.
-fn building(inputs: &Inputs<'_>, labels: &dyn Fn(&Image) -> Vec<(String, String)>) -> anyhow::Result<Plan> {
+pub(super) fn building(
+    inputs: &Inputs<'_>,
+    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
+) -> anyhow::Result<Plan> {
     let (builds, verifications) = builds(inputs, labels)?;
     Ok(Plan {
         pulls: pulls(inputs, &builds),
@@ -514,185 +335,10 @@ fn building(inputs: &Inputs<'_>, labels: &dyn Fn(&Image) -> Vec<(String, String)
     })
 }
 
-/// Builds `images` (already in dependency order) and gives each its local-only tag
-/// (`local-v<version>`, with the platform for one of several); pushes nothing.
-pub fn build_plan(inputs: &Inputs<'_>) -> anyhow::Result<Plan> {
-    let mut plan = building(inputs, &|_| Vec::new())?;
-    plan.publications = plan
-        .builds
-        .iter()
-        .map(|b| {
-            let image = &inputs.inventory.images[&b.of];
-            let local =
-                platforms::suffixed(&tags::local_reference(inputs.registry, image), b.platform.as_ref());
-            Publication {
-                image: b.image.clone(),
-                targets: vec![local_target(&b.reference, &local, false, false)],
-                source: b.reference.clone(),
-                after: Vec::new(),
-            }
-        })
-        .collect();
-    Ok(plan)
-}
-
-/// Builds every image, then tags and pushes the three published tags of each image whose
-/// `push` is true (unique, version, latest), per image in that order. An image with several
-/// platforms pushes each platform's build under the unique tag and its platform
-/// (`v1.0.0_12.3-linux-arm64`), then one index of them under the three tags.
-pub fn publish_plan(
-    inputs: &Inputs<'_>,
-    build_id: &BuildId,
-    labels: &dyn Fn(&Image) -> Vec<(String, String)>,
-    force: bool,
-) -> anyhow::Result<Plan> {
-    let mut plan = Plan { force, ..building(inputs, labels)? };
-    for image in inputs.images {
-        let references = tags::published_references(inputs.registry, image, build_id)?;
-        if image.push {
-            plan.must_be_absent.push(references[0].clone());
-        }
-        let variants = platforms::variants(image);
-        for platform in &variants {
-            let key = platforms::key(&image.name, platform.as_ref());
-            let source = inputs.reference(&image.name, platform.as_ref());
-            if image.push {
-                plan.comparisons.push(Comparison {
-                    image: key.clone(),
-                    of: image.name.clone(),
-                    platform: platform.clone(),
-                    platforms: variants.iter().flatten().cloned().collect(),
-                    published: references[1].clone(),
-                });
-            }
-            let targets = match platform {
-                None => published_targets(&source, &references, image.push),
-                Some(_) if image.push => {
-                    let unique = platforms::suffixed(&references[0], platform.as_ref());
-                    if let Some(problem) =
-                        oci::tag_problem(split_reference(&unique).1.as_deref().unwrap_or_default())
-                    {
-                        bail!("--build-id: {unique}: {problem}");
-                    }
-                    plan.must_be_absent.push(unique.clone());
-                    vec![local_target(&source, &unique, true, true)]
-                }
-                // Never pushed: each platform's build gets the tags locally, with its platform.
-                Some(p) => references
-                    .iter()
-                    .map(|r| local_target(&source, &platforms::suffixed(r, Some(p)), false, false))
-                    .collect(),
-            };
-            plan.publications.push(Publication { image: key, source, targets, after: Vec::new() });
-        }
-        if image.push && !image.platforms.is_empty() {
-            plan.publications.push(index_publication(inputs, image, &references, &variants));
-        }
-    }
-    Ok(plan)
-}
-
-/// The three tags of a single-platform image: the unique tag pushed, the version tag and
-/// `latest` given its manifest in the registry.
-fn published_targets(source: &str, references: &[String; 3], push: bool) -> Vec<Target> {
-    references
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Target {
-            retag_of: (push && i > 0).then(|| references[0].clone()),
-            ..local_target(source, r, push, i == 0)
-        })
-        .collect()
-}
-
-/// The index of an image's platforms, pushed under its unique tag once every platform's build
-/// is out (and its parents' indexes), then given to the version tag and `latest`.
-fn index_publication(
-    inputs: &Inputs<'_>,
-    image: &Image,
-    references: &[String; 3],
-    variants: &[Option<Platform>],
-) -> Publication {
-    let members: Vec<(Platform, String)> = variants
-        .iter()
-        .flatten()
-        .map(|p| (p.clone(), platforms::suffixed(&references[0], Some(p))))
-        .collect();
-    let targets = references
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Target {
-            reference: r.clone(),
-            tag: None,
-            push: Some(Step::push(r)),
-            immutable: i == 0,
-            retag_of: (i > 0).then(|| references[0].clone()),
-            index: (i == 0).then(|| members.clone()),
-        })
-        .collect();
-    let mut after: Vec<String> = variants.iter().map(|p| platforms::key(&image.name, p.as_ref())).collect();
-    after.extend(image.depends_on.iter().filter(|p| inputs.images.iter().any(|i| &&i.name == p)).cloned());
-    Publication { image: image.name.clone(), source: String::new(), targets, after }
-}
-
-/// The plans ci-pr runs, in order. With `probe` (a write token is present) the first builds
-/// the test package's image and its parents, tags it as the test package and pushes it, so a
-/// missing permission shows before the long builds; the second builds every other image.
-/// Without it, one plan builds `images`. Nothing but the test package is ever pushed. The
-/// run-private names go at the end of the last plan.
-pub fn pull_request_plans(
-    inventory: &Inventory,
-    inputs: &Inputs<'_>,
-    probe: bool,
-) -> anyhow::Result<Vec<Plan>> {
-    let Some(package) = inventory.test_package.as_ref().filter(|_| probe) else {
-        return Ok(vec![build_plan(inputs)?]);
-    };
-    let first = select(inventory, std::slice::from_ref(&package.image))?;
-    let ordered: Vec<&Image> = first
-        .iter()
-        .copied()
-        .chain(inputs.images.iter().copied().filter(|i| !first.iter().any(|f| f.name == i.name)))
-        .collect();
-    let mut whole = build_plan(&Inputs { images: &ordered, ..*inputs })?;
-    let in_first = |of: &str| first.iter().any(|f| f.name == of);
-    let (probe_builds, rest_builds): (Vec<Build>, Vec<Build>) =
-        whole.builds.into_iter().partition(|b| in_first(&b.of));
-    let probe_keys: Vec<String> = probe_builds.iter().map(|b| b.image.clone()).collect();
-    let (probe_publications, rest_publications): (Vec<Publication>, Vec<Publication>) =
-        whole.publications.into_iter().partition(|p| probe_keys.contains(&p.image));
-    whole.builds = probe_builds;
-    whole.publications = probe_publications;
-    let (probe_checks, rest_checks): (Vec<Verification>, Vec<Verification>) =
-        whole.verifications.into_iter().partition(|v| probe_keys.contains(&v.image));
-    let source = inputs.run.reference(inputs.registry, &package.image);
-    let target = format!("{}:{}", tags::repository(inputs.registry, &package.name), package.tag);
-    let mut probe_publications = whole.publications;
-    if let Some(p) = probe_publications
-        .iter_mut()
-        .find(|p| p.image == package.image || p.image.starts_with(&format!("{}@", package.image)))
-    {
-        p.targets.push(local_target(&source, &target, true, false));
-    }
-    let probe = Plan {
-        builds: whole.builds,
-        verifications: probe_checks,
-        publications: probe_publications,
-        ..Plan::empty(inputs.run)
-    };
-    let rest = Plan {
-        builds: rest_builds,
-        verifications: rest_checks,
-        publications: rest_publications,
-        cleanup: whole.cleanup,
-        ..Plan::empty(inputs.run)
-    };
-    Ok(vec![probe, rest])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tags::BuildId;
     use crate::testdir::TestDir;
 
     fn inventory(dir: &TestDir) -> Inventory {

@@ -336,8 +336,8 @@ impl Live<'_> {
     fn index_of(
         &self,
         members: &[(Platform, String)],
-        read_back: &dyn Fn(&str) -> Result<Manifest, (anyhow::Error, bool)>,
-    ) -> Result<(Manifest, String), (anyhow::Error, bool)> {
+        read_back: &dyn Fn(&str) -> Result<Manifest, Unsent>,
+    ) -> Result<(Manifest, String), Unsent> {
         let manifests: Vec<Manifest> = members.iter().map(|(_, r)| read_back(r)).collect::<Result<_, _>>()?;
         let listed: Vec<Member<'_>> = members
             .iter()
@@ -348,6 +348,9 @@ impl Live<'_> {
         Ok((Manifest { media_type: OCI_INDEX.to_string(), body: image_index(&listed) }, names.join(", ")))
     }
 }
+
+/// A send that failed: the error, and whether it was stopped midway (and so may still arrive).
+type Unsent = (anyhow::Error, bool);
 
 /// The error of a send the registry does not show: a stopped one may still be finished, which
 /// for a unique tag uses its build id up.

@@ -55,6 +55,8 @@ pub struct Pushed {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The local names given to bases pinned for a platform (removed at the end).
+    pub pinned: Vec<String>,
     /// The builds whose SBOM this run wrote (cmd/sboms.rs).
     pub sboms: Vec<String>,
     /// The id of the image each build made.
@@ -276,13 +278,22 @@ pub fn execute(
             break;
         }
     }
-    // Every name this run gave goes; an image kept for a look is first copied to its one
-    // kept name, which replaces the one an earlier run kept.
+    remove_run_names(world, plans, &reports, log, options.jobs);
+    for plan in plans {
+        let _ = std::fs::remove_dir_all(&plan.run.dir);
+    }
+    (reports, result)
+}
+
+/// Every name this run gave goes (its builds', its pinned bases'); an image kept for a look
+/// is first copied to its one kept name, which replaces the one an earlier run kept.
+fn remove_run_names(world: &dyn World, plans: &[Plan], reports: &[Report], log: &Log, jobs: usize) {
     let mut built: Vec<&str> = plans
         .iter()
-        .zip(&reports)
+        .zip(reports)
         .flat_map(|(plan, report)| plan.builds.iter().filter(|b| report.ids.contains_key(&b.image)))
         .map(|b| b.reference.as_str())
+        .chain(reports.iter().flat_map(|r| r.pinned.iter().map(String::as_str)))
         .collect();
     if interrupt::requested() && !built.is_empty() {
         // Every command would be stopped at once; say what is left instead.
@@ -291,7 +302,7 @@ pub fn execute(
     }
     let kept = plans
         .iter()
-        .zip(&reports)
+        .zip(reports)
         .flat_map(|(plan, report)| plan.verifications.iter().filter(|v| report.kept.contains(&v.image)));
     for v in kept.filter(|v| built.contains(&v.reference.as_str())) {
         let [forget, copy] = v.keep();
@@ -303,7 +314,7 @@ pub fn execute(
     }
     let cleanup: Vec<&Step> =
         plans.iter().flat_map(|p| &p.cleanup).filter(|c| built.contains(&c.subject())).collect();
-    for chunk in cleanup.chunks(options.jobs.max(1)) {
+    for chunk in cleanup.chunks(jobs.max(1)) {
         let failures: Vec<anyhow::Error> = std::thread::scope(|scope| {
             let removing: Vec<_> = chunk.iter().map(|c| scope.spawn(|| world.clean_up(c))).collect();
             removing.into_iter().filter_map(|r| r.join().ok().and_then(Result::err)).collect()
@@ -312,10 +323,6 @@ pub fn execute(
             log.warning(&format!("could not remove a name this run gave: {e:#}"));
         }
     }
-    for plan in plans {
-        let _ = std::fs::remove_dir_all(&plan.run.dir);
-    }
-    (reports, result)
 }
 
 #[cfg(test)]

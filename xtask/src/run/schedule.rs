@@ -59,6 +59,7 @@ pub(super) fn resolve_bases(world: &dyn World, plan: &Plan, report: &mut Report)
     let mut pinned: BTreeMap<String, String> = BTreeMap::new();
     for pin in &plan.pins {
         let digest = world.pin(pin).map_err(|e| e.context(format!("{} for {}", pin.base, pin.platform)))?;
+        report.pinned.push(pin.local.clone());
         pinned.insert(pin.local.clone(), digest);
     }
     let mut known: BTreeMap<String, String> = BTreeMap::new();

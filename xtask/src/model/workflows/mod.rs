@@ -197,6 +197,32 @@ fn line_problems(contract: &Contract, lines: &[(usize, &str)]) -> (Vec<String>, 
     (problems, runs)
 }
 
+/// The action that registers QEMU's emulators on a runner.
+const SETUP_QEMU: &str = "docker/setup-qemu-action@";
+
+/// An image workflow must let the runner (GitHub's ubuntu-24.04, amd64) build the `foreign`
+/// platforms the inventory asks for: QEMU set up before the tool runs.
+pub fn emulation_problems(contract: &Contract, text: &str, foreign: &[String]) -> Vec<String> {
+    let builds = contract.command.starts_with("cargo xtask ci-");
+    if !builds || foreign.is_empty() {
+        return Vec::new();
+    }
+    let found = entries::entries(text);
+    let setup =
+        found.iter().position(|e| e.key == "uses" && e.value.to_ascii_lowercase().starts_with(SETUP_QEMU));
+    let run = found.iter().position(|e| e.key == "run" && e.value == contract.command);
+    match (setup, run) {
+        (Some(s), Some(r)) if s < r => Vec::new(),
+        _ => vec![format!(
+            "{}: images.toml builds for {}, which GitHub's amd64 runner can only emulate: run `{SETUP_QEMU}<sha>` \
+             before `{}`",
+            contract.file,
+            foreign.join(", "),
+            contract.command
+        )],
+    }
+}
+
 /// The indented lines under a top-level key.
 fn block<'a>(lines: &[(usize, &'a str)], key: &str) -> Vec<&'a str> {
     let mut out = Vec::new();
@@ -438,5 +464,24 @@ mod tests {
                 "      id-token: 'write'\n",
             );
         assert_eq!(problems(main, &respelled), Vec::<String>::new());
+    }
+
+    /// Images built for arm64 need QEMU on GitHub's amd64 runner, set up before the tool runs.
+    #[test]
+    fn a_foreign_platform_needs_qemu_before_the_tool() {
+        let arm = ["linux/arm64".to_string()];
+        for contract in &CONTRACTS[..2] {
+            let good = repo_workflow(contract.file);
+            assert_eq!(emulation_problems(contract, &good, &arm), Vec::<String>::new(), "{}", contract.file);
+            let without: String = good
+                .lines()
+                .filter(|l| !l.contains("setup-qemu-action") && !l.contains("platforms: arm64"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let p = emulation_problems(contract, &without, &arm);
+            assert!(p.iter().any(|p| p.contains("builds for linux/arm64")), "{p:?}");
+            assert!(emulation_problems(contract, &without, &[]).is_empty(), "amd64 only needs nothing");
+        }
+        assert!(emulation_problems(&CONTRACTS[2], &repo_workflow(CONTRACTS[2].file), &arm).is_empty());
     }
 }
