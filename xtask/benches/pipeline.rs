@@ -10,6 +10,9 @@
 //! 3. cold start: `cargo build -p xtask` from an empty target folder against a scratch crate
 //!    that uses only the six named crates.
 
+#[path = "pipeline/platforms.rs"]
+mod platforms;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -101,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         println!("== real engine: skipped (--no-engine)");
     } else {
         real_engine(&sh)?;
+        platforms_bench(&sh)?;
     }
     if options.no_cold {
         println!("== cold build: skipped (--no-cold)");
@@ -691,6 +695,19 @@ fn real_engine(sh: &Shell) -> anyhow::Result<()> {
         compared.as_secs_f64()
     );
     Ok(())
+}
+
+/// The platforms part, on its own registry and scratch folder.
+fn platforms_bench(sh: &Shell) -> anyhow::Result<()> {
+    let registry = match BenchRegistry::start() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("== platforms: skipped: {e:#}");
+            return Ok(());
+        }
+    };
+    let scratch = Scratch::new("platforms")?;
+    platforms::run(sh, &docker(), xtask(), &scratch.0, &registry.host)
 }
 
 /// The `[profile.dev]` table of the workspace manifest, as written.
