@@ -279,3 +279,38 @@ fn a_failure_on_one_platform_pushes_nothing_for_any() {
         assert!(registry.tags(&registry.repo(image)).is_empty(), "{image} has tags");
     }
 }
+
+/// BuildKit (buildx, its docker driver) builds both platforms too, each on its platform's
+/// pinned base, setting TARGETARCH itself; `build` tags each platform locally.
+#[test]
+fn buildx_builds_each_platform_on_its_pinned_base() {
+    let Some(busybox) = arm64_busybox() else { return };
+    if !require_engine() {
+        return;
+    }
+    let dir = TempDir::new("platforms-buildx");
+    let config = dir.path().join("docker-config");
+    if !support::add_buildx(&config) {
+        return;
+    }
+    let registry = Registry::start();
+    let base = two_platform_base(&registry, &busybox);
+    let inv = inventory(&dir, &registry, &base, "\"linux/amd64\", \"linux/arm64\"", "");
+    let out =
+        run(xtask().args(["build", "parent", "--inventory"]).arg(&inv).env("DOCKER_CONFIG", &config)).ok();
+    assert!(
+        out.stdout.contains("docker buildx build --load --progress=plain --platform linux/arm64"),
+        "{}",
+        out.stdout
+    );
+    let local = format!("{}/parent:local-v1.0.0-linux-arm64", registry.ns());
+    assert_eq!(
+        docker(&["run", "--rm", "--platform", "linux/arm64", &local, "cat", "/parent-arch", "/target-arch"]),
+        "aarch64\narm64\n"
+    );
+    let amd = format!("{}/parent:local-v1.0.0-linux-amd64", registry.ns());
+    assert_eq!(
+        docker(&["run", "--rm", "--platform", "linux/amd64", &amd, "cat", "/parent-arch"]),
+        "x86_64\n"
+    );
+}

@@ -443,18 +443,24 @@ fn buildx_builds_on_a_named_builder_and_refuses_platforms_it_cannot_make() {
         1,
     );
     std::fs::write(&inv, text).unwrap();
-    let out = build(&[]).fails();
-    assert!(out.stderr.contains("images.bx-base.platforms asks for linux/amd64, linux/arm64, but the current builder uses the docker driver"), "{}", out.stderr);
-    assert!(!out.stdout.contains("==> build"), "something was built:\n{}", out.stdout);
-    let text =
-        std::fs::read_to_string(&inv).unwrap().replace("\"linux/amd64\", \"linux/arm64\"", "\"linux/s390x\"");
-    std::fs::write(&inv, text).unwrap();
+    // A child cannot be built for another platform than its parent.
     let out = build(&[]).fails();
     assert!(
         out.stderr.contains(
-            "asks for linux/s390x, which the current builder does not build (it builds linux/amd64"
+            "bx-child is built for the engine's own platform, which its parent bx-base is not built for"
         ),
         "{}",
         out.stderr
     );
+    assert!(!out.stdout.contains("==> build"), "something was built:\n{}", out.stdout);
+    // A platform this machine cannot run is refused before anything runs, with how to enable it.
+    let text = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("platforms = [\"linux/amd64\", \"linux/arm64\"]\n", "")
+        .replace("[images.bx-child]\n", "[images.bx-child]\nplatforms = [\"linux/s390x\"]\n")
+        .replacen("push = true\n", "push = true\nplatforms = [\"linux/s390x\"]\n", 1);
+    std::fs::write(&inv, text).unwrap();
+    let out = build(&[]).fails();
+    assert!(out.stderr.contains("asks for linux/s390x, which this machine cannot build"), "{}", out.stderr);
+    assert!(!out.stdout.contains("==> build"), "something was built:\n{}", out.stdout);
 }
