@@ -86,6 +86,7 @@ fn by_hand(sh: &Shell, docker: &str, dir: &Path, registry: &str) -> anyhow::Resu
                 .env("DOCKER_BUILDKIT", "0")
                 .quiet()
                 .ignore_stdout()
+                .ignore_stderr()
                 .run()?;
             cmd!(sh, "{docker} push {tag}").quiet().ignore_stdout().run()?;
         }
