@@ -69,7 +69,10 @@ fn two_platform_base(registry: &Registry, busybox_arm64: &Path) -> String {
 fn inventory(dir: &TempDir, registry: &Registry, base: &str, platforms: &str, parent_run: &str) -> PathBuf {
     dir.write(
         "Dockerfile-parent",
-        &format!("FROM {base}\nARG TARGETARCH\nRUN uname -m > /parent-arch && echo \"$TARGETARCH\" > /target-arch\n{parent_run}"),
+        // The base through an ARG, as the repository's Dockerfiles name theirs.
+        &format!(
+            "ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}}\nARG TARGETARCH\nRUN uname -m > /parent-arch && echo \"$TARGETARCH\" > /target-arch\n{parent_run}"
+        ),
     );
     dir.write(
         "Dockerfile-child",
@@ -210,6 +213,22 @@ fn two_platforms_are_published_as_one_index_that_docker_podman_and_skopeo_read()
         assert_ne!(now[1].1, before[1].1, "{image}: its arm64 manifest changed");
     }
     assert!(second.stdout.contains("linux/amd64: unchanged since"), "{}", second.stdout);
+    // The arm64 child says it was built on the arm64 parent of this run.
+    let labels = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &child]);
+    assert!(
+        labels.contains(&format!("\"org.opencontainers.image.base.name\":\"{ns}/parent:v1.0.0\"")),
+        "{labels}"
+    );
+
+    // 3. arm64 is dropped: the indexes are published again with amd64 alone, its manifest kept.
+    inventory(&dir, &registry, &base, "\"linux/amd64\"", arm_only);
+    publish(&dir, &inv, "3").ok();
+    for image in ["parent", "child"] {
+        let (_, before) = skopeo_index(&format!("{ns}/{image}:v1.0.0_2"));
+        let (_, now) = skopeo_index(&format!("{ns}/{image}:v1.0.0_3"));
+        assert_eq!(now.len(), 1, "{image}: {now:?}");
+        assert_eq!(now[0], before[0], "{image}: its amd64 manifest did not change");
+    }
 }
 
 #[test]

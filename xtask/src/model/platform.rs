@@ -17,11 +17,14 @@ impl Platform {
         let parts: Vec<&str> = written.split('/').collect();
         let valid = (2..=3).contains(&parts.len())
             && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric()));
-        valid.then(|| Platform {
-            os: parts[0].to_ascii_lowercase(),
-            arch: parts[1].to_ascii_lowercase(),
-            variant: parts.get(2).map(|v| v.to_ascii_lowercase()).unwrap_or_default(),
-        })
+        if !valid {
+            return None;
+        }
+        let arch = parts[1].to_ascii_lowercase();
+        // arm64's only variant is v8: `linux/arm64/v8` is `linux/arm64`.
+        let variant =
+            parts.get(2).map(|v| v.to_ascii_lowercase()).filter(|v| !(arch == "arm64" && v == "v8"));
+        Some(Platform { os: parts[0].to_ascii_lowercase(), arch, variant: variant.unwrap_or_default() })
     }
 
     /// What a tag may carry: `linux-arm64`, `linux-arm-v7`.
@@ -95,6 +98,7 @@ mod tests {
         assert!(!arm.matches("linux", "amd64", ""));
         assert!(!Platform::parse("linux/arm/v7").unwrap().matches("linux", "arm", "v6"));
         assert_eq!(arm.machine(), Some(("aarch64", 183)));
+        assert_eq!(Platform::parse("linux/arm64/v8"), Some(arm.clone()), "arm64's v8 is arm64");
     }
 
     #[test]

@@ -75,8 +75,6 @@ pub struct Published {
     /// Why the image's other tags do not agree with its version tag (`latest` left behind by a
     /// run that failed half-way, or moved by hand), when they do not.
     pub tags_disagree: Option<String>,
-    /// How the platforms published differ from those built (one added or dropped), when they do.
-    pub platforms_differ: Option<String>,
 }
 
 impl Published {
@@ -92,7 +90,6 @@ impl Published {
             content: Content::default(),
             unreadable: Some(why),
             tags_disagree: None,
-            platforms_differ: None,
         }
     }
 }
@@ -126,6 +123,10 @@ pub struct Verdict {
     /// users pin), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
+    /// For one platform of several: how the published index's platforms differ from those
+    /// built (one dropped). The image's index is published again; this platform need not be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platforms_changed: Option<String>,
 }
 
 impl Verdict {
@@ -139,6 +140,7 @@ impl Verdict {
             published,
             since: None,
             index: None,
+            platforms_changed: None,
         }
     }
 
@@ -175,9 +177,6 @@ pub fn judge(
     if let Some(reason) = &published.tags_disagree {
         why.push(format!("tags: {reason}"));
     }
-    if let Some(reason) = &published.platforms_differ {
-        why.push(format!("platforms: {reason}"));
-    }
     let changed = !why.is_empty();
     // What explains.
     let (explanations, diff) = explain(origins, packages, published, inputs);
@@ -204,6 +203,7 @@ pub fn judge(
         published: Some(published.digest.clone()),
         since: Some(since),
         index: None,
+        platforms_changed: None,
     }
 }
 
@@ -313,7 +313,6 @@ mod tests {
             content: content(&[("/etc/os-release", "1"), ("/lib/apk/db/installed", "1")]),
             unreadable: None,
             tags_disagree: None,
-            platforms_differ: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::parents::{self, BaseSource, Replacement, Use};
+use super::parents::{self, BaseSource, OutsideFrom, Replacement, Use};
 use super::platforms::{self, Pin};
 use super::{Build, BuildStep, Builder, Inputs, RunNames, Verification};
 use crate::model::inventory::Image;
@@ -21,6 +21,7 @@ fn build_step(
     inputs: &Inputs<'_>,
     labels: &[(String, String)],
     dockerfile: &Path,
+    pins: &[Pin],
 ) -> BuildStep {
     let parents = inputs.lineage.get(&image.name).map(|l| l.uses.as_slice()).unwrap_or_default();
     let parent_args = parents.iter().filter_map(|u| match &u.how {
@@ -32,6 +33,11 @@ fn build_step(
         (Some(p), Builder::Legacy) => platforms::target_args(p),
         _ => Vec::new(),
     };
+    // A base that `FROM ${NAME}` takes from an ARG: the ARG names its pin.
+    let pinned: Vec<(String, String)> =
+        pins.iter().filter_map(|p| p.arg.clone().map(|arg| (arg, p.local.clone()))).collect();
+    let own: Vec<(String, String)> =
+        image.build_args.clone().into_iter().filter(|(k, _)| !pinned.iter().any(|(a, _)| a == k)).collect();
     BuildStep {
         builder: inputs.options.builder.clone(),
         no_cache: inputs.options.no_cache,
@@ -39,7 +45,7 @@ fn build_step(
         dockerfile: dockerfile.to_path_buf(),
         tag: inputs.reference(&image.name, platform),
         iidfile: iidfile(inputs.run, &platforms::key(&image.name, platform)),
-        build_args: image.build_args.clone().into_iter().chain(parent_args).chain(target_args).collect(),
+        build_args: own.into_iter().chain(parent_args).chain(pinned).chain(target_args).collect(),
         labels: labels.to_vec(),
         context: image.context.clone(),
     }
@@ -89,7 +95,7 @@ fn build_of(
     let needs = parents_for(inputs, image, platform)?;
     let (copies, pins) = dockerfile_copy(inputs, image, platform)?;
     let dockerfile = copies.first().map_or(image.dockerfile.as_path(), |(p, _)| p.as_path());
-    let step = build_step(image, platform, inputs, &labels(image), dockerfile);
+    let step = build_step(image, platform, inputs, &labels(image), dockerfile, &pins);
     let base = links.and_then(|l| l.base.clone());
     let version_tag = |p: &str| {
         let parent = &inputs.inventory.images[p];
@@ -174,10 +180,19 @@ fn dockerfile_copy(
     if let Some(platform) = platform {
         let outside = parents::outside_froms(inputs.inventory, image, &files.dockerfile)
             .map_err(|e| anyhow::anyhow!(e))?;
-        for mut from in outside {
-            let pin = Pin::new(inputs.run, &from.written, platform);
-            from.with = pin.local.clone();
-            replacements.push(from);
+        for from in outside {
+            let pin = match from {
+                OutsideFrom::Line(mut line) => {
+                    let pin = Pin::new(inputs.run, &line.written, platform);
+                    line.with = pin.local.clone();
+                    replacements.push(line);
+                    pin
+                }
+                // `FROM ${BASE}`: the ARG is given the pinned name (build_step).
+                OutsideFrom::Arg { name, image } => {
+                    Pin { arg: Some(name), ..Pin::new(inputs.run, &image, platform) }
+                }
+            };
             if !pins.contains(&pin) {
                 pins.push(pin);
             }

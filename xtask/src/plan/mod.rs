@@ -691,9 +691,9 @@ dockerfile = "Dockerfile-other"
         // The base's FROM is pinned per platform; the legacy builder gets TARGET* itself.
         let base = arm("base@linux/arm64");
         assert_eq!(base.pins.len(), 1);
-        assert_eq!(base.pins[0].local, "xtask-pin-t0/alpine-3-23:linux-arm64");
+        assert_eq!(base.pins[0].local, "xtask-pin-t0/alpine-3-23-9aeca355:linux-arm64");
         assert!(
-            base.copies[0].1.starts_with("FROM xtask-pin-t0/alpine-3-23:linux-arm64\n"),
+            base.copies[0].1.starts_with("FROM xtask-pin-t0/alpine-3-23-9aeca355:linux-arm64\n"),
             "{:?}",
             base.copies
         );

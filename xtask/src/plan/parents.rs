@@ -284,15 +284,23 @@ pub fn rewrite_lines(text: &str, replacements: &[Replacement]) -> String {
     lines.concat()
 }
 
+/// How a FROM of an outside image is pinned: the line rewritten, or (`FROM ${NAME}`) the ARG
+/// given the pinned name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutsideFrom {
+    Line(Replacement),
+    Arg { name: String, image: String },
+}
+
 /// The FROM lines of `image` that start from an image outside the inventory (neither a parent,
-/// nor a stage, nor `scratch`), as written; none with a `--platform` of its own (a stage that
-/// runs on the build machine). One whose image comes from an ARG is refused: a build for
-/// several platforms pins each such base to its platform's digest, which needs it written.
+/// nor a stage, nor `scratch`); none with a `--platform` of its own (a stage that runs on the
+/// build machine). One whose image is part of an ARG (`${REGISTRY}/alpine`) is refused: a
+/// build for several platforms pins each base to its platform, which needs the whole image.
 pub fn outside_froms(
     inventory: &Inventory,
     image: &Image,
     dockerfile: &Dockerfile,
-) -> Result<Vec<Replacement>, String> {
+) -> Result<Vec<OutsideFrom>, String> {
     let froms = dockerfile.froms(&image.build_args);
     let references = dockerfile.image_references(&image.build_args);
     let stages: Vec<&str> = froms.iter().filter_map(|f| f.stage.as_deref()).collect();
@@ -303,6 +311,16 @@ pub fn outside_froms(
         let parent = inventory_image(inventory, &registries, &from.resolved).is_some()
             || image.depends_on.iter().any(|p| is_arg_reference(&from.image, &parent_build_arg(p)));
         if stage || parent || from.resolved.eq_ignore_ascii_case("scratch") || from.platform.is_some() {
+            continue;
+        }
+        let whole_arg = from.image.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}');
+        if from.image != from.resolved && is_arg_reference(&from.image, whole_arg) {
+            found.push(OutsideFrom::Arg { name: whole_arg.to_string(), image: from.resolved.clone() });
+            continue;
+        }
+        let whole_arg = from.image.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}');
+        if from.image != from.resolved && is_arg_reference(&from.image, whole_arg) {
+            found.push(OutsideFrom::Arg { name: whole_arg.to_string(), image: from.resolved.clone() });
             continue;
         }
         if from.image != from.resolved {
@@ -320,12 +338,12 @@ pub fn outside_froms(
             .iter()
             .find(|r| r.first_line == from.line && r.written == from.image)
             .map_or(from.line, |r| r.last_line);
-        found.push(Replacement {
+        found.push(OutsideFrom::Line(Replacement {
             first_line: from.line,
             last_line,
             written: from.image.clone(),
             with: String::new(),
-        });
+        }));
     }
     Ok(found)
 }

@@ -4,6 +4,7 @@
 //! published as one index of the platforms' manifests.
 
 use crate::model::inventory::Image;
+use crate::model::oci;
 use crate::model::platform::Platform;
 use crate::plan::RunNames;
 
@@ -38,6 +39,9 @@ pub struct Pin {
     pub base: String,
     pub platform: Platform,
     pub local: String,
+    /// The ARG that names the base (`FROM ${BASE}`), given `local`; None when the FROM line
+    /// names the base and is rewritten.
+    pub arg: Option<String>,
 }
 
 impl Pin {
@@ -51,9 +55,10 @@ impl Pin {
                 false => {}
             }
         }
-        let name = name.trim_matches('-');
+        // The base's own digest keeps two bases that read alike apart (`a/b:1`, `a/b-1`).
+        let name = format!("{}-{}", name.trim_matches('-'), &oci::digest_of(base.as_bytes())[7..15]);
         let local = format!("xtask-pin-{}/{name}:{}", run.token, platform.tag_suffix());
-        Pin { base: base.to_string(), platform: platform.clone(), local }
+        Pin { base: base.to_string(), platform: platform.clone(), local, arg: None }
     }
 }
 
@@ -80,7 +85,12 @@ mod tests {
         assert_eq!(suffixed("r/base:run-1", Some(&arm)), "r/base:run-1-linux-arm64");
         let run = RunNames { token: "t0".into(), dir: "/tmp/x".into() };
         let pin = Pin::new(&run, "registry.access.redhat.com/ubi8/Python-312:latest", &arm);
-        assert_eq!(pin.local, "xtask-pin-t0/registry-access-redhat-com-ubi8-python-312-latest:linux-arm64");
+        assert_eq!(
+            pin.local,
+            "xtask-pin-t0/registry-access-redhat-com-ubi8-python-312-latest-43953873:linux-arm64"
+        );
+        // Two bases that read alike get names of their own.
+        assert_ne!(Pin::new(&run, "r/a/base:1", &arm).local, Pin::new(&run, "r/a/base-1", &arm).local);
         let args = target_args(&Platform::parse("linux/arm/v7").unwrap());
         assert_eq!(args[0], ("TARGETPLATFORM".to_string(), "linux/arm/v7".to_string()));
         assert_eq!(args[3], ("TARGETVARIANT".to_string(), "v7".to_string()));

@@ -164,22 +164,26 @@ pub fn pull_request_plans(
     whole.publications = probe_publications;
     let (probe_checks, rest_checks): (Vec<Verification>, Vec<Verification>) =
         whole.verifications.into_iter().partition(|v| probe_keys.contains(&v.image));
-    let source = inputs.run.reference(inputs.registry, &package.image);
     let target = format!("{}:{}", tags::repository(inputs.registry, &package.name), package.tag);
     let mut probe_publications = whole.publications;
+    // The test package is the image's build (its first platform's, for several).
     if let Some(p) = probe_publications
         .iter_mut()
         .find(|p| p.image == package.image || p.image.starts_with(&format!("{}@", package.image)))
     {
+        let source = p.source.clone();
         p.targets.push(local_target(&source, &target, true, false));
     }
+    // Both plans pin what their builds start from (the second names the same pins again).
     let probe = Plan {
+        pins: whole.pins.clone(),
         builds: whole.builds,
         verifications: probe_checks,
         publications: probe_publications,
         ..Plan::empty(inputs.run)
     };
     let rest = Plan {
+        pins: whole.pins,
         builds: rest_builds,
         verifications: rest_checks,
         publications: rest_publications,

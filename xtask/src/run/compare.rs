@@ -27,7 +27,7 @@ impl Live<'_> {
         built: &Checked,
         force: bool,
     ) -> anyhow::Result<Verdict> {
-        let (published, index) = self.published(c)?;
+        let (published, index, platforms_changed) = self.published(c)?;
         let inputs = match published.as_ref().map(|p| p.revision.as_deref()) {
             None => Inputs::Unknown("nothing published".into()),
             Some(None) => Inputs::Unknown(format!("the published image has no {} label", rebuild::REVISION)),
@@ -44,6 +44,7 @@ impl Live<'_> {
             force,
         );
         verdict.index = index;
+        verdict.platforms_changed = platforms_changed;
         Ok(verdict)
     }
 
@@ -51,7 +52,18 @@ impl Live<'_> {
     /// (`body`), and how the index's platforms differ from those built. An image published for
     /// one platform only, or without this one, cannot be compared: it counts as changed.
     fn member(&self, c: &Comparison, digest: &str, body: &str) -> Result<(String, Option<String>), String> {
-        let Some(platform) = &c.platform else { return Ok((digest.to_string(), None)) };
+        let Some(platform) = &c.platform else {
+            return match index_members(body) {
+                Some(members) => {
+                    let published: Vec<String> = members.iter().map(|(p, _)| p.to_string()).collect();
+                    Err(format!(
+                        "it is published as an index of {}, and is now built for the engine's own platform",
+                        published.join(", ")
+                    ))
+                }
+                None => Ok((digest.to_string(), None)),
+            };
+        };
         let Some(members) = index_members(body) else {
             return Err(format!(
                 "it is published for one platform, not as an index of {}",
@@ -78,13 +90,16 @@ impl Live<'_> {
     /// The published image under `c.published` (for one platform of several, that platform's
     /// in the index), pulled by its digest and read; None when the registry holds nothing under
     /// that tag. Beside it, the index's digest.
-    fn published(&self, c: &Comparison) -> anyhow::Result<(Option<Published>, Option<String>)> {
+    fn published(
+        &self,
+        c: &Comparison,
+    ) -> anyhow::Result<(Option<Published>, Option<String>, Option<String>)> {
         let registry = self
             .registry
             .ok_or_else(|| anyhow::anyhow!("internal error: a comparison without a registry to ask"))?;
         let (_, path, tag) = api_name(&c.published);
         let (digest, body) = match registry.tag(&path, &tag) {
-            Ok(Tag::Absent) => return Ok((None, None)),
+            Ok(Tag::Absent) => return Ok((None, None, None)),
             Ok(Tag::Present { digest, manifest, .. }) => (digest, manifest.body),
             Err(e) => anyhow::bail!("cannot ask the registry about {}: {e}", c.published),
         };
@@ -103,7 +118,7 @@ impl Live<'_> {
         };
         let (digest, platforms_differ) = match self.member(c, &digest, &body) {
             Ok(found) => found,
-            Err(why) => return Ok((Some(Published::unreadable(&digest, why)), index)),
+            Err(why) => return Ok((Some(Published::unreadable(&digest, why)), index, None)),
         };
         let pinned = by_digest(&c.published, &digest);
         // An engine that holds it already (an earlier pull, a self-hosted runner) is asked as
@@ -120,7 +135,7 @@ impl Live<'_> {
                 if crate::sys::interrupt::requested() {
                     return Err(e);
                 }
-                return Ok((Some(Published::unreadable(&digest, format!("{e:#}"))), index));
+                return Ok((Some(Published::unreadable(&digest, format!("{e:#}"))), index, platforms_differ));
             }
             self.pulled.lock().unwrap_or_else(|p| p.into_inner()).insert(c.image.clone(), pinned.clone());
         }
@@ -147,9 +162,9 @@ impl Live<'_> {
                 content: Content { files: tree(&files), config },
                 unreadable: None,
                 tags_disagree,
-                platforms_differ,
             }),
             index,
+            platforms_differ,
         ))
     }
 

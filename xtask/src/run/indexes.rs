@@ -23,14 +23,17 @@ pub(super) fn decide_as_one(plan: &Plan, report: &mut Report) {
         if verdicts.iter().all(|(_, v)| v.is_none()) {
             continue;
         }
-        let publish = verdicts.iter().any(|(_, v)| v.is_none_or(|v| v.publish));
-        let why = verdicts
+        // A platform dropped from what is published republishes the index, not the others.
+        let dropped = verdicts.iter().find_map(|(_, v)| v.and_then(|v| v.platforms_changed.clone()));
+        let publish = dropped.is_some() || verdicts.iter().any(|(_, v)| v.is_none_or(|v| v.publish));
+        let mut why: Vec<String> = verdicts
             .iter()
             .map(|(m, v)| {
                 let platform = m.split_once('@').map_or(*m, |(_, p)| p);
                 format!("{platform}: {}", v.map_or("not compared".to_string(), Verdict::line))
             })
             .collect();
+        why.extend(dropped.map(|d| format!("platforms: {d}")));
         let first = verdicts.iter().find_map(|(_, v)| *v);
         let joined = Verdict {
             publish,
@@ -39,6 +42,7 @@ pub(super) fn decide_as_one(plan: &Plan, report: &mut Report) {
             published: first.and_then(|v| v.index.clone()),
             since: first.and_then(|v| v.since.clone()),
             index: first.and_then(|v| v.index.clone()),
+            platforms_changed: None,
         };
         for m in &members {
             if let Some(v) = report.verdicts.get_mut(*m) {

@@ -498,6 +498,7 @@ mod tests {
                 published: Some(format!("sha256:published-{}", c.image)),
                 since: Some("1".into()),
                 index: None,
+                platforms_changed: None,
             })
         }
 

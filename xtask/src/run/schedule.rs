@@ -395,7 +395,8 @@ fn origins_built_on(build: &Build, report: &Report) -> Origins {
         report.ids.get(image).map(|id| Base { name: named.to_string(), digest: id.clone() })
     };
     if let Some(BaseSource::Parent { image, named }) = &build.base {
-        origins.base = built_on(image, named);
+        // The parent's build for this build's platform.
+        origins.base = built_on(&crate::plan::platforms::key(image, build.platform.as_ref()), named);
     }
     origins.sources.extend(build.parent_sources.iter().filter_map(|(p, named)| built_on(p, named)));
     origins.sources.sort_by(|a, b| a.name.cmp(&b.name));

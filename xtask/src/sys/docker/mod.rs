@@ -321,10 +321,12 @@ impl Docker {
 
     /// The platform (os, architecture, variant) a local image's configuration names.
     pub fn platform_of(&self, reference: &str) -> anyhow::Result<(String, String, String)> {
-        let out = self.ask(
-            "image inspect",
-            &["image", "inspect", "--format", "{{.Os}} {{.Architecture}} {{.Variant}}", reference],
-        )?;
+        // podman's image inspect has no Variant field.
+        let format = match self.client()? {
+            Client::Podman => "{{.Os}} {{.Architecture}}",
+            Client::Docker => "{{.Os}} {{.Architecture}} {{.Variant}}",
+        };
+        let out = self.ask("image inspect", &["image", "inspect", "--format", format, reference])?;
         let mut words = out.stdout.split_whitespace().map(String::from);
         let (os, arch) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
         Ok((os, arch, words.next().unwrap_or_default()))
