@@ -760,3 +760,35 @@ fn an_unreadable_dockerfile_stops_only_what_needs_it() {
     assert!(checked.stderr.contains("Dockerfile-child: cannot read"), "{}", checked.stderr);
     assert!(f.docker.calls_of("build").is_empty());
 }
+
+/// `check` plans as build would: a child asking for a platform its parent is not built for is
+/// a problem there too, and a platform OCI does not name gets the name to write.
+#[test]
+fn check_refuses_what_build_would_refuse_for_platforms() {
+    let f = Fixture::new("cli");
+    let text = std::fs::read_to_string(&f.inventory).unwrap();
+    let child = text.replacen(
+        "[images.child]\n",
+        "[images.child]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n",
+        1,
+    );
+    assert_ne!(child, text, "the fixture has a child");
+    std::fs::write(&f.inventory, &child).unwrap();
+    let out = f.run(&["check"], &[]).fails();
+    assert!(
+        out.stderr.contains("child is built for linux/amd64, which its parent base is not built for"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(
+        &f.inventory,
+        text.replacen("[images.child]\n", "[images.child]\nplatforms = [\"linux/aarch64\"]\n", 1),
+    )
+    .unwrap();
+    let out = f.run(&["check"], &[]).fails();
+    assert!(
+        out.stderr.contains("`linux/aarch64` is not an architecture OCI names: write linux/arm64"),
+        "{}",
+        out.stderr
+    );
+}

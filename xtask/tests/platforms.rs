@@ -333,3 +333,20 @@ fn buildx_builds_each_platform_on_its_pinned_base() {
         "x86_64\n"
     );
 }
+
+/// A base this engine holds and no registry does cannot be pinned per platform: one clear
+/// error, at once, before any build.
+#[test]
+fn a_base_only_this_engine_holds_is_refused_at_once() {
+    if !require_engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = TempDir::new("platforms");
+    let inv = inventory(&dir, &registry, support::busybox_base(), "\"linux/amd64\", \"linux/arm64\"", "");
+    let started = std::time::Instant::now();
+    let out = publish(&dir, &inv, "1").fails();
+    assert!(out.stderr.contains("exists only on this engine"), "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no registry was waited on");
+    assert!(!out.stdout.contains("==> build"), "{}", out.stdout);
+}

@@ -4,8 +4,9 @@ use crate::cmd::common::{base_support, unpublished_parents};
 use crate::cmd::lint::{hadolint_installed, lint};
 use crate::cmd::Ctx;
 use crate::flags;
-use crate::model::inventory::Inventory;
+use crate::model::inventory::{Image, Inventory};
 use crate::model::workflows;
+use crate::plan;
 use crate::plan::parents;
 
 impl flags::Check {
@@ -79,7 +80,38 @@ fn workflow_problems(inventory: &Inventory, ctx: &Ctx) -> Vec<String> {
 
 /// Dockerfile rules the inventory cannot see: each has a FROM, and builds on its inventory
 /// parents the way plan/parents.rs describes; the same rules every building command enforces.
+/// Then the plan itself, as build would make it (platforms a parent lacks, bases that cannot
+/// be pinned per platform).
 pub fn dockerfile_problems(inventory: &Inventory) -> Vec<String> {
+    let mut problems = dockerfile_rules(inventory);
+    if problems.is_empty() {
+        problems.extend(plan_problems(inventory));
+    }
+    problems
+}
+
+fn plan_problems(inventory: &Inventory) -> Vec<String> {
+    let images: Vec<&Image> = match plan::select(inventory, &[]) {
+        Ok(images) => images,
+        Err(e) => return vec![format!("{e:#}")],
+    };
+    let planned = plan::lineage(inventory, &images).and_then(|lineage| {
+        let run = plan::RunNames::new("check".into(), std::path::Path::new("/nonexistent"));
+        let options = plan::BuildOptions::default();
+        let inputs = plan::Inputs {
+            inventory,
+            registry: &inventory.registry,
+            images: &images,
+            lineage: &lineage,
+            options: &options,
+            run: &run,
+        };
+        plan::build_plan(&inputs)
+    });
+    planned.err().map(|e| format!("{e:#}")).into_iter().collect()
+}
+
+fn dockerfile_rules(inventory: &Inventory) -> Vec<String> {
     let mut problems = Vec::new();
     for image in inventory.images.values() {
         match inventory.sources.image(&image.name) {

@@ -54,7 +54,7 @@ fn build_settings(
     let jobs = flags.jobs.unwrap_or_else(|| default_jobs(&builder, images));
     let on_failure = if flags.keep_going { OnBuildFailure::KeepGoing } else { OnBuildFailure::Stop };
     Ok((
-        BuildOptions { pull: flags.pull, no_cache: flags.no_cache, builder },
+        BuildOptions { pull: flags.pull, no_cache: flags.no_cache, builder, host: emulation::host() },
         ExecOptions { jobs, on_failure },
     ))
 }

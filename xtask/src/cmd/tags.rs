@@ -1,6 +1,8 @@
 use crate::cmd::Ctx;
 use crate::flags;
+use crate::model::platform::Platform;
 use crate::model::tags::{published_references, BuildId};
+use crate::plan::platforms;
 
 impl flags::Tags {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -13,7 +15,12 @@ impl flags::Tags {
                 image.name
             ));
         }
-        for reference in published_references(&inventory.registry, image, &build_id)? {
+        let references = published_references(&inventory.registry, image, &build_id)?;
+        // An image with several platforms: each platform's build first, then the index's tags.
+        for platform in image.platforms.iter().filter_map(|p| Platform::parse(p)) {
+            ctx.log.say(&platforms::suffixed(&references[0], Some(&platform)));
+        }
+        for reference in references {
             ctx.log.say(&reference);
         }
         Ok(())

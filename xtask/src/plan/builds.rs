@@ -30,7 +30,7 @@ fn build_step(
     });
     // BuildKit and buildah set TARGET* themselves; the legacy builder needs them passed.
     let target_args = match (platform, &inputs.options.builder) {
-        (Some(p), Builder::Legacy) => platforms::target_args(p),
+        (Some(p), Builder::Legacy) => platforms::target_args(p, inputs.options.host.as_ref()),
         _ => Vec::new(),
     };
     // A base that `FROM ${NAME}` takes from an ARG: the ARG names its pin.

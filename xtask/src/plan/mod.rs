@@ -253,6 +253,9 @@ pub struct BuildOptions {
     pub pull: bool,
     pub no_cache: bool,
     pub builder: Builder,
+    /// The platform the builds run on (the legacy builder is told, as BuildKit tells a
+    /// Dockerfile, for `FROM --platform=$BUILDPLATFORM`).
+    pub host: Option<Platform>,
 }
 
 /// Everything a plan is made from.

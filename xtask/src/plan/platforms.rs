@@ -62,15 +62,21 @@ impl Pin {
     }
 }
 
-/// The build arguments BuildKit sets for the target platform itself, for the legacy builder,
-/// so that a Dockerfile can fetch the right binary with either.
-pub fn target_args(platform: &Platform) -> Vec<(String, String)> {
-    vec![
-        ("TARGETPLATFORM".into(), platform.to_string()),
-        ("TARGETOS".into(), platform.os.clone()),
-        ("TARGETARCH".into(), platform.arch.clone()),
-        ("TARGETVARIANT".into(), platform.variant.clone()),
-    ]
+/// The build arguments BuildKit sets itself, for the legacy builder: the target platform's,
+/// so that a Dockerfile can fetch the right binary, and the build machine's (`host`), for a
+/// stage `FROM --platform=$BUILDPLATFORM`.
+pub fn target_args(platform: &Platform, host: Option<&Platform>) -> Vec<(String, String)> {
+    let of = |prefix: &str, p: &Platform| {
+        vec![
+            (format!("{prefix}PLATFORM"), p.to_string()),
+            (format!("{prefix}OS"), p.os.clone()),
+            (format!("{prefix}ARCH"), p.arch.clone()),
+            (format!("{prefix}VARIANT"), p.variant.clone()),
+        ]
+    };
+    let mut args = of("TARGET", platform);
+    args.extend(host.map(|h| of("BUILD", h)).unwrap_or_default());
+    args
 }
 
 #[cfg(test)]
@@ -91,8 +97,11 @@ mod tests {
         );
         // Two bases that read alike get names of their own.
         assert_ne!(Pin::new(&run, "r/a/base:1", &arm).local, Pin::new(&run, "r/a/base-1", &arm).local);
-        let args = target_args(&Platform::parse("linux/arm/v7").unwrap());
+        let args =
+            target_args(&Platform::parse("linux/arm/v7").unwrap(), Platform::parse("linux/amd64").as_ref());
         assert_eq!(args[0], ("TARGETPLATFORM".to_string(), "linux/arm/v7".to_string()));
         assert_eq!(args[3], ("TARGETVARIANT".to_string(), "v7".to_string()));
+        assert_eq!(args[4], ("BUILDPLATFORM".to_string(), "linux/amd64".to_string()));
+        assert_eq!(args[6], ("BUILDARCH".to_string(), "amd64".to_string()));
     }
 }

@@ -13,6 +13,17 @@ use crate::sys::registry::Tag;
 
 impl Live<'_> {
     pub(super) fn pin_base(&self, pin: &Pin) -> anyhow::Result<String> {
+        // A base this engine holds and no registry does (it was never pulled or pushed): asking
+        // a registry for it would only wait on retries.
+        let local =
+            self.docker.capture(&["image", "inspect", "--format", "{{json .RepoDigests}}", &pin.base])?;
+        if local.success && local.stdout.trim() == "[]" {
+            bail!(
+                "{} exists only on this engine: a base of an image built for several platforms must be \
+                 published in a registry, for each of them",
+                pin.base
+            );
+        }
         let (host, path, tag) = base_location(&pin.base);
         let registry = (self.connect)(&host).with_context(|| {
             format!("asking {host} for {}, the base of a build for several platforms", pin.base)

@@ -221,6 +221,17 @@ impl Validator<'_> {
                     format!("`{written}` is not a platform: write OS/ARCH[/VARIANT], e.g. linux/amd64"),
                 ),
                 Some(p) if seen.contains(&p) => self.report(key, format!("`{written}` is listed twice")),
+                Some(p) if p.os != "linux" => self
+                    .report(key, format!("`{written}`: only linux images are built here (linux/{})", p.arch)),
+                Some(p) if p.machine().is_none() => {
+                    let hint = match p.arch.as_str() {
+                        "aarch64" => "linux/arm64".to_string(),
+                        "x86_64" | "x86-64" => "linux/amd64".to_string(),
+                        "armhf" | "armv7" => "linux/arm/v7".to_string(),
+                        _ => "one of amd64, arm64, arm, 386, ppc64le, s390x, riscv64".to_string(),
+                    };
+                    self.report(key, format!("`{written}` is not an architecture OCI names: write {hint}"))
+                }
                 Some(p) => seen.push(p),
             }
         }
