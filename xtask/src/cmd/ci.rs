@@ -319,14 +319,11 @@ fn attest_json(inventory: &Inventory, images: &[&Image], report: &Report) -> Str
         // SBOM that describes it.
         items.push(item(image.name.clone(), digest, String::new()));
         for (platform, digest) in platform_digests(image, report) {
-            if !report.sboms.contains(&crate::plan::platforms::key(&image.name, Some(&platform))) {
+            let key = crate::plan::platforms::key(&image.name, Some(&platform));
+            if !report.sboms.contains(&key) {
                 continue;
             }
-            items.push(item(
-                format!("{}@{platform}", image.name),
-                &digest,
-                sbom_name(&image.name, Some(&platform)),
-            ));
+            items.push(item(key, &digest, sbom_name(&image.name, Some(&platform))));
         }
     }
     serde_json::Value::Array(items).to_string()

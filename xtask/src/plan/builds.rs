@@ -52,7 +52,7 @@ fn build_step(
 }
 
 fn iidfile(run: &RunNames, key: &str) -> PathBuf {
-    run.dir.join(format!("{}.iid", key.replace(['@', '/'], "-")))
+    run.dir.join(format!("{}.iid", platforms::file_name(key)))
 }
 
 /// The builds of `images` (in dependency order, each image's platforms in its order), with
@@ -203,7 +203,7 @@ fn dockerfile_copy(
     }
     let name = image.dockerfile.file_name().map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
     // A folder per build: children's Dockerfiles often share a file name.
-    let folder = platforms::key(&image.name, platform).replace(['@', '/'], "-");
+    let folder = platforms::file_name(&platforms::key(&image.name, platform));
     let copy = inputs.run.dir.join(folder).join(name);
     let mut copies = vec![(copy.clone(), parents::rewrite_lines(&files.text, &replacements))];
     if let Some(ignore) = &files.own_ignore {

@@ -24,6 +24,11 @@ pub fn key(image: &str, platform: Option<&Platform>) -> String {
     }
 }
 
+/// A build's key as a file or folder name of the run's own (`base-linux-arm64`).
+pub fn file_name(key: &str) -> String {
+    key.replace(['@', '/'], "-")
+}
+
 /// `repo:tag` of one platform's build: `repo:tag-linux-arm64`.
 pub fn suffixed(reference: &str, platform: Option<&Platform>) -> String {
     match platform {
